@@ -1,0 +1,44 @@
+# Two entry points for a new machine: `make demo` and `make test`.
+# Both create .venv at the repository root and install what they need.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test zoo bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) torchvision -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) -e '.[test]'
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.test
+	$(PIP) -e '.[test,bench]'
+	touch $@
+
+demo: $(VENV)/.base
+	@echo "== qready check on examples/every_rule.py (breaks every rule) =="
+	-$(VENV)/bin/qready check examples/every_rule.py:EveryRule --input 1x3x32x32
+	@echo
+	@echo "== qready check on torchvision resnet18 =="
+	-$(VENV)/bin/qready check torchvision.models:resnet18 --input 1x3x224x224 --select QR003,QR004,QR005
+
+test: $(VENV)/.test
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/check_overhead.py
+	$(PY) benchmarks/prepare_speed.py
+
+zoo: $(VENV)/.bench
+	$(PY) benchmarks/zoo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

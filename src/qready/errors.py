@@ -1,0 +1,45 @@
+"""The few exceptions qready raises on purpose.
+
+Every message is one line that names the object, says what failed and what to
+do. The CLI turns them into exit code 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "QreadyError",
+    "SpecError",
+    "InputError",
+    "ModelError",
+    "VerificationError",
+    "SaveError",
+    "LoadError",
+]
+
+
+class QreadyError(Exception):
+    """Base of every error qready raises for a reason the user can act on."""
+
+
+class SpecError(QreadyError):
+    """A model SPEC (``pkg.mod:callable`` or ``file.py:Name``) could not be loaded."""
+
+
+class InputError(QreadyError):
+    """Example inputs are malformed or do not fit the model."""
+
+
+class ModelError(QreadyError):
+    """The model itself failed: its forward raised, or it returned nothing usable."""
+
+
+class VerificationError(QreadyError):
+    """A prepared model does not compute what the original computes."""
+
+
+class SaveError(QreadyError):
+    """A prepared model could not be written."""
+
+
+class LoadError(QreadyError):
+    """A saved model directory is missing, incomplete or has been tampered with."""

@@ -1,0 +1,33 @@
+"""Writing files so that a failure never leaves half an output behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from qready.errors import SaveError
+
+__all__ = ["atomic_text"]
+
+
+@contextmanager
+def atomic_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """Write to a temporary file next to ``path``, then rename it into place."""
+    target = Path(path)
+    if target.is_dir():
+        raise SaveError(f"{str(target)!r} is a directory; give a file name for the report")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
+    except OSError as error:
+        raise SaveError(f"cannot write in {str(target.parent)!r} ({error.strerror}); choose a writable place") from error
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            yield stream
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

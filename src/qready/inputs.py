@@ -1,0 +1,148 @@
+"""What the CLI needs to get a model and its example inputs from strings."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qready.errors import InputError, SpecError
+from qready.example_inputs import Example, as_example
+
+__all__ = ["load_model", "load_object", "parse_input", "parse_kwargs", "load_example"]
+
+_DTYPES = {
+    "float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "float64": torch.float64, "double": torch.float64,
+    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
+    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+}
+_SHAPE = re.compile(r"^\d+(x\d+)*$")
+
+
+def load_object(spec: str) -> Any:
+    """Resolve ``package.module:attr`` or ``path/to/file.py:attr`` to the object it names."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise SpecError(f"SPEC {spec!r} is not of the form package.module:Name or path/to/file.py:Name")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        module = _import_file(spec, Path(target))
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as error:
+            raise SpecError(
+                f"cannot import {target!r} for SPEC {spec!r} ({error}); "
+                "install the package or give a path/to/file.py instead"
+            ) from error
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as error:
+            raise SpecError(f"{target!r} has no attribute {attr!r}; check the name after ':' in {spec!r}") from error
+    return obj
+
+
+def _import_file(spec: str, path: Path) -> Any:
+    if not path.is_file():
+        raise SpecError(f"no such file {str(path)!r} in SPEC {spec!r}; give an existing path/to/file.py:Name")
+    name = f"qready_user_{abs(hash(str(path.resolve())))}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise SpecError(f"cannot load {str(path)!r} as Python source; give a .py file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.resolve().parent))  # so the file's own sibling imports work
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise SpecError(f"importing {str(path)!r} raised {type(error).__name__}: {error}") from error
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    return module
+
+
+def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
+    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance."""
+    obj = load_object(spec)
+    if isinstance(obj, torch.nn.Module):
+        if kwargs:
+            raise SpecError(f"{spec!r} is already a model instance; drop --kwargs")
+        return obj
+    if not callable(obj):
+        raise SpecError(f"{spec!r} is a {type(obj).__name__}, not an nn.Module class or factory")
+    try:
+        model = obj(**dict(kwargs or {}))
+    except Exception as error:
+        raise SpecError(
+            f"building {spec!r} raised {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}; "
+            "pass its arguments with --kwargs '{\"name\": value}'"
+        ) from error
+    if not isinstance(model, torch.nn.Module):
+        raise SpecError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"--kwargs {text!r} is not valid JSON ({error.msg}); write e.g. '{{\"num_classes\": 10}}'") from error
+    if not isinstance(value, dict):
+        raise InputError(f"--kwargs must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def parse_input(text: str, generator: torch.Generator) -> torch.Tensor:
+    """``1x3x224x224`` (float32, normal) or ``int64:1x16`` (integers 0..9) or ``bool:1x16``."""
+    dtype_name, sep, shape_text = text.rpartition(":")
+    if not sep:
+        dtype_name, shape_text = "float32", text
+    dtype = _DTYPES.get(dtype_name.strip().lower())
+    if dtype is None:
+        raise InputError(
+            f"--input {text!r}: unknown dtype {dtype_name!r}; use one of {', '.join(sorted(_DTYPES))}"
+        )
+    if not _SHAPE.match(shape_text.strip()):
+        raise InputError(f"--input {text!r}: shape {shape_text!r} is not like 1x3x224x224")
+    shape = tuple(int(n) for n in shape_text.split("x"))
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=generator).to(dtype)
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=generator).bool()
+    return torch.randint(0, 10, shape, generator=generator).to(dtype)
+
+
+def load_example(
+    inputs: list[str] | None, inputs_fn: str | None, *, seed: int = 0
+) -> Example:
+    """Example inputs from ``--input`` shapes or from an ``--inputs`` function."""
+    if inputs and inputs_fn:
+        raise InputError("give either --input shapes or --inputs FUNCTION, not both")
+    if inputs_fn:
+        factory = load_object(inputs_fn)
+        if not callable(factory):
+            raise InputError(f"--inputs {inputs_fn!r} is not callable; name a function returning the inputs")
+        torch.manual_seed(seed)
+        try:
+            value = factory()
+        except Exception as error:
+            raise InputError(f"--inputs {inputs_fn!r} raised {type(error).__name__}: {error}") from error
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Mapping) and isinstance(value[0], tuple):
+            return as_example(value[0], value[1])
+        return as_example(value)
+    if not inputs:
+        raise InputError("no example inputs; pass --input 1x3x224x224 (repeat for more) or --inputs pkg.mod:function")
+    generator = torch.Generator().manual_seed(seed)
+    return Example(tuple(parse_input(text, generator) for text in inputs))

@@ -1,0 +1,123 @@
+"""Which torch calls change values, and which only move or describe data.
+
+A quantizer sits on values that a computation produces. Calls that only
+rearrange, select or describe a tensor (``view``, ``permute``, ``x[0]``,
+``x.shape``) produce nothing new to quantize, so they are never findings and are
+left alone by ``prepare``. Everything else that takes a tensor is value-changing.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["changes_values", "is_value_changing", "op_name", "has_tensor", "is_leaf_module", "CONTAINERS"]
+
+# Names shared by torch.*, torch.Tensor.* and torch.nn.functional.* that only
+# move, select, cast or describe data.
+_DATA_MOVEMENT = frozenset(
+    """
+    view view_as reshape reshape_as permute transpose transpose_ swapaxes swapdims t t_ adjoint
+    flatten unflatten ravel squeeze squeeze_ unsqueeze unsqueeze_ contiguous expand expand_as
+    repeat tile repeat_interleave broadcast_to broadcast_tensors movedim moveaxis narrow select
+    index_select gather take take_along_dim masked_select nonzero split split_with_sizes chunk
+    unbind tensor_split hsplit vsplit dsplit roll flip fliplr flipud rot90 diagonal
+    unfold pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle
+    getitem setitem getattr __getitem__ __setitem__ __len__ __iter__ __contains__ __bool__ __index__ __int__ __float__
+    __format__ __repr__ __hash__ __reduce_ex__ __deepcopy__ __array__ __get__ __set__
+    size dim ndimension numel nelement stride storage_offset is_contiguous is_floating_point
+    is_complex is_nonzero element_size data_ptr get_device item tolist numpy untyped_storage
+    to cpu cuda type type_as float double half bfloat16 int long short bool byte char
+    clone detach detach_ requires_grad_ retain_grad contiguous pin_memory share_memory_
+    new_zeros new_ones new_empty new_full new_tensor zeros_like ones_like empty_like full_like
+    rand_like randn_like randint_like copy_ zero_ fill_ set_ resize_ as_strided
+    dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
+    identity shape is_same_size result_type can_cast promote_types
+    """.split()
+)
+
+# Functions that build new tensors from Python values: constants, not ops on activations.
+_FACTORIES = frozenset(
+    "tensor as_tensor from_numpy zeros ones empty full arange linspace logspace eye rand randn "
+    "randint randperm normal scalar_tensor".split()
+)
+
+# torch.nn containers only call their children; they are never leaves.
+CONTAINERS: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.Sequential,
+    torch.nn.ModuleList,
+    torch.nn.ModuleDict,
+)
+
+
+def _base_name(func: Callable[..., Any]) -> str:
+    return getattr(func, "__name__", "") or ""
+
+
+def changes_values(func: Callable[..., Any]) -> bool:
+    """False for ops that only move, select, cast or describe data, or build constants."""
+    name = _base_name(func)
+    if name in _DATA_MOVEMENT or name in _FACTORIES:
+        return False
+    return getattr(func, "__module__", None) != "torch.nn.init"
+
+
+def is_value_changing(func: Callable[..., Any], args: tuple, kwargs: dict | None) -> bool:
+    """True for a call that computes new values from at least one tensor."""
+    return changes_values(func) and (has_tensor(args) or has_tensor(kwargs))
+
+
+def has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_tensor(v) for v in value.values())
+    return False
+
+
+
+
+def op_name(func: Callable[..., Any]) -> str:
+    """A stable, qualified, human-readable name: ``torch.nn.functional.relu``,
+    ``torch.Tensor.add``, ``torch.softmax``, ``operator.add``."""
+    name = _base_name(func)
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", name)
+    if func in _OPERATOR_FUNCS:
+        return f"operator.{name}"
+    if qualname.startswith(("TensorBase.", "Tensor.")):
+        return f"torch.Tensor.{name}"
+    if qualname.startswith("_VariableFunctionsClass.") or module in (None, "torch._C._VariableFunctions"):
+        return f"torch.{name}"
+    if module == "torch._C._nn":
+        return f"torch.nn.functional.{name}"
+    if module == "torch._C._linalg":
+        return f"torch.linalg.{name.removeprefix('linalg_')}"
+    if module == "torch._C._special":
+        return f"torch.special.{name.removeprefix('special_')}"
+    return f"{module}.{qualname}" if module else name
+
+
+_OPERATOR_FUNCS = frozenset(
+    getattr(operator, name) for name in dir(operator) if not name.startswith("_")
+)
+
+
+def is_leaf_module(module: torch.nn.Module) -> bool:
+    """Where a module-level quantization simulator can wrap a module whole.
+
+    A module with no children qualifies, and so does every torch.nn built-in
+    other than the containers (quantizers ship their own versions of those).
+    """
+    if isinstance(module, CONTAINERS):
+        return False
+    if type(module).__module__.startswith("torch.nn.") and not isinstance(
+        module, torch.fx.GraphModule
+    ):
+        return True
+    return next(iter(module.children()), None) is None

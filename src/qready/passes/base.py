@@ -1,0 +1,103 @@
+"""What a pass is, what it reports, and the manager that runs them in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from qready.errors import QreadyError
+
+__all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_module_in_scope"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One rewrite: what was there, what is there now, and where the user wrote it."""
+
+    kind: str  # "functional", "unrolled", "unconverted"
+    op: str
+    scope: str
+    module: str
+    module_type: str
+    file: str | None
+    line: int | None
+    details: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "op": self.op,
+            "scope": self.scope,
+            "module": self.module,
+            "module_type": self.module_type,
+            "file": self.file,
+            "line": self.line,
+            **{k: v for k, v in self.details},
+        }
+
+
+@dataclass
+class PassResult:
+    graph_module: fx.GraphModule
+    modified: bool
+    changes: list[Change] = field(default_factory=list)
+
+
+class PassError(QreadyError):
+    """A pass failed; the message names the pass and the ones that ran before it."""
+
+
+class Pass:
+    """A rewrite of a GraphModule that qready owns (never the user's model).
+
+    Passes change the module in place, since ``prepare`` already works on its
+    own copy; each ends with ``graph.lint()`` and ``recompile()``.
+    """
+
+    name: str = "pass"
+
+    def __call__(self, gm: fx.GraphModule) -> PassResult:
+        raise NotImplementedError
+
+
+class PassManager:
+    def __init__(self, passes: Sequence[Pass]) -> None:
+        self.passes = list(passes)
+
+    def __call__(self, gm: fx.GraphModule) -> tuple[fx.GraphModule, list[Change]]:
+        changes: list[Change] = []
+        done: list[str] = []
+        for p in self.passes:
+            try:
+                result = p(gm)
+            except QreadyError:
+                raise
+            except Exception as error:  # a bug in a pass: say which, after which
+                after = f" after {', '.join(done)}" if done else ""
+                raise PassError(f"pass {p.name} failed{after}: {type(error).__name__}: {error}") from error
+            gm = result.graph_module
+            changes.extend(result.changes)
+            done.append(p.name)
+        return gm, changes
+
+
+def add_module_in_scope(gm: fx.GraphModule, scope: str, base: str, module: torch.nn.Module) -> str:
+    """Register ``module`` under ``scope`` with a free name derived from ``base``; return its path."""
+    owner: torch.nn.Module = gm
+    for part in scope.split(".") if scope else ():
+        child = owner._modules.get(part)
+        if child is None:
+            child = torch.nn.Module()
+            owner.add_module(part, child)
+        owner = child
+    name = base
+    index = 0
+    while hasattr(owner, name) or name in owner._modules:
+        index += 1
+        name = f"{base}_{index}"
+    owner.add_module(name, module)
+    return f"{scope}.{name}" if scope else name

@@ -1,0 +1,103 @@
+"""A flat signature of tensors in, tensors or tuples out, for any model.
+
+The prepared model's forward takes one named tensor per tensor leaf of the
+example inputs (``image_rgb``, ``image_bw``); non-tensor arguments (flags,
+``None``) are specialized to the example's values. Outputs keep their shape
+when they already are a tensor or tuple of tensors, otherwise they become a
+flat tuple that ``unflatten_outputs`` turns back into the original structure.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from qready.errors import InputError
+from qready.example_inputs import Example
+from qready.structure import flatten, leaf_names, unflatten
+
+__all__ = ["FlatSignature", "flat_signature", "make_flat_forward"]
+
+
+@dataclass
+class FlatSignature:
+    input_spec: dict[str, Any]
+    input_names: list[str]
+    input_values: list[torch.Tensor]
+    inputs_flattened: bool = False
+    output_spec: dict[str, Any] | None = None
+    outputs_flattened: bool = False
+    output_names: list[str] = field(default_factory=list)
+
+
+def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
+    signature = inspect.signature(model.forward)
+    try:
+        bound = signature.bind(*example.args, **example.kwargs)
+    except TypeError as error:
+        raise InputError(
+            f"example inputs {example.describe()} don't match {type(model).__name__}.forward{signature}: {error}"
+        ) from error
+    arguments = dict(bound.arguments)
+    leaves, spec = flatten(arguments)
+    plain = not example.kwargs and all(isinstance(a, torch.Tensor) for a in example.args)
+    return FlatSignature(spec, leaf_names(spec, ""), leaves, inputs_flattened=not plain)
+
+
+def make_flat_forward(
+    model: torch.nn.Module,
+    sig: FlatSignature,
+    concrete_of: Callable[[Any], Any],
+) -> Callable[..., Any]:
+    """A ``forward(self, <names>)`` that rebuilds the arguments, runs the model's own forward and
+    returns plain tensors. ``concrete_of`` gives a traced value's example value (to split tuples a
+    leaf module returned)."""
+    original = type(model).forward
+    signature = inspect.signature(original)
+
+    def run(self: torch.nn.Module, leaves: tuple[Any, ...]) -> Any:
+        arguments = unflatten(sig.input_spec, list(leaves))
+        bound = inspect.BoundArguments(signature, OrderedDict([("self", self), *arguments.items()]))
+        output = original(*bound.args, **bound.kwargs)
+        out_leaves, out_spec = flatten(output, is_leaf=_is_value_leaf, expand=lambda v: _expand(v, concrete_of))
+        sig.output_spec = out_spec
+        sig.output_names = leaf_names(out_spec, "output")
+        structured = unflatten(out_spec, out_leaves)
+        if _plain_spec(out_spec):
+            sig.outputs_flattened = False
+            return structured
+        sig.outputs_flattened = True
+        return tuple(out_leaves)
+
+    params = ", ".join(sig.input_names)
+    source = f"def forward(self, {params}):\n    return run(self, ({params}{',' if len(sig.input_names) == 1 else ''}))\n"
+    namespace: dict[str, Any] = {"run": run}
+    exec(compile(source, f"<qready flat forward of {type(model).__name__}>", "exec"), namespace)  # noqa: S102
+    return namespace["forward"]
+
+
+def _is_value_leaf(value: Any) -> bool:
+    return isinstance(value, (torch.Tensor, fx.Proxy))
+
+
+def _expand(value: Any, concrete_of: Callable[[Any], Any]) -> Any:
+    if not isinstance(value, fx.Proxy):
+        return value
+    concrete = concrete_of(value)
+    if isinstance(concrete, tuple) and not hasattr(concrete, "_fields"):
+        return tuple(value[i] for i in range(len(concrete)))
+    if isinstance(concrete, list):
+        return [value[i] for i in range(len(concrete))]
+    return value
+
+
+def _plain_spec(spec: dict[str, Any]) -> bool:
+    if spec["kind"] == "leaf":
+        return True
+    return spec["kind"] == "tuple" and all(_plain_spec(item) for item in spec["items"])

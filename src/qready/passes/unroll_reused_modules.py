@@ -1,0 +1,68 @@
+"""Give every extra call of a module its own instance, weights still tied."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+import torch
+import torch.fx as fx
+
+from qready.passes.base import Change, Pass, PassResult, add_module_in_scope
+
+__all__ = ["UnrollReusedModules", "copy_sharing_state"]
+
+
+class UnrollReusedModules(Pass):
+    """``layer1.0.relu`` called twice becomes ``layer1.0.relu`` and ``layer1.0.relu_1``.
+
+    With ``tie_weights`` the copy holds the very same ``Parameter`` and buffer
+    objects as the original, so the state dict and training still see one
+    tensor; without it the copy gets its own clones.
+    """
+
+    name = "unroll-reused-modules"
+
+    def __init__(self, tie_weights: bool = True) -> None:
+        self.tie_weights = tie_weights
+
+    def __call__(self, gm: fx.GraphModule) -> PassResult:
+        calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+        seen: Counter[str] = Counter()
+        changes = []
+        for node in gm.graph.nodes:
+            if node.op != "call_module" or calls[node.target] < 2:
+                continue
+            seen[node.target] += 1
+            if seen[node.target] == 1:
+                continue  # the first call keeps the original instance
+            original = gm.get_submodule(node.target)
+            scope, _, base = str(node.target).rpartition(".")
+            duplicate = copy_sharing_state(original) if self.tie_weights else copy.deepcopy(original)
+            path = add_module_in_scope(gm, scope, base, duplicate)
+            shared = any(True for _ in original.parameters()) or any(True for _ in original.buffers())
+            file, line = node.meta.get("qready_location", (None, None))
+            changes.append(
+                Change(
+                    "unrolled",
+                    op=str(node.target),
+                    scope=scope,
+                    module=path,
+                    module_type=type(original).__qualname__,
+                    file=file,
+                    line=line,
+                    details=(("call", seen[node.target]), ("weights_tied", shared and self.tie_weights)),
+                )
+            )
+            node.target = path
+        gm.graph.lint()
+        gm.recompile()
+        return PassResult(gm, bool(changes), changes)
+
+
+def copy_sharing_state(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``module`` whose parameters and buffers are the original objects."""
+    memo: dict[int, object] = {}
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        memo[id(tensor)] = tensor
+    return copy.deepcopy(module, memo)

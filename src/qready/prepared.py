@@ -1,0 +1,119 @@
+"""The prepared model, and the record of what ``prepare`` changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from qready.findings import Finding
+from qready.passes.base import Change
+from qready.structure import flatten, unflatten
+from qready.tracing import TraceFailure
+from qready.verify import OutputDiff
+
+__all__ = ["PrepareResult", "PreparedModule"]
+
+
+@dataclass
+class PrepareResult:
+    """What ``prepare`` did to a model, and what it could not do."""
+
+    model: str
+    changes: list[Change]
+    leaves: list[TraceFailure]
+    excluded: list[str]
+    inputs_flattened: bool
+    outputs_flattened: bool
+    input_names: list[str]
+    output_names: list[str]
+    specialized: list[tuple[str | None, int | None, Any]] = field(default_factory=list)
+    diffs: list[OutputDiff] = field(default_factory=list)
+    residual: list[Finding] = field(default_factory=list)
+    unexpected: list[Finding] = field(default_factory=list)
+    verified: bool | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def converted(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "functional"]
+
+    @property
+    def unrolled(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "unrolled"]
+
+    @property
+    def unconverted(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "unconverted"]
+
+    @property
+    def ok(self) -> bool:
+        return self.verified is not False and not self.residual and not self.unexpected and not self.unconverted
+
+    def summary(self) -> str:
+        io = []
+        if self.inputs_flattened:
+            io.append("inputs flattened")
+        if self.outputs_flattened:
+            io.append("outputs flattened")
+        verdict = {True: "verified bit-identical", False: "VERIFICATION FAILED", None: "not verified"}[self.verified]
+        return (
+            f"{self.model}: {len(self.converted)} functionals -> modules, {len(self.unrolled)} modules unrolled, "
+            f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
+            f"{len(self.residual) + len(self.unexpected) + len(self.unconverted)} residual findings; {verdict}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "ok": self.ok,
+            "verified": self.verified,
+            "summary": {
+                "converted": len(self.converted),
+                "unrolled": len(self.unrolled),
+                "unconverted": len(self.unconverted),
+                "leaves": len(self.leaves) + len(self.excluded),
+                "residual": len(self.residual) + len(self.unexpected),
+            },
+            "inputs": {"flattened": self.inputs_flattened, "names": self.input_names},
+            "outputs": {"flattened": self.outputs_flattened, "names": self.output_names},
+            "changes": [c.to_dict() for c in self.changes],
+            "leaves": [
+                {"module": f.module, "reason": f.reason, "file": f.file, "line": f.line} for f in self.leaves
+            ] + [{"module": m, "reason": "excluded by the user", "file": None, "line": None} for m in self.excluded],
+            "specialized_branches": [
+                {"file": file, "line": line, "value": str(value)} for file, line, value in self.specialized
+            ],
+            "verification": [d.to_dict() for d in self.diffs],
+            "residual": [f.to_dict() for f in self.residual],
+            "unexpected": [f.to_dict() for f in self.unexpected],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+class PreparedModule(fx.GraphModule):
+    """A guideline-compliant ``GraphModule`` that computes what the original computes.
+
+    ``prepare_result`` lists what changed; ``unflatten_outputs`` turns the
+    prepared model's flat outputs back into the original's structure.
+    """
+
+    prepare_result: PrepareResult
+    output_spec: dict[str, Any] | None
+    input_spec: dict[str, Any]
+
+    def unflatten_outputs(self, outputs: Any) -> Any:
+        if not self.prepare_result.outputs_flattened or self.output_spec is None:
+            return outputs
+        leaves = list(outputs) if isinstance(outputs, tuple) else [outputs]
+        return unflatten(self.output_spec, leaves)
+
+    def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+        """The original model's arguments as the prepared model's flat tensor inputs."""
+        arguments = dict(zip(self.input_spec["keys"], args))
+        arguments.update(kwargs)
+        ordered = {key: arguments[key] for key in self.input_spec["keys"] if key in arguments}
+        leaves, _ = flatten(ordered)
+        return tuple(leaves)

@@ -1,0 +1,23 @@
+"""Emitters: one per output format, each over the same report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TextIO
+
+from qready.findings import Report
+from qready.reporting.json_format import emit_json
+from qready.reporting.text_format import emit_text
+
+__all__ = ["EMITTERS", "emit"]
+
+Emitter = Callable[[Report, TextIO, bool], None]
+
+EMITTERS: dict[str, Emitter] = {
+    "text": emit_text,
+    "json": emit_json,
+}
+
+
+def emit(report: Report, fmt: str, stream: TextIO, *, color: bool = False) -> None:
+    EMITTERS[fmt](report, stream, color)

@@ -1,0 +1,33 @@
+"""The five rules, one class a file, and how a user selects among them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from qready.errors import QreadyError
+from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.qr001_onnx_export import OnnxExport
+from qready.rules.qr002_jit_trace import JitTrace
+from qready.rules.qr003_functional_op import FunctionalOp
+from qready.rules.qr004_reused_module import ReusedModule
+from qready.rules.qr005_non_tensor_io import NonTensorIO
+
+__all__ = ["RULES", "Rule", "RuleExample", "CheckContext", "get_rule", "select_rules"]
+
+RULES: tuple[type[Rule], ...] = (OnnxExport, JitTrace, FunctionalOp, ReusedModule, NonTensorIO)
+
+
+def get_rule(key: str) -> type[Rule]:
+    """A rule by code (``QR003``) or name (``functional-op``), case-insensitive."""
+    wanted = key.strip().lower()
+    for rule in RULES:
+        if wanted in (rule.code.lower(), rule.name):
+            return rule
+    known = ", ".join(f"{r.code} ({r.name})" for r in RULES)
+    raise QreadyError(f"unknown rule {key!r}; choose from {known}")
+
+
+def select_rules(select: Iterable[str] | None = None, ignore: Iterable[str] | None = None) -> list[type[Rule]]:
+    chosen = [get_rule(k) for k in select] if select else list(RULES)
+    dropped = {get_rule(k) for k in ignore or ()}
+    return [rule for rule in RULES if rule in chosen and rule not in dropped]

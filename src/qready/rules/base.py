@@ -1,0 +1,89 @@
+"""What every rule is: a stable code, a name, documentation, examples, and a check."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import torch
+
+from qready.example_inputs import Example
+from qready.findings import Finding, Severity
+from qready.observe import Observation, observe
+
+__all__ = ["Rule", "RuleExample", "CheckContext"]
+
+
+@dataclass(frozen=True)
+class RuleExample:
+    """A small model that the rule must flag (``flagged=True``) or must pass.
+
+    ``expect`` lists ``(module, op)`` pairs that the findings must contain, in
+    any order; ``op`` may be ``None`` to match any op.
+    """
+
+    name: str
+    model: Callable[[], torch.nn.Module]
+    inputs: Callable[[], tuple[Any, ...]]
+    flagged: bool
+    expect: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass
+class CheckContext:
+    """The model and its inputs, with the one instrumented forward shared by every rule."""
+
+    model: torch.nn.Module
+    example: Example
+    onnx_exporter: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def observation(self) -> Observation:
+        return observe(self.model, self.example)
+
+    @cached_property
+    def eager_output(self) -> Any:
+        if "observation" in self.__dict__:
+            return self.observation.output
+        with torch.no_grad():
+            return self.example.call(self.model)
+
+
+class Rule:
+    """Base of the five rules. Subclasses set the class attributes and ``check``.
+
+    The docstring of a subclass is its documentation: a first line, then
+    paragraphs headed ``Why:``, ``Fix by hand:`` and ``Prepare:``.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    before: ClassVar[str] = ""
+    after: ClassVar[str] = ""
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        raise NotImplementedError
+
+    @classmethod
+    def examples(cls) -> list[RuleExample]:
+        return []
+
+    @classmethod
+    def documentation(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or cls.summary)
+
+    def finding(self, message: str, *, severity: Severity = Severity.ERROR, **fields: Any) -> Finding:
+        details = fields.pop("details", {})
+        return Finding(
+            code=self.code,
+            rule=self.name,
+            severity=severity,
+            message=message,
+            details=tuple(details.items()),
+            **fields,
+        )

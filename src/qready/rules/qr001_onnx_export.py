@@ -1,0 +1,191 @@
+"""QR001 onnx-export."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from qready.example_inputs import Example, tensor_leaves
+from qready.findings import Finding
+from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.qr002_jit_trace import compare_outputs, one_line
+from qready.source import error_location
+
+__all__ = ["OnnxExport", "EXPORTERS"]
+
+EXPORTERS = ("dynamo", "torchscript")
+
+
+class OnnxExport(Rule):
+    """The model does not export to ONNX, or the exported graph computes something else.
+
+    Quantization toolkits and NPU compilers take the model as ONNX: the
+    encodings a simulator computes are written next to an ONNX graph, and the
+    target compiler reads that graph. A model that does not export, or whose
+    export runs differently in onnxruntime, cannot be deployed with the
+    accuracy measured in simulation. qready exports with torch's default
+    exporter (or the one chosen with ``--onnx-exporter``), runs the result in
+    onnxruntime on the example inputs, and compares with eager PyTorch.
+
+    Fix by hand: replace the unsupported op named in the finding by supported
+    ones, return tensors or tuples of tensors, and keep Python-side logic
+    static.
+
+    Prepare: ``qready prepare`` removes non-tensor inputs and outputs; an
+    unsupported op stays and is reported.
+    """
+
+    code = "QR001"
+    name = "onnx-export"
+    summary = "torch.onnx.export fails, or onnxruntime disagrees with eager"
+    before = "def forward(self, x):\n    return {'out': torch.fft.rfft(x).abs()}"
+    after = "def forward(self, x):\n    return self.head(x)  # ops with ONNX equivalents, tensor output"
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        exporter = ctx.onnx_exporter or "dynamo"
+        log = io.StringIO()
+        with tempfile.TemporaryDirectory(prefix="qready-onnx-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            try:
+                with _quiet(log):
+                    _export(ctx.model, ctx.example, path, exporter)
+            except Exception as error:  # any exporter failure is what this rule reports
+                file, line = error_location(error)
+                return [
+                    self.finding(
+                        f"torch.onnx.export ({exporter}) failed: {_reason(error)}",
+                        op="torch.onnx.export",
+                        file=file,
+                        line=line,
+                        fix="replace the unsupported construct named here, or try --onnx-exporter "
+                        + ("torchscript" if exporter == "dynamo" else "dynamo"),
+                        details={"exporter": exporter, "log": log.getvalue() + "\n" + str(error)},
+                    )
+                ]
+            try:
+                got = _run_onnxruntime(path, ctx.example)
+            except Exception as error:  # the graph exported but does not run
+                return [
+                    self.finding(
+                        f"the exported ONNX graph does not run in onnxruntime: {one_line(error)}",
+                        op="onnxruntime.InferenceSession",
+                        fix="simplify the op named here or try the other exporter",
+                        details={"exporter": exporter, "log": str(error)},
+                    )
+                ]
+        mismatch = compare_outputs(tensor_leaves(ctx.eager_output), got)
+        if not mismatch:
+            return []
+        return [
+            self.finding(
+                f"onnxruntime disagrees with eager on the example inputs: {mismatch}",
+                op="torch.onnx.export",
+                fix="look for ops with exporter-specific numerics or Python-side logic baked into the graph",
+                details={"exporter": exporter, "log": log.getvalue()},
+            )
+        ]
+
+    @classmethod
+    def examples(cls) -> list[RuleExample]:
+        return [
+            RuleExample("op with no ONNX equivalent", _Unsupported, _signal, True, (("", "torch.onnx.export"),)),
+            RuleExample("conv and relu", _Exportable, _image, False),
+        ]
+
+
+def _export(model: nn.Module, example: Example, path: Path, exporter: str) -> None:
+    torch.onnx.export(
+        model,
+        example.args,
+        str(path),
+        kwargs=example.kwargs or None,
+        dynamo=exporter == "dynamo",
+        verbose=False,
+        external_data=False,
+    )
+
+
+def _run_onnxruntime(path: Path, example: Example) -> list[Any]:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    tensors = tensor_leaves(example.args) + tensor_leaves(example.kwargs)
+    by_name = {k: v for k, v in example.kwargs.items() if isinstance(v, torch.Tensor)}
+    if all(name in by_name for name in names):
+        feed = {name: by_name[name] for name in names}
+    elif len(names) <= len(tensors):
+        feed = dict(zip(names, tensors))
+    else:
+        raise RuntimeError(f"the graph expects {len(names)} inputs, the example has {len(tensors)} tensors")
+    outputs = session.run(None, {k: v.detach().cpu().numpy() for k, v in feed.items()})
+    return [torch.from_numpy(o) for o in outputs]
+
+
+_UNSUPPORTED_OP = re.compile(r"(aten[.:]{1,2}[A-Za-z_0-9]+(?:\.[A-Za-z_0-9]+)?)")
+
+
+def _reason(error: BaseException) -> str:
+    """One line a user can act on, out of an exporter's multi-page error."""
+    text = str(error)
+    if "no decomposition" in text.lower() or "unsupported" in text.lower() or "not supported" in text.lower():
+        match = _UNSUPPORTED_OP.search(text)
+        if match:
+            return f"unsupported op {match.group(1)} ({one_line(error, 160)})"
+    return one_line(error)
+
+
+@contextlib.contextmanager
+def _quiet(log: io.StringIO) -> Iterator[None]:
+    """Keep the exporter's progress lines and warnings out of the user's terminal, and in the log."""
+    handler = logging.StreamHandler(log)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.addHandler(handler)
+            lg.setLevel(logging.ERROR)
+            lg.propagate = False
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level, propagate in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+class _Unsupported(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(x, n_fft=16, return_complex=True).abs()
+
+
+class _Exportable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv(x))
+
+
+def _image() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 3, 8, 8),)
+
+
+def _signal() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 64),)

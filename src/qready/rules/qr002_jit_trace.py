@@ -1,0 +1,210 @@
+"""QR002 jit-trace."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from qready.example_inputs import Example, fresh_like, tensor_leaves
+from qready.findings import Finding, Severity
+from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.source import error_location, user_location
+
+__all__ = ["JitTrace", "compare_outputs", "one_line"]
+
+RTOL = 1e-4
+ATOL = 1e-5
+
+
+class JitTrace(Rule):
+    """The model cannot be captured faithfully by ``torch.jit.trace``.
+
+    Quantization toolkits trace the model to find how modules connect (which
+    output feeds which input, where to fold batch norms, which quantizers to
+    tie). Tracing fails on non-tensor outputs, and it silently records one path
+    through Python control flow that depends on tensor values: the traced graph
+    then computes something else on other inputs. qready traces on the example
+    inputs, reports every tracer warning at the user's line that raised it, and
+    runs the trace on a freshly drawn input of the same shapes to catch a
+    trace that only fits the example.
+
+    Fix by hand: return tensors or tuples of tensors; replace ``if x.sum() >
+    0:`` and ``int(x.max())`` by tensor operations (``torch.where``), or move
+    the data-dependent part out of the traced model.
+
+    Prepare: ``qready prepare`` flattens non-tensor inputs and outputs; it
+    cannot make data-dependent control flow static, and reports the line.
+    """
+
+    code = "QR002"
+    name = "jit-trace"
+    summary = "torch.jit.trace fails, warns, or records a trace that differs from eager"
+    before = "def forward(self, x):\n    if x.sum() > 0:\n        return self.a(x)\n    return self.b(x)"
+    after = "def forward(self, x):\n    return torch.where(x.sum() > 0, self.a(x), self.b(x))"
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        example = ctx.example
+        tracer_warnings: dict[tuple[str | None, int | None, str], int] = {}
+        try:
+            with _capture_tracer_warnings(tracer_warnings):
+                traced = _trace(ctx.model, example)
+        except Exception as error:  # any failure of the tracer is what this rule reports
+            file, line = error_location(error)
+            return [
+                self.finding(
+                    f"torch.jit.trace failed: {one_line(error)}",
+                    op="torch.jit.trace",
+                    file=file,
+                    line=line,
+                    fix="return tensors or tuples of tensors and avoid Python-side use of tensor values",
+                    details={"log": str(error)},
+                )
+            ]
+        findings = [
+            self.finding(
+                f"tracer warning: {message}",
+                severity=Severity.WARNING,
+                op="torch.jit.TracerWarning",
+                file=file,
+                line=line,
+                count=count,
+                fix="make this value a tensor operation, or a constant that does not depend on the input",
+            )
+            for (file, line, message), count in tracer_warnings.items()
+        ]
+        fresh = fresh_like(example, seed=1)
+        with torch.no_grad():
+            expected = fresh.call(ctx.model)
+            try:
+                got = _call_traced(traced, fresh)
+            except Exception as error:  # a trace that crashes on other values is a trace that fits only the example
+                return findings + [
+                    self.finding(
+                        f"the traced model fails on a fresh input of the same shapes: {one_line(error)}",
+                        op="torch.jit.trace",
+                        fix="remove data-dependent control flow from the forward",
+                    )
+                ]
+        mismatch = compare_outputs(tensor_leaves(expected), tensor_leaves(got))
+        if mismatch:
+            findings.append(
+                self.finding(
+                    f"the traced model disagrees with eager on a fresh input of the same shapes: {mismatch} "
+                    "(control flow that depends on tensor values was baked into the trace)",
+                    op="torch.jit.trace",
+                    fix="replace Python branches on tensor values by tensor operations (torch.where)",
+                )
+            )
+        return findings
+
+    @classmethod
+    def examples(cls) -> list[RuleExample]:
+        return [
+            RuleExample("branch on a tensor value", _DataDependent, _image, True, (("", "torch.jit.TracerWarning"),)),
+            RuleExample("dict output", _DictOutput, _image, True, (("", "torch.jit.trace"),)),
+            RuleExample("static graph", _Static, _image, False),
+        ]
+
+
+def _trace(model: nn.Module, example: Example) -> torch.jit.ScriptModule:
+    if not example.kwargs:
+        return torch.jit.trace(model, example.args, check_trace=False)
+    return torch.jit.trace(
+        model, example_kwarg_inputs=_as_kwargs(model, example), check_trace=False
+    )
+
+
+def _call_traced(traced: torch.jit.ScriptModule, example: Example) -> Any:
+    if not example.kwargs:
+        return traced(*example.args)
+    return traced(**_as_kwargs(traced, example))
+
+
+def _as_kwargs(model: nn.Module, example: Example) -> dict[str, Any]:
+    if not example.args:
+        return dict(example.kwargs)
+    names = list(inspect.signature(model.forward).parameters)
+    return {**dict(zip(names, example.args)), **example.kwargs}
+
+
+@contextmanager
+def _capture_tracer_warnings(seen: dict[tuple[str | None, int | None, str], int]) -> Iterator[None]:
+    """Record each TracerWarning at the user line on the stack when it was raised."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's own deprecation notice
+        warnings.simplefilter("always", torch.jit.TracerWarning)
+        original = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if not issubclass(category, torch.jit.TracerWarning):
+                return original(message, category, filename, lineno, file, line)
+            where_file, where_line = user_location(skip=2)
+            key = (where_file, where_line, str(message).splitlines()[0])
+            seen[key] = seen.get(key, 0) + 1
+
+        warnings.showwarning = show
+        yield
+
+
+def compare_outputs(expected: list[torch.Tensor], got: list[Any]) -> str:
+    """'' when outputs agree within tolerance, else what differs first."""
+    if len(expected) != len(got):
+        return f"{len(got)} outputs instead of {len(expected)}"
+    for i, (want, have) in enumerate(zip(expected, got)):
+        have = torch.as_tensor(have)
+        if tuple(want.shape) != tuple(have.shape):
+            return f"output {i} has shape {tuple(have.shape)} instead of {tuple(want.shape)}"
+        if want.is_floating_point():
+            if not torch.allclose(want.float(), have.float(), rtol=RTOL, atol=ATOL, equal_nan=True):
+                diff = (want.float() - have.float()).abs().max().item()
+                return f"output {i} differs by up to {diff:.3g}"
+        elif not torch.equal(want, have.to(want.dtype)):
+            return f"output {i} differs"
+    return ""
+
+
+def one_line(error: BaseException, limit: int = 240) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 3, 1)
+        self.b = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return self.a(x)
+        return self.b(x)
+
+
+class _DictOutput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.conv(x)}
+
+
+class _Static(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv(x))
+
+
+def _image() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 3, 8, 8),)

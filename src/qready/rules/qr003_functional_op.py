@@ -1,0 +1,121 @@
+"""QR003 functional-op."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qready.conversions import lookup
+from qready.findings import Finding
+from qready.rules.base import CheckContext, Rule, RuleExample
+
+__all__ = ["FunctionalOp"]
+
+
+class FunctionalOp(Rule):
+    """A value-changing functional call runs in the forward of a module that has submodules.
+
+    Module-level quantization simulators put quantizers around modules. A call
+    such as ``F.relu(x)``, ``x + y`` or ``torch.cat(...)`` made directly in the
+    forward of a block (a module with children of its own) has no module around
+    it, so its output is never quantized in simulation while the target
+    hardware will quantize it: accuracy measured in simulation is then wrong.
+    Calls inside a leaf module (one with no submodules, such as ``nn.Conv2d`` or
+    a custom ``LayerNorm2d``) are fine: the quantizer wraps the leaf whole.
+    Pure data movement (``view``, ``permute``, indexing, ``.shape``) is never a
+    finding.
+
+    Fix by hand: create one module per call site in ``__init__`` (``nn.ReLU()``,
+    ``nn.Softmax(dim=-1)``, or qready's ``qready.nn.Add()``) and call it in
+    ``forward``.
+
+    Prepare: ``qready prepare`` replaces each such call by a new module instance
+    in the owner's scope (``layer1.0.add``), matched by the function itself,
+    keeping every argument.
+    """
+
+    code = "QR003"
+    name = "functional-op"
+    summary = "value-changing functional call outside any leaf module"
+    before = "def forward(self, x):\n    return F.relu(self.conv(x))"
+    after = (
+        "def __init__(self):\n    ...\n    self.relu = nn.ReLU()\n\n"
+        "def forward(self, x):\n    return self.relu(self.conv(x))"
+    )
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        findings = []
+        for site in ctx.observation.op_sites:
+            conversion = lookup(site.func)
+            if conversion is not None:
+                replacement = conversion.hint(site.args, site.kwargs)
+                fix = f"use {replacement}"
+            else:
+                replacement = ""
+                fix = "move the call into a small leaf nn.Module of its own"
+            owner = f"'{site.module}'" if site.module else "the root model"
+            times = f" ({site.count} calls)" if site.count > 1 else ""
+            findings.append(
+                self.finding(
+                    f"{site.op} called in the forward of {owner}{times}; "
+                    "no module wraps it, so no quantizer can be placed on its output",
+                    module=site.module,
+                    op=site.op,
+                    file=site.file,
+                    line=site.line,
+                    count=site.count,
+                    fix=fix,
+                    details={"replacement": replacement},
+                )
+            )
+        return findings
+
+    @classmethod
+    def examples(cls) -> list[RuleExample]:
+        return [
+            RuleExample(
+                "functional relu in a block", _FunctionalRelu, _image, True,
+                (("", "torch.nn.functional.relu"),),
+            ),
+            RuleExample("residual add", _ResidualAdd, _image, True, (("", "torch.Tensor.add"),)),
+            RuleExample("relu as a module", _ModuleRelu, _image, False),
+            RuleExample("functional call inside a leaf", _LeafWithFunctional, _image, False),
+        ]
+
+
+class _FunctionalRelu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv(x))
+
+
+class _ResidualAdd(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + x
+
+
+class _ModuleRelu(_FunctionalRelu):
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv(x)).view(-1)
+
+
+class _LeafWithFunctional(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) * 2
+
+
+def _image() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 3, 8, 8),)
+

@@ -1,0 +1,141 @@
+"""QR005 non-tensor-io."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from qready.findings import Finding, Severity
+from qready.observe import IOIssue
+from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.source import display_path
+
+__all__ = ["NonTensorIO"]
+
+
+class NonTensorIO(Rule):
+    """A model or submodule takes or returns something other than tensors and tuples of tensors.
+
+    Exporters and quantization toolkits connect modules by tensors: a dict, a
+    list, a dataclass or ``ModelOutput``, ``None`` or a string at a module
+    boundary cannot be given an encoding, breaks ONNX and TorchScript input and
+    output signatures, and hides which tensor a quantizer belongs to. Python
+    scalars passed as arguments are baked in as constants: a warning, not an
+    error.
+
+    Fix by hand: take each tensor as its own argument (``forward(self,
+    image_rgb, image_bw)``) and return a tuple of tensors.
+
+    Prepare: ``qready prepare`` gives the prepared model a flat signature of
+    tensors (names kept) and can rebuild the original output structure;
+    inside the traced graph, submodule boundaries carry only tensors.
+    """
+
+    code = "QR005"
+    name = "non-tensor-io"
+    summary = "non-tensor value at a model or submodule input or output"
+    before = (
+        "def forward(self, inputs):\n    x = self.conv1(inputs['image_rgb'])\n"
+        "    return {'rgb': self.relu1(x)}"
+    )
+    after = "def forward(self, image_rgb):\n    x = self.conv1(image_rgb)\n    return self.relu1(x)"
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        obs = ctx.observation
+        findings = []
+        for issue in obs.io_issues:
+            module = _module_at(ctx.model, issue.module)
+            file, line = _forward_location(module)
+            owner = f"'{issue.module}' ({issue.module_type})" if issue.module else f"model {issue.module_type}"
+            findings.append(
+                self.finding(
+                    f"{owner} {issue.side} {issue.value_path} is {issue.description}",
+                    severity=Severity.WARNING if issue.is_scalar else Severity.ERROR,
+                    module=issue.module,
+                    op=issue.module_type,
+                    file=file,
+                    line=line,
+                    fix=_fix(issue),
+                    details={"side": issue.side, "value_path": issue.value_path, "kind": issue.kind},
+                )
+            )
+        return findings
+
+    @classmethod
+    def examples(cls) -> list[RuleExample]:
+        return [
+            RuleExample("dict in, dict out", _DictModel, _dict_inputs, True, (("", None),)),
+            RuleExample("list out of a submodule", _ListChildModel, _image, True, (("split", None),)),
+            RuleExample("tensors and tuples", _TupleModel, _image, False),
+        ]
+
+
+def _fix(issue: IOIssue) -> str:
+    if issue.kind == "scalar":
+        return "fine if the value is a constant; pass a tensor if it varies between calls"
+    if issue.side == "input":
+        return "take each tensor as its own forward argument"
+    if issue.kind == "None":
+        return "return only tensors (drop the None)"
+    return "return a tensor or a tuple of tensors"
+
+
+def _module_at(model: nn.Module, path: str) -> nn.Module:
+    return model.get_submodule(path) if path else model
+
+
+def _forward_location(module: nn.Module) -> tuple[str | None, int | None]:
+    """Where the module's forward is defined: the line a fix changes."""
+    forward = type(module).forward
+    try:
+        file = inspect.getsourcefile(forward)
+        _, line = inspect.getsourcelines(forward)
+    except (OSError, TypeError):
+        return None, None
+    return (display_path(file) if file else None), line
+
+
+class _DictModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 1)
+        self.conv2 = nn.Conv2d(1, 4, 1)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"rgb": self.conv1(inputs["image_rgb"]), "bw": self.conv2(inputs["image_bw"])}
+
+
+class _Split(nn.Module):
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(x.chunk(2, dim=1))
+
+
+class _ListChildModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.split = _Split()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.split(self.conv(x))
+        return a, b
+
+
+class _TupleModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor]]:
+        y = self.conv(x)
+        return y, (y,)
+
+
+def _image() -> tuple[torch.Tensor]:
+    return (torch.randn(1, 3, 8, 8),)
+
+
+def _dict_inputs() -> tuple[dict[str, torch.Tensor]]:
+    return ({"image_rgb": torch.randn(1, 3, 8, 8), "image_bw": torch.randn(1, 1, 8, 8)},)

@@ -1,0 +1,163 @@
+"""Nested inputs and outputs as a flat list of tensors plus a spec to rebuild them.
+
+The spec is plain JSON-able data, so a saved prepared model can rebuild its
+original output structure (dicts, lists, dataclasses, ``ModelOutput``) in a
+fresh process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import keyword
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+__all__ = ["flatten", "unflatten", "is_plain", "leaf_names", "rebuild_type"]
+
+Spec = dict[str, Any]
+
+
+def is_plain(value: Any) -> bool:
+    """A tensor or (nested) tuple of tensors: what every exporter and quantizer accepts."""
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, tuple) and not hasattr(value, "_fields") and all(is_plain(v) for v in value)
+
+
+def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Callable[[Any], Any] | None = None) -> tuple[list[Any], Spec]:
+    """Tensors (or whatever ``is_leaf`` accepts) in order, and the spec to put them back.
+
+    ``expand`` may turn an opaque leaf into a container (used while tracing, where
+    a proxy's concrete value says it is a tuple).
+    """
+    is_leaf = is_leaf or (lambda v: isinstance(v, torch.Tensor))
+    leaves: list[Any] = []
+
+    def walk(v: Any) -> Spec:
+        if expand is not None:
+            expanded = expand(v)
+            if expanded is not v:
+                return walk(expanded)
+        if is_leaf(v):
+            leaves.append(v)
+            return {"kind": "leaf"}
+        if isinstance(v, tuple) and hasattr(v, "_fields"):
+            return {"kind": "namedtuple", "type": _type_path(type(v)), "keys": list(v._fields),
+                    "items": [walk(item) for item in v]}
+        if isinstance(v, (tuple, list)):
+            return {"kind": type(v).__name__, "items": [walk(item) for item in v]}
+        if isinstance(v, Mapping):
+            return {"kind": "dict", "type": _type_path(type(v)), "keys": list(v.keys()),
+                    "items": [walk(item) for item in v.values()]}
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            names = [f.name for f in dataclasses.fields(v)]
+            return {"kind": "dataclass", "type": _type_path(type(v)), "keys": names,
+                    "items": [walk(getattr(v, n)) for n in names]}
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return {"kind": "const", "value": v}
+        if isinstance(v, torch.dtype):
+            return {"kind": "dtype", "value": str(v).removeprefix("torch.")}
+        raise TypeError(f"cannot flatten a value of type {type(v).__qualname__}")
+
+    spec = walk(value)
+    return leaves, spec
+
+
+def unflatten(spec: Spec, leaves: list[Any] | tuple[Any, ...]) -> Any:
+    it = iter(leaves)
+
+    def build(s: Spec) -> Any:
+        kind = s["kind"]
+        if kind == "leaf":
+            return next(it)
+        if kind == "const":
+            return s["value"]
+        if kind == "dtype":
+            return getattr(torch, s["value"])
+        items = [build(item) for item in s["items"]]
+        if kind == "tuple":
+            return tuple(items)
+        if kind == "list":
+            return items
+        if kind == "namedtuple":
+            cls = rebuild_type(s["type"])
+            return cls(*items) if cls is not None else dict(zip(s["keys"], items))
+        if kind in ("dict", "dataclass"):
+            mapping = dict(zip(s["keys"], items))
+            cls = rebuild_type(s["type"])
+            if cls is None:
+                return mapping
+            try:
+                return cls(**mapping) if kind == "dataclass" or cls is not dict else mapping
+            except TypeError:
+                return mapping
+        raise ValueError(f"unknown spec kind {kind!r}")
+
+    return build(spec)
+
+
+def leaf_names(spec: Spec, prefix: str) -> list[str]:
+    """Readable, unique Python identifiers for each leaf.
+
+    The last key of each leaf's path when those are unique and not positions
+    (``image_rgb``, ``logits``), else the whole path (``output_0``).
+    """
+    paths: list[list[str]] = []
+
+    def walk(s: Spec, path: list[str]) -> None:
+        if s["kind"] == "leaf":
+            paths.append(path)
+        elif "items" in s:
+            keys = s.get("keys") or [str(i) for i in range(len(s["items"]))]
+            for key, item in zip(keys, s["items"]):
+                walk(item, [*path, str(key)])
+
+    walk(spec, [prefix] if prefix else [])
+    last = [p[-1] if p else prefix for p in paths]
+    if len(set(last)) == len(last) and not any(part.isdigit() for part in last):
+        return [_identifier(n) for n in last]
+    return _unique([_identifier("_".join(p) or prefix) for p in paths])
+
+
+def rebuild_type(path: str | None) -> type | None:
+    """The class at ``module:qualname`` if it can be imported, else None."""
+    if not path:
+        return None
+    module_name, _, qualname = path.partition(":")
+    if module_name == "builtins" and qualname == "dict":
+        return dict
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj if isinstance(obj, type) else None
+
+
+def _type_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _identifier(name: str) -> str:
+    name = re.sub(r"\W+", "_", name).strip("_") or "input"
+    if name[0].isdigit():
+        name = f"_{name}"
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out

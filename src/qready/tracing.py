@@ -1,0 +1,253 @@
+"""torch.fx tracing with the example's real values riding along.
+
+Every node is also evaluated on the example inputs while it is recorded, so
+code that asks a tensor for its ``shape``, ``dtype`` or ``size()`` gets plain
+Python values: config- and shape-driven branches are specialized to the
+example, as ``torch.jit.trace`` would. A branch on tensor *data* (``if
+x.sum() > 0``, ``int(x.max())``) is different: it would bake one input's
+answer into the graph, so it stops the trace, and the caller leaves the
+module where it happened as a leaf.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.fx.node import Node, map_aggregate
+
+from qready.errors import QreadyError
+from qready.ops import is_leaf_module
+from qready.source import user_location
+
+__all__ = ["ConcreteTracer", "DataDependentError", "TraceFailure", "trace_with_leaves"]
+
+# Tensor attributes and methods that describe a tensor's layout, not its data.
+_STATIC_ATTRIBUTES = frozenset(
+    "shape dtype device ndim is_cuda is_sparse is_quantized is_meta layout requires_grad".split()
+)
+_STATIC_METHODS = frozenset("size dim ndimension numel nelement is_floating_point is_complex is_contiguous stride".split())
+
+
+class DataDependentError(fx.proxy.TraceError):
+    """Python control flow or a Python value depends on tensor data."""
+
+
+@dataclass(frozen=True)
+class TraceFailure:
+    """A module that could not be traced through, and why."""
+
+    module: str
+    reason: str
+    file: str | None
+    line: int | None
+
+
+class _ConcreteProxy(fx.Proxy):
+    def __getattr__(self, name: str) -> Any:
+        if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
+            value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+            if isinstance(value, torch.Tensor):
+                return getattr(value, name)
+        return super().__getattr__(name)
+
+    def __len__(self) -> int:
+        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+        if isinstance(value, torch.Tensor):
+            return len(value)  # the first dimension: a shape, static
+        if isinstance(value, (tuple, list)):
+            return len(value)
+        raise DataDependentError("len() of a traced value")
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.tracer.iter(self)  # type: ignore[attr-defined]
+
+
+class ConcreteTracer(fx.Tracer):
+    """An fx tracer that evaluates each node on real values as it records it."""
+
+    def __init__(self, leaves: set[str], specialize_root: bool = False) -> None:
+        super().__init__(autowrap_modules=(math,))
+        self.leaves = set(leaves)
+        self.values: dict[Node, Any] = {}
+        self.placeholder_values: list[Any] = []
+        self.module_scope: list[str] = []
+        self.failure_scope: str | None = None
+        self.specialize_root = specialize_root
+        self.specialized: list[tuple[str | None, int | None, Any]] = []
+        self._evaluating = 0
+
+    # -- which modules are traced through -------------------------------------------------
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        return module_qualified_name in self.leaves or is_leaf_module(m)
+
+    def call_module(self, m: torch.nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if self._evaluating:
+            return forward(*args, **kwargs)
+        path = self.path_of_module(m)
+        if self.is_leaf_module(m, path):
+            return self.create_proxy("call_module", path, args, kwargs)
+        self.module_scope.append(path)
+        try:
+            return forward(*args, **kwargs)
+        except Exception:
+            if self.failure_scope is None:
+                self.failure_scope = path
+            raise
+        finally:
+            self.module_scope.pop()
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self._evaluating:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    # -- recording, with values --------------------------------------------------------------
+    def proxy(self, node: Node) -> fx.Proxy:
+        return _ConcreteProxy(node, self)
+
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):  # type: ignore[no-untyped-def,override]
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        node.meta["qready_scope"] = self.module_scope[-1] if self.module_scope else ""
+        if kind == "get_attr":  # also made outside create_proxy, for buffers and constants
+            value = self.values[node] = self._attribute(str(target))
+            node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+        if kind in ("call_function", "call_method", "call_module"):
+            node.meta["qready_location"] = user_location(skip=2)
+        return node
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):  # type: ignore[no-untyped-def,override]
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        value = self.values[proxy.node] = self._evaluate(proxy.node)
+        proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+        return proxy
+
+    def _attribute(self, target: str) -> Any:
+        value: Any = self.root
+        self._evaluating += 1  # fx patches Module.__getattr__ to hand out proxies; we want the tensor
+        try:
+            for part in target.split("."):
+                value = getattr(value, part, None)
+        finally:
+            self._evaluating -= 1
+        return value
+
+    def _evaluate(self, node: Node) -> Any:
+        if node.op == "placeholder":
+            return self.placeholder_values.pop(0) if self.placeholder_values else None
+        if node.op == "get_attr":
+            return self._attribute(str(node.target))
+        args = map_aggregate(node.args, self._concrete)
+        kwargs = map_aggregate(node.kwargs, self._concrete)
+        self._evaluating += 1
+        try:
+            if node.op == "call_function":
+                return node.target(*args, **kwargs)  # type: ignore[operator]
+            if node.op == "call_method":
+                return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+            if node.op == "call_module":
+                module = self.root.get_submodule(str(node.target))
+                return module.forward(*args, **kwargs)
+        finally:
+            self._evaluating -= 1
+        return None
+
+    def _concrete(self, value: Any) -> Any:
+        return self.values[value] if isinstance(value, Node) else value
+
+    # -- Python asking traced values questions ---------------------------------------------
+    def to_bool(self, obj: fx.Proxy) -> bool:
+        value = self.values.get(obj.node)
+        if self.specialize_root and not self.module_scope:
+            result = bool(value)
+            self.specialized.append((*user_location(skip=2), result))
+            return result
+        raise DataDependentError(
+            f"Python branch on a traced tensor value ({_describe(obj.node)}) depends on the data"
+        )
+
+    def iter(self, obj: fx.Proxy) -> Iterator[Any]:
+        value = self.values.get(obj.node)
+        if isinstance(value, (tuple, list)) or (isinstance(value, torch.Tensor) and value.dim() > 0):
+            return iter([obj[i] for i in range(len(value))])
+        raise DataDependentError(f"iteration over a traced value ({_describe(obj.node)})")
+
+    def keys(self, obj: fx.Proxy) -> Any:
+        value = self.values.get(obj.node)
+        if isinstance(value, dict):
+            return value.keys()
+        raise DataDependentError(f"keys() of a traced value ({_describe(obj.node)})")
+
+
+def _describe(node: Node) -> str:
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return f"{node.op} {target}"
+
+
+def trace_with_leaves(
+    root: torch.nn.Module,
+    forward: Callable[..., Any],
+    placeholder_values: list[Any],
+    leaves: set[str],
+    *,
+    max_attempts: int = 64,
+) -> tuple[fx.Graph, ConcreteTracer, list[TraceFailure]]:
+    """Trace ``forward`` of ``root``; each module whose forward can't be traced becomes a leaf.
+
+    ``forward`` must be a function ``(self, *tensors)``. Returns the graph, the
+    tracer (its ``values`` hold the example's value of every node), and the
+    modules that were left as leaves with the reason.
+    """
+    leaves = set(leaves)
+    failures: list[TraceFailure] = []
+    specialize_root = False
+    for _ in range(max_attempts):
+        tracer = ConcreteTracer(leaves, specialize_root=specialize_root)
+        tracer.placeholder_values = list(placeholder_values)
+        try:
+            graph = _trace(tracer, root, forward)
+            return graph, tracer, failures
+        except Exception as error:  # any failure inside the user's forward: find where, leave it, retry
+            from qready.source import error_location
+
+            scope = tracer.failure_scope
+            file, line = error_location(error)
+            reason = _one_line(error)
+            if scope is None or scope == "":
+                if isinstance(error, DataDependentError) and not specialize_root:
+                    specialize_root = True
+                    continue
+                raise QreadyError(
+                    f"cannot trace the forward of {type(root).__name__} itself ({reason}"
+                    + (f" at {file}:{line}" if file else "")
+                    + "); move that code into a submodule so it can be left as a leaf"
+                ) from error
+            failures.append(TraceFailure(scope, reason, file, line))
+            leaves.add(scope)
+    raise QreadyError(f"gave up tracing {type(root).__name__} after {max_attempts} attempts")
+
+
+def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[..., Any]) -> fx.Graph:
+    # fx traces type(root).forward; point it at the flat forward for the duration of the trace.
+    cls = type(root)
+    patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
+    root.__class__ = patched
+    try:
+        return tracer.trace(root)
+    finally:
+        root.__class__ = cls
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def signature_names(fn: Callable[..., Any]) -> list[str]:
+    return [p for p in inspect.signature(fn).parameters if p != "self"]
