@@ -14,6 +14,7 @@ from qready.example_inputs import Example, as_example, fresh_like
 from qready.findings import Coverage, Report
 from qready.observe import forward_failure, preserved
 from qready.passes.base import PassManager
+from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.passes.flatten_io import FlatSignature, flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
@@ -127,7 +128,7 @@ def prepare(
     timings["trace"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    prepared, changes = PassManager([UnrollReusedModules(tie_weights), FunctionalsToModules()])(prepared)
+    prepared, changes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])(prepared)
     _keep_state_dict_keys(prepared, work)
     _copy_training_flags(model, prepared)
     timings["passes"] = time.perf_counter() - start
@@ -147,6 +148,9 @@ def prepare(
     prepared.prepare_result = result
     prepared.input_spec = signature.input_spec
     prepared.output_spec = signature.output_spec
+    prepared.outputs_flattened = signature.outputs_flattened
+    prepared.input_names = signature.input_names
+    prepared.output_names = signature.output_names
     if verify:
         start = time.perf_counter()
         _verify(prepared, signature, reference, fresh, fresh_reference)
@@ -219,11 +223,13 @@ def _verify(
     if differing is not None:
         raise VerificationError(
             f"prepared {result.model} differs from the original on the {differing.run} input: output "
-            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model"
+            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model",
+            prepared,
         )
     if result.unexpected:
         first = result.unexpected[0]
         raise VerificationError(
             f"prepared {result.model} still has {len(result.unexpected)} {first.code} finding(s) outside the "
-            f"submodules left as leaves, first: {first.message}; please report this with the model"
+            f"submodules left as leaves, first: {first.message}; please report this with the model",
+            prepared,
         )

@@ -39,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
+    prepare = commands.add_parser("prepare", help="rewrite a model so it follows the guidelines, verified")
+    _add_model_arguments(prepare)
+    prepare.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory to write (must not exist)")
+    prepare.add_argument("--exclude", action="append", default=[], metavar="MODULE_PATH", help="keep this submodule whole")
+    prepare.add_argument("--format", choices=("text", "json"), default="text")
+    prepare.add_argument("--no-tie-weights", action="store_true", help="give unrolled copies their own weights")
+    prepare.add_argument("--no-verify", action="store_true", help="skip the bit-for-bit comparison and re-check")
+    prepare.add_argument("--force", action="store_true", help="write OUT_DIR even if it exists or verification failed")
+    prepare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
     rules = commands.add_parser("rules", help="list the rules")
     rules.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     explain = commands.add_parser("explain", help="print a rule's documentation")
@@ -99,6 +109,8 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_OK
     if options.command == "check":
         return _check(options, stdout, stderr)
+    if options.command == "prepare":
+        return _prepare(options, stdout, stderr)
     raise QreadyError(f"unknown command {options.command!r}")
 
 
@@ -120,6 +132,38 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if options.exit_zero or report.ok:
         return EXIT_OK
     return EXIT_FINDINGS
+
+
+def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from pathlib import Path
+
+    from qready.api import prepare
+    from qready.errors import SaveError, VerificationError
+    from qready.reporting.prepare_text import emit_prepare_json, emit_prepare_text
+    from qready.serialize import save
+
+    if Path(options.output).exists() and not options.force:
+        raise SaveError(f"{options.output!r} already exists; choose a new directory or pass --force")
+    model, example = _load(options)
+    failure: VerificationError | None = None
+    try:
+        prepared = prepare(
+            model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify
+        )
+    except VerificationError as error:
+        if error.prepared is None:
+            raise
+        failure, prepared = error, error.prepared
+    result = prepared.prepare_result
+    emit = emit_prepare_json if options.format == "json" else emit_prepare_text
+    emit(result, stdout, stdout.isatty())
+    if failure is not None and not options.force:
+        stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
+        return EXIT_FINDINGS
+    save(prepared, options.output, overwrite=options.force)
+    if options.format == "text":
+        stdout.write(f"wrote {options.output}\n")
+    return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
 def _write(path: str | None, write, stdout: TextIO) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,14 @@ class ModelError(QreadyError):
 
 
 class VerificationError(QreadyError):
-    """A prepared model does not compute what the original computes."""
+    """A prepared model does not compute what the original computes.
+
+    ``prepared`` holds the model that failed, for inspection or a forced save.
+    """
+
+    def __init__(self, message: str, prepared: object | None = None) -> None:
+        super().__init__(message)
+        self.prepared = prepared
 
 
 class SaveError(QreadyError):

@@ -50,7 +50,13 @@ class PrepareResult:
 
     @property
     def ok(self) -> bool:
-        return self.verified is not False and not self.residual and not self.unexpected and not self.unconverted
+        return (
+            self.verified is not False
+            and not self.residual
+            and not self.unexpected
+            and not self.unconverted
+            and not self.specialized
+        )
 
     def summary(self) -> str:
         io = []
@@ -62,7 +68,9 @@ class PrepareResult:
         return (
             f"{self.model}: {len(self.converted)} functionals -> modules, {len(self.unrolled)} modules unrolled, "
             f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
-            f"{len(self.residual) + len(self.unexpected) + len(self.unconverted)} residual findings; {verdict}"
+            f"{len(self.residual) + len(self.unexpected) + len(self.unconverted)} residual findings"
+            + (f", {len(self.specialized)} data-dependent branches specialized" if self.specialized else "")
+            + f"; {verdict}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,12 +108,17 @@ class PreparedModule(fx.GraphModule):
     prepared model's flat outputs back into the original's structure.
     """
 
-    prepare_result: PrepareResult
-    output_spec: dict[str, Any] | None
+    prepare_result: PrepareResult | None = None  # None after qready.load: see prepare_report
+    prepare_report: dict[str, Any] | None = None
     input_spec: dict[str, Any]
+    output_spec: dict[str, Any] | None = None
+    outputs_flattened: bool = False
+    input_names: list[str]
+    output_names: list[str]
 
     def unflatten_outputs(self, outputs: Any) -> Any:
-        if not self.prepare_result.outputs_flattened or self.output_spec is None:
+        """The original model's output structure (dict, ModelOutput...) from the flat outputs."""
+        if not self.outputs_flattened or self.output_spec is None:
             return outputs
         leaves = list(outputs) if isinstance(outputs, tuple) else [outputs]
         return unflatten(self.output_spec, leaves)

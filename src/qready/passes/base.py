@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,7 @@ def add_module_in_scope(gm: fx.GraphModule, scope: str, base: str, module: torch
             child = torch.nn.Module()
             owner.add_module(part, child)
         owner = child
+    base = base if base.isidentifier() and not keyword.iskeyword(base) else f"{base}_"
     name = base
     index = 0
     while hasattr(owner, name) or name in owner._modules:

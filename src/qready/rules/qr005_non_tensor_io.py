@@ -43,22 +43,32 @@ class NonTensorIO(Rule):
     after = "def forward(self, image_rgb):\n    x = self.conv1(image_rgb)\n    return self.relu1(x)"
 
     def check(self, ctx: CheckContext) -> list[Finding]:
-        obs = ctx.observation
+        by_module: dict[str, list[IOIssue]] = {}
+        for issue in ctx.observation.io_issues:
+            by_module.setdefault(issue.module, []).append(issue)
         findings = []
-        for issue in obs.io_issues:
-            module = _module_at(ctx.model, issue.module)
+        for path, issues in by_module.items():
+            module = _module_at(ctx.model, path)
             file, line = _forward_location(module)
-            owner = f"'{issue.module}' ({issue.module_type})" if issue.module else f"model {issue.module_type}"
+            owner = f"'{path}' ({issues[0].module_type})" if path else f"model {issues[0].module_type}"
+            parts = [f"{i.side} {i.value_path} is {i.description}" for i in issues]
+            only_scalars = all(i.is_scalar for i in issues)
             findings.append(
                 self.finding(
-                    f"{owner} {issue.side} {issue.value_path} is {issue.description}",
-                    severity=Severity.WARNING if issue.is_scalar else Severity.ERROR,
-                    module=issue.module,
-                    op=issue.module_type,
+                    f"{owner}: " + "; ".join(parts),
+                    severity=Severity.WARNING if only_scalars else Severity.ERROR,
+                    module=path,
+                    op=issues[0].module_type,
                     file=file,
                     line=line,
-                    fix=_fix(issue),
-                    details={"side": issue.side, "value_path": issue.value_path, "kind": issue.kind},
+                    count=len(issues),
+                    fix=_fix([i for i in issues if not i.is_scalar] or issues),
+                    details={
+                        "values": [
+                            {"side": i.side, "path": i.value_path, "kind": i.kind, "description": i.description}
+                            for i in issues
+                        ]
+                    },
                 )
             )
         return findings
@@ -72,13 +82,12 @@ class NonTensorIO(Rule):
         ]
 
 
-def _fix(issue: IOIssue) -> str:
-    if issue.kind == "scalar":
+def _fix(issues: list[IOIssue]) -> str:
+    first = issues[0]
+    if first.is_scalar:
         return "fine if the value is a constant; pass a tensor if it varies between calls"
-    if issue.side == "input":
-        return "take each tensor as its own forward argument"
-    if issue.kind == "None":
-        return "return only tensors (drop the None)"
+    if first.side == "input":
+        return "take each tensor as its own forward argument and drop optional None arguments"
     return "return a tensor or a tuple of tensors"
 
 
@@ -88,7 +97,7 @@ def _module_at(model: nn.Module, path: str) -> nn.Module:
 
 def _forward_location(module: nn.Module) -> tuple[str | None, int | None]:
     """Where the module's forward is defined: the line a fix changes."""
-    forward = type(module).forward
+    forward = inspect.unwrap(type(module).forward)
     try:
         file = inspect.getsourcefile(forward)
         _, line = inspect.getsourcelines(forward)

@@ -1,0 +1,294 @@
+"""Saving a prepared model to a directory, and loading it back without pickle.
+
+A saved directory holds three files:
+
+- ``model.py``: the prepared forward as Python source (straight-line torch.fx code);
+- ``manifest.json``: the module tree (each module's class and its plain
+  attributes: ints, strings, tuples...), parameter tying, input and output
+  structure, and what ``prepare`` changed, with a SHA-256 of the other two files;
+- ``weights.safetensors``: every parameter and buffer, each shared tensor once.
+
+Loading imports the classes the manifest names (torch.nn, qready.nn, and the
+user's own leaf modules, which must be importable) and runs ``model.py``:
+trust a saved directory as you would any Python file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from qready.errors import LoadError, SaveError
+from qready.prepared import PreparedModule
+from qready.structure import rebuild_type
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
+_CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
+
+
+def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
+    from safetensors.torch import save_file
+
+    target = Path(out_dir)
+    if target.exists() and not overwrite:
+        raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise SaveError(f"parent directory {str(parent)!r} of the output does not exist; create it first")
+    manifest = _manifest(prepared)
+    tensors, aliases = _unique_tensors(prepared)
+    manifest["aliases"] = aliases
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as error:
+        raise SaveError(f"cannot write in {str(parent)!r} ({error.strerror}); choose a writable directory") from error
+    try:
+        code = _source(prepared)
+        (tmp / _CODE).write_text(code, encoding="utf-8")
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / _WEIGHTS))
+        manifest["sha256"] = {name: _sha256(tmp / name) for name in (_CODE, _WEIGHTS)}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load(directory: str | os.PathLike[str]) -> PreparedModule:
+    """Rebuild a model written by ``save`` (or ``qready prepare -o``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    root_dir = Path(directory)
+    if not root_dir.is_dir():
+        raise LoadError(f"{str(root_dir)!r} is not a directory; give the OUT_DIR that qready prepare wrote")
+    for name in (_CODE, _MANIFEST, _WEIGHTS):
+        if not (root_dir / name).is_file():
+            raise LoadError(f"{str(root_dir)!r} has no {name}; it is not a complete qready save, run qready prepare again")
+    try:
+        manifest = json.loads((root_dir / _MANIFEST).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise LoadError(f"{str(root_dir / _MANIFEST)!r} is not valid JSON ({error}); the save is damaged") from error
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise LoadError(
+            f"{str(root_dir)!r} has format version {manifest.get('format_version')!r}, this qready reads "
+            f"{FORMAT_VERSION}; prepare the model again with this version"
+        )
+    for name, digest in manifest.get("sha256", {}).items():
+        if _sha256(root_dir / name) != digest:
+            raise LoadError(f"{name} in {str(root_dir)!r} does not match its checksum; it was changed or truncated after saving")
+    try:
+        tensors = load_file(str(root_dir / _WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
+
+    holder = _build_tree(manifest["modules"])
+    _attach_tensors(holder, manifest, tensors)
+    code = (root_dir / _CODE).read_text(encoding="utf-8")
+    graph = _graph_from_code(holder, code, {m["path"] for m in manifest["modules"] if m["leaf"]})
+    prepared = PreparedModule(holder, graph, class_name=manifest["class_name"])
+    for name, flag in manifest["training"].items():
+        prepared.get_submodule(name).training = flag
+    prepared.input_spec = manifest["input_spec"]
+    prepared.output_spec = manifest["output_spec"]
+    prepared.outputs_flattened = manifest["outputs_flattened"]
+    prepared.input_names = manifest["input_names"]
+    prepared.output_names = manifest["output_names"]
+    prepared.prepare_report = manifest["report"]
+    return prepared
+
+
+def _manifest(prepared: PreparedModule) -> dict[str, Any]:
+    leaves = {str(n.target) for n in prepared.graph.nodes if n.op == "call_module"}
+    modules = []
+    for path, module in prepared.named_modules(remove_duplicate=False):
+        if path == "":
+            continue
+        modules.append(
+            {
+                "path": path,
+                "type": f"{type(module).__module__}:{type(module).__qualname__}",
+                "attributes": _plain_attributes(path, module),
+                "leaf": path in leaves,
+                "non_persistent": sorted(module._non_persistent_buffers_set),
+                # registered as None (nn.Conv2d(bias=False).bias): forward code reads them
+                "none_parameters": sorted(k for k, v in module._parameters.items() if v is None),
+                "none_buffers": sorted(k for k, v in module._buffers.items() if v is None),
+            }
+        )
+    result = prepared.prepare_result
+    return {
+        "format_version": FORMAT_VERSION,
+        "torch_version": torch.__version__,
+        "class_name": type(prepared).__name__,
+        "modules": modules,
+        "parameters": {
+            name: {"requires_grad": p.requires_grad}
+            for name, p in prepared.named_parameters(remove_duplicate=False)
+        },
+        "buffers": [name for name, _ in prepared.named_buffers(remove_duplicate=False)],
+        "training": {name: m.training for name, m in prepared.named_modules()},
+        "input_spec": prepared.input_spec,
+        "output_spec": prepared.output_spec,
+        "outputs_flattened": prepared.outputs_flattened,
+        "input_names": prepared.input_names,
+        "output_names": prepared.output_names,
+        "report": result.to_dict() if result is not None else prepared.prepare_report,
+    }
+
+
+def _plain_attributes(path: str, module: torch.nn.Module) -> dict[str, Any]:
+    attributes = {}
+    for key, value in vars(module).items():
+        if key in _MODULE_INTERNALS:
+            continue
+        try:
+            attributes[key] = _encode(value)
+        except TypeError as error:
+            raise SaveError(
+                f"cannot save module {path!r} ({type(module).__qualname__}): attribute {key!r} is {error}; "
+                "keep only plain values (numbers, strings, tuples) on leaf modules"
+            ) from None
+    return attributes
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.dtype):
+        return {"dtype": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if isinstance(value, torch.Size):
+        return {"size": list(value)}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": {k: _encode(v) for k, v in value.items()}}
+    raise TypeError(f"a {type(value).__qualname__}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "dtype" in value:
+        return getattr(torch, value["dtype"])
+    if "device" in value:
+        return torch.device(value["device"])
+    if "size" in value:
+        return torch.Size(value["size"])
+    if "tuple" in value:
+        return tuple(_decode(v) for v in value["tuple"])
+    return {k: _decode(v) for k, v in value["dict"].items()}
+
+
+def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Each tensor object once, under its first name; other names become aliases."""
+    first: dict[int, str] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    named = list(prepared.named_parameters(remove_duplicate=False)) + list(prepared.named_buffers(remove_duplicate=False))
+    for name, tensor in named:
+        if id(tensor) in first:
+            aliases[name] = first[id(tensor)]
+            continue
+        first[id(tensor)] = name
+        tensors[name] = tensor
+    return tensors, aliases
+
+
+def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
+    root = torch.nn.Module()
+    for entry in modules:  # named_modules order: parents before children
+        cls = rebuild_type(entry["type"])
+        if cls is None or not issubclass(cls, torch.nn.Module):
+            module_name = entry["type"].partition(":")[0]
+            raise LoadError(
+                f"cannot import {entry['type']} for module {entry['path']!r}; put the package or file that "
+                f"defines it ({module_name}) on PYTHONPATH"
+            )
+        module = cls.__new__(cls)
+        torch.nn.Module.__init__(module)
+        for key, value in entry["attributes"].items():
+            object.__setattr__(module, key, _decode(value))
+        for key in entry["none_parameters"]:
+            module.register_parameter(key, None)
+        for key in entry["none_buffers"]:
+            module.register_buffer(key, None)
+        owner_path, _, name = entry["path"].rpartition(".")
+        owner = root.get_submodule(owner_path) if owner_path else root
+        owner.add_module(name, module)
+    return root
+
+
+def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    params = manifest["parameters"]
+    aliases = manifest["aliases"]
+    non_persistent = {f"{m['path']}.{b}" for m in manifest["modules"] for b in m["non_persistent"]}
+    objects: dict[str, torch.Tensor] = {}
+    for name in list(params) + manifest["buffers"]:
+        source = aliases.get(name, name)
+        if source not in tensors:
+            raise LoadError(f"{_WEIGHTS} lacks tensor {source!r}; the save is incomplete, run qready prepare again")
+        if source not in objects:
+            tensor = tensors[source].clone()  # own, aligned memory: kernels may pick another path on a mapped buffer
+            objects[source] = torch.nn.Parameter(tensor, requires_grad=params[source]["requires_grad"]) if source in params else tensor
+        owner_path, _, attr = name.rpartition(".")
+        owner = root.get_submodule(owner_path) if owner_path else root
+        if name in params:
+            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]
+        else:
+            owner.register_buffer(attr, objects[source], persistent=name not in non_persistent)
+
+
+def _graph_from_code(root: torch.nn.Module, code: str, leaves: set[str]) -> fx.Graph:
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "<qready saved model.py>", "exec"), namespace)  # noqa: S102 - documented: saves are code
+    forward = namespace["forward"]
+    cls = type("SavedForward", (torch.nn.Module,), {"forward": forward})
+    root.__class__ = cls
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
+            return qualname in leaves
+
+    try:
+        return Tracer().trace(root)
+    finally:
+        root.__class__ = torch.nn.Module
+
+
+def _source(prepared: fx.GraphModule) -> str:
+    """The forward with the imports its globals need, as torch.fx writes them for pickling."""
+    from torch.fx.graph_module import _format_import_block
+    from torch.package import sys_importer
+
+    python_code = prepared.graph.python_code(root_module="self")
+    return _format_import_block(python_code.globals, sys_importer) + "\n" + python_code.src
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
