@@ -18,7 +18,7 @@ from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.passes.flatten_io import FlatSignature, flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
-from qready.prepared import PrepareResult, PreparedModule
+from qready.prepared import PrepareResult, PreparedModule, tied_aliases
 from qready.structure import flatten
 from qready.tracing import trace_with_leaves
 from qready.verify import compare_exact, first_difference
@@ -130,6 +130,7 @@ def prepare(
     start = time.perf_counter()
     prepared, changes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])(prepared)
     _keep_state_dict_keys(prepared, work)
+    prepared.hide_tied_copies(tied_aliases(prepared, set(model.state_dict())))
     _copy_training_flags(model, prepared)
     timings["passes"] = time.perf_counter() - start
 

@@ -116,6 +116,15 @@ class PreparedModule(fx.GraphModule):
     input_names: list[str]
     output_names: list[str]
 
+    tied_aliases: dict[str, str]
+
+    def hide_tied_copies(self, aliases: dict[str, str]) -> None:
+        """Keep the state dict to the original's keys: an unrolled copy's shared tensors are
+        left out of ``state_dict()`` and filled from the original's key on ``load_state_dict()``."""
+        self.tied_aliases = dict(aliases)
+        self._register_state_dict_hook(_drop_aliases)
+        self._register_load_state_dict_pre_hook(_fill_aliases, with_module=True)
+
     def unflatten_outputs(self, outputs: Any) -> Any:
         """The original model's output structure (dict, ModelOutput...) from the flat outputs."""
         if not self.outputs_flattened or self.output_spec is None:
@@ -130,3 +139,24 @@ class PreparedModule(fx.GraphModule):
         ordered = {key: arguments[key] for key in self.input_spec["keys"] if key in arguments}
         leaves, _ = flatten(ordered)
         return tuple(leaves)
+
+
+def _drop_aliases(module: PreparedModule, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    for alias in module.tied_aliases:
+        state_dict.pop(prefix + alias, None)
+
+
+def _fill_aliases(module: PreparedModule, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    for alias, original in module.tied_aliases.items():
+        if prefix + alias not in state_dict and prefix + original in state_dict:
+            state_dict[prefix + alias] = state_dict[prefix + original]
+
+
+def tied_aliases(prepared: torch.nn.Module, original_keys: set[str]) -> dict[str, str]:
+    """Names under which a prepared model holds a tensor that an original key already names."""
+    owner: dict[int, str] = {}
+    named = list(prepared.named_parameters(remove_duplicate=False)) + list(prepared.named_buffers(remove_duplicate=False))
+    for name, tensor in named:
+        if name in original_keys:
+            owner.setdefault(id(tensor), name)
+    return {name: owner[id(t)] for name, t in named if name not in original_keys and id(t) in owner}

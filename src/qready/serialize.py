@@ -110,6 +110,7 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
     prepared.input_names = manifest["input_names"]
     prepared.output_names = manifest["output_names"]
     prepared.prepare_report = manifest["report"]
+    prepared.hide_tied_copies(manifest["tied_aliases"])
     return prepared
 
 
@@ -149,6 +150,7 @@ def _manifest(prepared: PreparedModule) -> dict[str, Any]:
         "input_names": prepared.input_names,
         "output_names": prepared.output_names,
         "report": result.to_dict() if result is not None else prepared.prepare_report,
+        "tied_aliases": prepared.tied_aliases,
     }
 
 

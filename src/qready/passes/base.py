@@ -95,7 +95,8 @@ def add_module_in_scope(gm: fx.GraphModule, scope: str, base: str, module: torch
             child = torch.nn.Module()
             owner.add_module(part, child)
         owner = child
-    base = base if base.isidentifier() and not keyword.iskeyword(base) else f"{base}_"
+    if keyword.iskeyword(base) or not (base.isidentifier() or base.isdigit()):
+        base = f"{base}_"  # `and`, `or`... would not survive fx code generation
     name = base
     index = 0
     while hasattr(owner, name) or name in owner._modules:

@@ -48,7 +48,7 @@ class OnnxExport(Rule):
     code = "QR001"
     name = "onnx-export"
     summary = "torch.onnx.export fails, or onnxruntime disagrees with eager"
-    before = "def forward(self, x):\n    return {'out': torch.fft.rfft(x).abs()}"
+    before = "def forward(self, x):\n    return torch.kthvalue(x, 3).values  # no ONNX equivalent"
     after = "def forward(self, x):\n    return self.head(x)  # ops with ONNX equivalents, tensor output"
 
     def check(self, ctx: CheckContext) -> list[Finding]:
@@ -134,17 +134,27 @@ def _run_onnxruntime(path: Path, example: Example) -> list[Any]:
     return [torch.from_numpy(o) for o in outputs]
 
 
-_UNSUPPORTED_OP = re.compile(r"(aten[.:]{1,2}[A-Za-z_0-9]+(?:\.[A-Za-z_0-9]+)?)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NODE_TARGET = re.compile(r"target=torch\.ops\.(\w+\.\w+)")
+_SUMMARY_LINE = re.compile(r"^<class '[\w.]+'>: (.+)$", re.MULTILINE)
 
 
 def _reason(error: BaseException) -> str:
     """One line a user can act on, out of an exporter's multi-page error."""
-    text = str(error)
-    if "no decomposition" in text.lower() or "unsupported" in text.lower() or "not supported" in text.lower():
-        match = _UNSUPPORTED_OP.search(text)
-        if match:
-            return f"unsupported op {match.group(1)} ({one_line(error, 160)})"
+    text = _ANSI.sub("", str(error))
+    if "## Exception summary" in text:
+        summary = text.split("## Exception summary", 1)[1]
+        first = _SUMMARY_LINE.search(summary)
+        node = _NODE_TARGET.search(summary)
+        if first:
+            cause = first.group(1).strip()
+            where = f"{node.group(1)}: " if node and node.group(1) not in cause else ""
+            return _shorten(where + cause)
     return one_line(error)
+
+
+def _shorten(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextlib.contextmanager
@@ -170,7 +180,7 @@ def _quiet(log: io.StringIO) -> Iterator[None]:
 
 class _Unsupported(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stft(x, n_fft=16, return_complex=True).abs()
+        return torch.kthvalue(x, 3).values
 
 
 class _Exportable(nn.Module):

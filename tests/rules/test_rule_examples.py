@@ -1,0 +1,43 @@
+"""Every rule's own examples: the flagged ones are flagged where they say, the others pass."""
+
+from __future__ import annotations
+
+import pytest
+
+import qready
+from qready.rules import RULES, get_rule
+
+EXAMPLES = [pytest.param(rule, example, id=f"{rule.code}-{example.name}") for rule in RULES for example in rule.examples()]
+
+
+@pytest.mark.parametrize("rule, example", EXAMPLES)
+def test_rule_example(rule, example) -> None:
+    report = qready.check(example.model(), example.inputs(), select=[rule.code])
+    findings = report.by_code(rule.code)
+    if not example.flagged:
+        assert findings == (), [f.message for f in findings]
+        return
+    assert findings, f"{example.name} was not flagged"
+    for module, op in example.expect:
+        assert any(f.module == module and (op is None or f.op == op) for f in findings), (
+            module, op, [(f.module, f.op) for f in findings],
+        )
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
+def test_rule_is_documented_and_has_both_kinds_of_example(rule) -> None:
+    doc = rule.documentation()
+    assert rule.code.startswith("QR") and rule.name == rule.name.lower()
+    assert "Fix by hand:" in doc and "Prepare:" in doc
+    assert {e.flagged for e in rule.examples()} == {True, False}
+    assert get_rule(rule.code) is rule and get_rule(rule.name) is rule
+
+
+def test_rule_codes_and_names_are_the_public_ones() -> None:
+    assert [(r.code, r.name) for r in RULES] == [
+        ("QR001", "onnx-export"),
+        ("QR002", "jit-trace"),
+        ("QR003", "functional-op"),
+        ("QR004", "reused-module"),
+        ("QR005", "non-tensor-io"),
+    ]
