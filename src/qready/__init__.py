@@ -1,6 +1,6 @@
 """qready: check and prepare PyTorch models for quantization toolkits."""
 
-from qready.api import check
+from qready.api import check, prepare
 from qready.errors import (
     InputError,
     LoadError,
@@ -12,9 +12,16 @@ from qready.errors import (
 )
 from qready.example_inputs import Example
 from qready.findings import Coverage, Finding, Report, Severity
+from qready.prepared import PreparedModule, PrepareResult
+from qready.serialize import load, save
 
 __all__ = [
     "check",
+    "prepare",
+    "save",
+    "load",
+    "PreparedModule",
+    "PrepareResult",
     "Example",
     "Report",
     "Finding",

@@ -115,11 +115,16 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _load(options: argparse.Namespace):  # type: ignore[no-untyped-def]
+    import torch
+
     from qready.inputs import load_example, load_model, parse_kwargs
 
-    example = load_example(options.input, options.inputs)
-    model = load_model(options.spec, parse_kwargs(options.kwargs))
-    return model, example
+    kwargs = parse_kwargs(options.kwargs)
+    if not options.input and not options.inputs:
+        load_example(None, None)  # says what to pass, before a slow model build
+    torch.manual_seed(0)  # the same weights on every run: reports and saved models are reproducible
+    model = load_model(options.spec, kwargs)
+    return model, load_example(options.input, options.inputs, seed=0)
 
 
 def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
