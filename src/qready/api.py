@@ -108,12 +108,14 @@ def prepare(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
-        try:
-            reference = example.call(model)
-            fresh = fresh_like(example, seed=1)
-            fresh_reference = fresh.call(model) if verify else None
-        except Exception as error:  # the user's forward: theirs to fix
-            raise ModelError(forward_failure(model, example, error)) from error
+        fresh = fresh_like(example, seed=1)
+        reference = fresh_reference = None
+        if verify:
+            try:
+                reference = example.call(model)
+                fresh_reference = fresh.call(model)
+            except Exception as error:  # the user's forward: theirs to fix
+                raise ModelError(forward_failure(model, example, error)) from error
         work = _private_copy(model)
     timings["reference"] = time.perf_counter() - start
 

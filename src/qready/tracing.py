@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.fx as fx
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.node import Node, map_aggregate
 
 from qready.errors import QreadyError
@@ -36,6 +37,10 @@ _STATIC_METHODS = frozenset("size dim ndimension numel nelement is_floating_poin
 
 class DataDependentError(fx.proxy.TraceError):
     """Python control flow or a Python value depends on tensor data."""
+
+
+class _NeedsRealValues(Exception):
+    """Shapes alone (fake tensors) could not answer: trace again with real values."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,11 @@ class _ConcreteProxy(fx.Proxy):
 class ConcreteTracer(fx.Tracer):
     """An fx tracer that evaluates each node on real values as it records it."""
 
-    def __init__(self, leaves: set[str], specialize_root: bool = False) -> None:
+    def __init__(self, leaves: set[str], specialize_root: bool = False, fake: bool = False) -> None:
         super().__init__(autowrap_modules=(math,))
+        # Fake tensors carry shapes and dtypes without computing anything: most models only
+        # ask for those. Data-dependent kernels, or a branch to specialize, need real values.
+        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
         self.leaves = set(leaves)
         self.values: dict[Node, Any] = {}
         self.placeholder_values: list[Any] = []
@@ -139,22 +147,33 @@ class ConcreteTracer(fx.Tracer):
 
     def _evaluate(self, node: Node) -> Any:
         if node.op == "placeholder":
-            return self.placeholder_values.pop(0) if self.placeholder_values else None
+            value = self.placeholder_values.pop(0) if self.placeholder_values else None
+            if self.fake_mode is not None and isinstance(value, torch.Tensor):
+                return self.fake_mode.from_tensor(value)
+            return value
         if node.op == "get_attr":
             return self._attribute(str(node.target))
         args = map_aggregate(node.args, self._concrete)
         kwargs = map_aggregate(node.kwargs, self._concrete)
         self._evaluating += 1
         try:
-            if node.op == "call_function":
-                return node.target(*args, **kwargs)  # type: ignore[operator]
-            if node.op == "call_method":
-                return getattr(args[0], str(node.target))(*args[1:], **kwargs)
-            if node.op == "call_module":
-                module = self.root.get_submodule(str(node.target))
-                return module.forward(*args, **kwargs)
+            if self.fake_mode is None:
+                return self._run(node, args, kwargs)
+            try:
+                with self.fake_mode:
+                    return self._run(node, args, kwargs)
+            except Exception as error:  # whatever fake tensors can't do, real ones may
+                raise _NeedsRealValues(str(error)) from error
         finally:
             self._evaluating -= 1
+
+    def _run(self, node: Node, args: Any, kwargs: Any) -> Any:
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)  # type: ignore[operator]
+        if node.op == "call_method":
+            return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+        if node.op == "call_module":
+            return self.root.get_submodule(str(node.target)).forward(*args, **kwargs)
         return None
 
     def _concrete(self, value: Any) -> Any:
@@ -164,6 +183,8 @@ class ConcreteTracer(fx.Tracer):
     def to_bool(self, obj: fx.Proxy) -> bool:
         value = self.values.get(obj.node)
         if self.specialize_root and not self.module_scope:
+            if self.fake_mode is not None:
+                raise _NeedsRealValues("a branch to specialize needs the example's real values")
             result = bool(value)
             self.specialized.append((*user_location(skip=2), result))
             return result
@@ -182,6 +203,15 @@ class ConcreteTracer(fx.Tracer):
         if isinstance(value, dict):
             return value.keys()
         raise DataDependentError(f"keys() of a traced value ({_describe(obj.node)})")
+
+
+def _caused_by_fake(error: BaseException) -> bool:
+    seen = error
+    while seen is not None:
+        if isinstance(seen, _NeedsRealValues):
+            return True
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return False
 
 
 def _describe(node: Node) -> str:
@@ -206,13 +236,20 @@ def trace_with_leaves(
     leaves = set(leaves)
     failures: list[TraceFailure] = []
     specialize_root = False
+    fake = True
     for _ in range(max_attempts):
-        tracer = ConcreteTracer(leaves, specialize_root=specialize_root)
+        tracer = ConcreteTracer(leaves, specialize_root=specialize_root, fake=fake)
         tracer.placeholder_values = list(placeholder_values)
         try:
             graph = _trace(tracer, root, forward)
             return graph, tracer, failures
+        except _NeedsRealValues:
+            fake = False
+            continue
         except Exception as error:  # any failure inside the user's forward: find where, leave it, retry
+            if isinstance(error.__cause__, _NeedsRealValues) or _caused_by_fake(error):
+                fake = False
+                continue
             from qready.source import error_location
 
             scope = tracer.failure_scope
