@@ -1,0 +1,1 @@
+"""Bridges to quantization toolkits. Each imports its toolkit only when called."""

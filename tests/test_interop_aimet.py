@@ -1,0 +1,62 @@
+"""AIMET accepts what qready prepares: its validator passes and QuantizationSimModel builds.
+
+Runs only where the optional `interop` extra (aimet-torch) is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torchvision
+
+import qready
+from models import seed
+
+aimet_torch = pytest.importorskip("aimet_torch", reason="aimet-torch is optional: pip install -e '.[interop]'")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_aimet() -> None:
+    logging.getLogger("Utils").setLevel(logging.CRITICAL)  # AIMET logs each finding at ERROR
+
+
+def validate(model: torch.nn.Module, inputs: tuple) -> bool:
+    from aimet_torch.model_validator.model_validator import ModelValidator
+
+    return bool(ModelValidator.validate_model(model, model_input=inputs if len(inputs) > 1 else inputs[0]))
+
+
+def test_validator_rejects_resnet18_and_accepts_it_prepared() -> None:
+    model, x = torchvision.models.resnet18().eval(), torch.randn(1, 3, 64, 64)
+    assert not validate(model, (x,))
+    assert validate(qready.prepare(model, (x,)).eval(), (x,))
+
+
+@pytest.mark.parametrize("cls, inputs", [
+    (seed.FunctionalRelu, lambda: (seed.image(),)),
+    (seed.ReusedRelu, lambda: (seed.image(), seed.image())),
+    (seed.DictIO, seed.dict_inputs),
+])
+def test_validator_accepts_the_prepared_seed_examples(cls, inputs) -> None:
+    example = inputs()
+    prepared = qready.prepare(cls().eval(), example).eval()
+    assert validate(prepared, prepared.flatten_inputs(*example))
+
+
+def test_quantsim_builds_and_computes_encodings_on_prepared_resnet18() -> None:
+    from aimet_torch.quantsim import QuantizationSimModel
+
+    from qready.interop.aimet import register_qready_modules
+
+    register_qready_modules()
+    model, x = torchvision.models.resnet18().eval(), torch.randn(1, 3, 64, 64)
+    prepared = qready.prepare(model, (x,)).eval()
+    sim = QuantizationSimModel(prepared, dummy_input=x)
+    sim.compute_encodings(lambda m: m(x))
+    add = sim.model.get_submodule("layer1.0.add")
+    assert len(add.input_quantizers) == 2 and add.output_quantizers[0].is_initialized()
+    with torch.no_grad():
+        error = (sim.model(x) - model(x)).abs().max().item()
+    assert 0 < error < 0.5  # quantization noise, not a broken graph
