@@ -14,7 +14,7 @@ from qready.example_inputs import Example
 from qready.findings import Finding, Severity
 from qready.observe import Observation, observe
 
-__all__ = ["Rule", "RuleExample", "CheckContext"]
+__all__ = ["Rule", "RuleExample", "CheckContext", "image_input"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,8 @@ class Rule:
             details=tuple(details.items()),
             **fields,
         )
+
+
+def image_input() -> tuple[torch.Tensor]:
+    """The example input most rule examples take: one small image."""
+    return (torch.randn(1, 3, 8, 8),)

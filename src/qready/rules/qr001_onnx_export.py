@@ -17,7 +17,7 @@ from torch import nn
 
 from qready.example_inputs import Example, tensor_leaves
 from qready.findings import Finding
-from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.rules.qr002_jit_trace import compare_outputs, one_line
 from qready.source import error_location
 
@@ -99,7 +99,7 @@ class OnnxExport(Rule):
     def examples(cls) -> list[RuleExample]:
         return [
             RuleExample("op with no ONNX equivalent", _Unsupported, _signal, True, (("", "torch.onnx.export"),)),
-            RuleExample("conv and relu", _Exportable, _image, False),
+            RuleExample("conv and relu", _Exportable, image_input, False),
         ]
 
 
@@ -192,9 +192,6 @@ class _Exportable(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.conv(x))
 
-
-def _image() -> tuple[torch.Tensor]:
-    return (torch.randn(1, 3, 8, 8),)
 
 
 def _signal() -> tuple[torch.Tensor]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
-from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.source import error_location, user_location
 
 __all__ = ["JitTrace", "compare_outputs", "one_line"]
@@ -106,9 +106,9 @@ class JitTrace(Rule):
     @classmethod
     def examples(cls) -> list[RuleExample]:
         return [
-            RuleExample("branch on a tensor value", _DataDependent, _image, True, (("", "torch.jit.TracerWarning"),)),
-            RuleExample("dict output", _DictOutput, _image, True, (("", "torch.jit.trace"),)),
-            RuleExample("static graph", _Static, _image, False),
+            RuleExample("branch on a tensor value", _DataDependent, image_input, True, (("", "torch.jit.TracerWarning"),)),
+            RuleExample("dict output", _DictOutput, image_input, True, (("", "torch.jit.trace"),)),
+            RuleExample("static graph", _Static, image_input, False),
         ]
 
 
@@ -204,7 +204,3 @@ class _Static(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.conv(x))
-
-
-def _image() -> tuple[torch.Tensor]:
-    return (torch.randn(1, 3, 8, 8),)

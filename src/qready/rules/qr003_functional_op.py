@@ -8,7 +8,7 @@ from torch import nn
 
 from qready.conversions import lookup
 from qready.findings import Finding
-from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 
 __all__ = ["FunctionalOp"]
 
@@ -75,12 +75,12 @@ class FunctionalOp(Rule):
     def examples(cls) -> list[RuleExample]:
         return [
             RuleExample(
-                "functional relu in a block", _FunctionalRelu, _image, True,
+                "functional relu in a block", _FunctionalRelu, image_input, True,
                 (("", "torch.nn.functional.relu"),),
             ),
-            RuleExample("residual add", _ResidualAdd, _image, True, (("", "torch.Tensor.add"),)),
-            RuleExample("relu as a module", _ModuleRelu, _image, False),
-            RuleExample("functional call inside a leaf", _LeafWithFunctional, _image, False),
+            RuleExample("residual add", _ResidualAdd, image_input, True, (("", "torch.Tensor.add"),)),
+            RuleExample("relu as a module", _ModuleRelu, image_input, False),
+            RuleExample("functional call inside a leaf", _LeafWithFunctional, image_input, False),
         ]
 
 
@@ -114,8 +114,3 @@ class _ModuleRelu(_FunctionalRelu):
 class _LeafWithFunctional(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x) * 2
-
-
-def _image() -> tuple[torch.Tensor]:
-    return (torch.randn(1, 3, 8, 8),)
-

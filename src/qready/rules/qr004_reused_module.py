@@ -9,7 +9,7 @@ from torch import nn
 
 from qready.findings import Finding
 from qready.observe import ModuleCall
-from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 
 __all__ = ["ReusedModule", "reused_calls"]
 
@@ -73,10 +73,10 @@ class ReusedModule(Rule):
     @classmethod
     def examples(cls) -> list[RuleExample]:
         return [
-            RuleExample("relu on two branches", _TwoBranchRelu, _image, True, (("relu", "torch.nn.modules.activation.ReLU"),)),
-            RuleExample("block in a loop", _LoopedBlock, _image, True, (("block", None),)),
-            RuleExample("one instance, two parents", _SharedChild, _image, True, (("a.act", None),)),
-            RuleExample("one module per call", _OnePerCall, _image, False),
+            RuleExample("relu on two branches", _TwoBranchRelu, image_input, True, (("relu", "torch.nn.modules.activation.ReLU"),)),
+            RuleExample("block in a loop", _LoopedBlock, image_input, True, (("block", None),)),
+            RuleExample("one instance, two parents", _SharedChild, image_input, True, (("a.act", None),)),
+            RuleExample("one module per call", _OnePerCall, image_input, False),
         ]
 
 
@@ -161,7 +161,3 @@ class _OnePerCall(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(self.a(x))
-
-
-def _image() -> tuple[torch.Tensor]:
-    return (torch.randn(1, 3, 8, 8),)

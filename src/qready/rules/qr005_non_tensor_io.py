@@ -9,7 +9,7 @@ from torch import nn
 
 from qready.findings import Finding, Severity
 from qready.observe import IOIssue
-from qready.rules.base import CheckContext, Rule, RuleExample
+from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.source import display_path
 
 __all__ = ["NonTensorIO"]
@@ -77,8 +77,8 @@ class NonTensorIO(Rule):
     def examples(cls) -> list[RuleExample]:
         return [
             RuleExample("dict in, dict out", _DictModel, _dict_inputs, True, (("", None),)),
-            RuleExample("list out of a submodule", _ListChildModel, _image, True, (("split", None),)),
-            RuleExample("tensors and tuples", _TupleModel, _image, False),
+            RuleExample("list out of a submodule", _ListChildModel, image_input, True, (("split", None),)),
+            RuleExample("tensors and tuples", _TupleModel, image_input, False),
         ]
 
 
@@ -141,9 +141,6 @@ class _TupleModel(nn.Module):
         y = self.conv(x)
         return y, (y,)
 
-
-def _image() -> tuple[torch.Tensor]:
-    return (torch.randn(1, 3, 8, 8),)
 
 
 def _dict_inputs() -> tuple[dict[str, torch.Tensor]]:
