@@ -180,3 +180,21 @@ def _line_of(function, text: str) -> int:
 
     lines, start = inspect.getsourcelines(function)
     return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+def test_every_rule_example_breaks_all_five_rules_and_each_points_at_its_line() -> None:
+    from every_rule import EveryRule
+
+    report = qready.check(EveryRule(), (torch.randn(1, 3, 32, 32),))
+    assert {code: n > 0 for code, n in report.counts().items()} == dict.fromkeys(("QR001", "QR002", "QR003", "QR004", "QR005"), True)
+    branch = _line_of(EveryRule.forward, "if x.mean() > 0.5")
+    [onnx] = report.by_code("QR001")
+    assert onnx.line == branch and "control flow depends on a tensor value" in onnx.message
+    strict, warning = report.by_code("QR002")  # the dict output stops a strict trace; a lenient one still warns
+    assert "dict at the output" in strict.message and strict.detail("strict") is True
+    assert warning.line == branch and warning.severity is qready.Severity.WARNING
+
+
+def test_coverage_is_not_measured_without_the_observed_rules() -> None:
+    report = qready.check(seed.FunctionalRelu(), (seed.image(),), select=["QR002"])
+    assert report.coverage is None and report.to_dict()["summary"]["coverage"] is None

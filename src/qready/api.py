@@ -66,7 +66,7 @@ def check(
             start = time.perf_counter()
             findings.extend(rule().check(ctx))
             timings[rule.code] = time.perf_counter() - start
-    coverage = Coverage(observation.covered_ops, observation.total_ops) if observation else Coverage(0, 0)
+    coverage = Coverage(observation.covered_ops, observation.total_ops) if observation else None
     findings.sort(key=lambda f: (f.code, f.file or "", f.line or 0, f.module, f.op))
     return Report(
         model=type(model).__name__,

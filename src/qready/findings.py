@@ -75,7 +75,7 @@ class Report:
 
     model: str
     findings: tuple[Finding, ...]
-    coverage: Coverage
+    coverage: Coverage | None  # None when no rule ran the instrumented forward
     rules_run: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
@@ -106,7 +106,9 @@ class Report:
                 "counts": self.counts(),
                 "errors": len(self.errors),
                 "warnings": len(self.findings) - len(self.errors),
-                "coverage": {
+                "coverage": None
+                if self.coverage is None
+                else {
                     "covered": self.coverage.covered,
                     "total": self.coverage.total,
                     "ratio": round(self.coverage.ratio, 6),

@@ -30,7 +30,8 @@ def summary_line(report: Report) -> str:
     errors = len(report.errors)
     warnings = len(report.findings) - errors
     verdict = "ok" if report.ok else f"{errors} error(s)"
-    return f"{report.model}: {verdict}, {warnings} warning(s) [{counts}]; {report.coverage}"
+    coverage = report.coverage or "coverage not measured (QR003-QR005 not selected)"
+    return f"{report.model}: {verdict}, {warnings} warning(s) [{counts}]; {coverage}"
 
 
 def emit_text(report: Report, stream: TextIO, color: bool = False) -> None:

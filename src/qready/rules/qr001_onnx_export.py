@@ -61,6 +61,8 @@ class OnnxExport(Rule):
                     _export(ctx.model, ctx.example, path, exporter)
             except Exception as error:  # any exporter failure is what this rule reports
                 file, line = error_location(error)
+                if file is None:
+                    file, line = _user_line_in_text(_ANSI.sub("", str(error)) + log.getvalue())
                 return [
                     self.finding(
                         f"torch.onnx.export ({exporter}) failed: {_reason(error)}",
@@ -142,6 +144,8 @@ _SUMMARY_LINE = re.compile(r"^<class '[\w.]+'>: (.+)$", re.MULTILINE)
 def _reason(error: BaseException) -> str:
     """One line a user can act on, out of an exporter's multi-page error."""
     text = _ANSI.sub("", str(error))
+    if "data-dependent" in text:
+        return _shorten(f"Python control flow depends on a tensor value ({one_line(error, 120)})")
     if "## Exception summary" in text:
         summary = text.split("## Exception summary", 1)[1]
         first = _SUMMARY_LINE.search(summary)
@@ -151,6 +155,20 @@ def _reason(error: BaseException) -> str:
             where = f"{node.group(1)}: " if node and node.group(1) not in cause else ""
             return _shorten(where + cause)
     return one_line(error)
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _user_line_in_text(text: str) -> tuple[str | None, int | None]:
+    """torch.export names the user's frame in its message, not in the traceback."""
+    from qready.source import display_path, is_internal
+
+    found: tuple[str | None, int | None] = (None, None)
+    for match in _FRAME.finditer(text):
+        if not is_internal(match.group(1)):
+            found = (display_path(match.group(1)), int(match.group(2)))
+    return found
 
 
 def _shorten(text: str, limit: int = 240) -> str:

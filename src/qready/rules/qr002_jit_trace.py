@@ -51,22 +51,32 @@ class JitTrace(Rule):
     def check(self, ctx: CheckContext) -> list[Finding]:
         example = ctx.example
         tracer_warnings: dict[tuple[str | None, int | None, str], int] = {}
-        try:
-            with _capture_tracer_warnings(tracer_warnings):
-                traced = _trace(ctx.model, example)
-        except Exception as error:  # any failure of the tracer is what this rule reports
-            file, line = error_location(error)
-            return [
-                self.finding(
-                    f"torch.jit.trace failed: {one_line(error)}",
-                    op="torch.jit.trace",
-                    file=file,
-                    line=line,
-                    fix="return tensors or tuples of tensors and avoid Python-side use of tensor values",
-                    details={"log": str(error)},
+        failures: list[Finding] = []
+        traced = None
+        # strict first (what toolkits call); when only the output containers stop it, trace
+        # again non-strict so the same run still reports warnings and a trace that fits one input
+        for strict in (True, False):
+            try:
+                with _capture_tracer_warnings(tracer_warnings):
+                    traced = _trace(ctx.model, example, strict=strict)
+                break
+            except Exception as error:  # any failure of the tracer is what this rule reports
+                file, line = error_location(error)
+                failures.append(
+                    self.finding(
+                        f"torch.jit.trace failed: {one_line(error)}",
+                        op="torch.jit.trace",
+                        file=file,
+                        line=line,
+                        fix="return tensors or tuples of tensors and avoid Python-side use of tensor values",
+                        details={"log": str(error), "strict": strict},
+                    )
                 )
-            ]
-        findings = [
+                if not strict or "strict=False" not in str(error):
+                    break
+        if traced is None:
+            return failures
+        findings = failures + [
             self.finding(
                 f"tracer warning: {message}",
                 severity=Severity.WARNING,
@@ -112,11 +122,11 @@ class JitTrace(Rule):
         ]
 
 
-def _trace(model: nn.Module, example: Example) -> torch.jit.ScriptModule:
+def _trace(model: nn.Module, example: Example, *, strict: bool) -> torch.jit.ScriptModule:
     if not example.kwargs:
-        return torch.jit.trace(model, example.args, check_trace=False)
+        return torch.jit.trace(model, example.args, check_trace=False, strict=strict)
     return torch.jit.trace(
-        model, example_kwarg_inputs=_as_kwargs(model, example), check_trace=False
+        model, example_kwarg_inputs=_as_kwargs(model, example), check_trace=False, strict=strict
     )
 
 
