@@ -10,13 +10,22 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from qready.errors import QreadyError
+
+if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
+    from rich.console import Console
+    from rich.status import Status
+
+    import torch
+
+    from qready.findings import Report
 
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+CHECK_FORMATS = ("text", "json", "sarif", "github", "html")  # the names in qready.reporting.EMITTERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="report where a model breaks the five model guidelines")
     _add_model_arguments(check)
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--format", choices=CHECK_FORMATS, default="text", help="html needs -o FILE")
     check.add_argument("--select", type=_codes, help="comma-separated rule codes or names to run")
     check.add_argument("--ignore", type=_codes, help="comma-separated rule codes or names to skip")
     check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None)
@@ -44,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory to write (must not exist)")
     prepare.add_argument("--exclude", action="append", default=[], metavar="MODULE_PATH", help="keep this submodule whole")
     prepare.add_argument("--format", choices=("text", "json"), default="text")
+    prepare.add_argument("--html", metavar="FILE", help="also write an HTML report: the check of the original and what prepare did")
     prepare.add_argument("--no-tie-weights", action="store_true", help="give unrolled copies their own weights")
     prepare.add_argument("--no-verify", action="store_true", help="skip the bit-for-bit comparison and re-check")
     prepare.add_argument("--force", action="store_true", help="write OUT_DIR even if it exists or verification failed")
@@ -131,9 +141,20 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from qready.api import check
     from qready.reporting import emit
 
+    if options.format == "html" and not options.output:
+        raise QreadyError("--format html writes one self-contained file; pass -o report.html")
+    progress = options.format == "text" and stderr.isatty()
     model, example = _load(options)
-    report = check(model, example, select=options.select, ignore=options.ignore, onnx_exporter=options.onnx_exporter)
-    _write(options.output, lambda stream, color: emit(report, options.format, stream, color=color), stdout)
+    with _Progress(stderr, type(model).__name__, options, enabled=progress) as shown:
+        report = check(model, example, select=options.select, ignore=options.ignore, onnx_exporter=options.onnx_exporter)
+        shown.done(report)
+    if options.format == "html":
+        from qready.reporting.html import render_html
+
+        page = render_html(report, module_paths=_module_types(model))
+        _write(options.output, lambda stream, color: stream.write(page), stdout)
+    else:
+        _write(options.output, lambda stream, color: emit(report, options.format, stream, color=color), stdout)
     if options.exit_zero or report.ok:
         return EXIT_OK
     return EXIT_FINDINGS
@@ -150,6 +171,11 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if Path(options.output).exists() and not options.force:
         raise SaveError(f"{options.output!r} already exists; choose a new directory or pass --force")
     model, example = _load(options)
+    report = None
+    if options.html:
+        from qready.api import check
+
+        report = check(model, example)  # before prepare, on the user's untouched model
     failure: VerificationError | None = None
     try:
         prepared = prepare(
@@ -162,6 +188,12 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     result = prepared.prepare_result
     emit = emit_prepare_json if options.format == "json" else emit_prepare_text
     emit(result, stdout, stdout.isatty())
+    if report is not None:
+        from qready.reporting.html import render_html
+
+        # written even when verification failed: that is when the report is most needed
+        page = render_html(report, module_paths=_module_types(model), prepare_result=result)
+        _write(options.html, lambda stream, color: stream.write(page), stdout)
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
         return EXIT_FINDINGS
@@ -169,6 +201,55 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if options.format == "text":
         stdout.write(f"wrote {options.output}\n")
     return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def _module_types(model: torch.nn.Module) -> dict[str, str]:
+    return {name: type(module).__name__ for name, module in model.named_modules()}
+
+
+class _Progress:
+    """A spinner on stderr while the rules run, then one line a rule: time and findings.
+
+    ``qready.api.check`` runs all rules in one call, so the per-rule lines
+    come when it returns; until then the spinner names the rules running.
+    """
+
+    def __init__(self, stderr: TextIO, model: str, options: argparse.Namespace, *, enabled: bool) -> None:
+        self.console: Console | None = None
+        self.status: Status | None = None
+        if enabled:
+            from rich.console import Console
+
+            from qready.rules import select_rules
+
+            rules = ", ".join(r.code for r in select_rules(options.select, options.ignore))
+            self.console = Console(file=stderr, highlight=False)
+            self.status = self.console.status(f"checking {model}: {rules}")
+
+    def __enter__(self) -> _Progress:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def done(self, report: Report) -> None:
+        if self.console is None or self.status is None:
+            return
+        self.status.stop()
+        from qready.findings import Severity
+        from qready.rules import get_rule
+
+        if "observe" in report.timings:  # the one instrumented forward that QR003-QR005 share
+            self.console.print(f"  [dim]ran[/]  forward, observed    {report.timings['observe']:6.2f} s")
+        for code in report.rules_run:
+            found = report.by_code(code)
+            errors = sum(f.severity is Severity.ERROR for f in found)
+            mark = "[red]fail[/]" if errors else "[yellow]warn[/]" if found else "[green]pass[/]"
+            tally = f"{len(found)} finding(s)" if found else ""
+            self.console.print(f"  {mark} {code} {get_rule(code).name:<14} {report.timings.get(code, 0.0):6.2f} s  {tally}")
 
 
 def _write(path: str | None, write, stdout: TextIO) -> None:  # type: ignore[no-untyped-def]
