@@ -214,3 +214,21 @@ def test_tiny_bert_prepares_with_keyword_inputs_and_model_output() -> None:
     assert torch.equal(out.last_hidden_state, expected.last_hidden_state)
     assert torch.equal(out.pooler_output, expected.pooler_output)
     assert qready.check(prepared, (inputs["input_ids"], inputs["attention_mask"]), select=QR).findings == ()
+
+
+def test_untraceable_root_keeps_its_forward_and_prepares_what_it_calls() -> None:
+    model = tricky.UntraceableRoot().eval()
+    x = torch.rand(3, 8) + 1  # min > 0 here; a fresh normal draw takes the other branch
+    prepared = prepare(model, (x,))
+    result = prepared.prepare_result
+    assert type(prepared) is tricky.UntraceableRoot and prepared is not model
+    [root] = result.leaves
+    assert root.module == "" and root.file.endswith("tests/models/tricky.py") and "branch on tensor data" in root.reason
+    assert sorted(c.module for c in result.converted) == ["blocks.0.add", "blocks.0.relu", "blocks.1.add", "blocks.1.relu"]
+    # the prepared blocks are graphs that still take and return what the root's forward expects
+    assert isinstance(prepared.blocks[0], torch.fx.GraphModule)
+    assert prepared.blocks[0](x)["out"].shape == (3, 8)
+    assert {f.module for f in result.residual} == {""} and not result.ok
+    assert sorted(prepared.state_dict()) == sorted(model.state_dict())
+    for inputs in (x, torch.randn(3, 8)):
+        assert torch.equal(prepared(inputs), model(inputs))

@@ -125,6 +125,19 @@ class PreparedModule(fx.GraphModule):
         self._register_state_dict_hook(_drop_aliases)
         self._register_load_state_dict_pre_hook(_fill_aliases, with_module=True)
 
+    def keep_calling_convention(self) -> None:
+        """Take the original model's arguments and return its output structure.
+
+        For a prepared submodule called from a forward that stays Python: the
+        graph inside is the same, flattening happens around it.
+        """
+        graph_forward = type(self).forward
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return self.unflatten_outputs(graph_forward(self, *self.flatten_inputs(*args, **kwargs)))
+
+        self.forward = forward  # type: ignore[method-assign]
+
     def unflatten_outputs(self, outputs: Any) -> Any:
         """The original model's output structure (dict, ModelOutput...) from the flat outputs."""
         if not self.outputs_flattened or self.output_spec is None:

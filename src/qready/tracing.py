@@ -26,7 +26,7 @@ from qready.errors import QreadyError
 from qready.ops import is_leaf_module
 from qready.source import user_location
 
-__all__ = ["ConcreteTracer", "DataDependentError", "TraceFailure", "trace_with_leaves"]
+__all__ = ["ConcreteTracer", "DataDependentError", "RootNotTraceable", "TraceFailure", "trace_with_leaves"]
 
 # Tensor attributes and methods that describe a tensor's layout, not its data.
 _STATIC_ATTRIBUTES = frozenset(
@@ -51,6 +51,18 @@ class TraceFailure:
     reason: str
     file: str | None
     line: int | None
+
+
+class RootNotTraceable(QreadyError):
+    """The model's own forward, not one of its submodules, stops the trace."""
+
+    def __init__(self, failure: TraceFailure, model: str) -> None:
+        where = f" at {failure.file}:{failure.line}" if failure.file else ""
+        super().__init__(
+            f"cannot trace the forward of {model} itself ({failure.reason}{where}); "
+            "move that code into a submodule so it can be left as a leaf"
+        )
+        self.failure = failure
 
 
 class _ConcreteProxy(fx.Proxy):
@@ -259,14 +271,13 @@ def trace_with_leaves(
                 if isinstance(error, DataDependentError) and not specialize_root:
                     specialize_root = True
                     continue
-                raise QreadyError(
-                    f"cannot trace the forward of {type(root).__name__} itself ({reason}"
-                    + (f" at {file}:{line}" if file else "")
-                    + "); move that code into a submodule so it can be left as a leaf"
-                ) from error
+                raise RootNotTraceable(TraceFailure("", reason, file, line), type(root).__name__) from error
             failures.append(TraceFailure(scope, reason, file, line))
             leaves.add(scope)
-    raise QreadyError(f"gave up tracing {type(root).__name__} after {max_attempts} attempts")
+    raise RootNotTraceable(
+        TraceFailure("", f"still failing after {max_attempts} submodules were left as leaves", None, None),
+        type(root).__name__,
+    )
 
 
 def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[..., Any]) -> fx.Graph:

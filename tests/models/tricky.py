@@ -80,3 +80,31 @@ class SharedChild(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(self.a(x))
+
+
+class DictBlock(nn.Module):
+    """A traceable block with a structured output and an optional argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return {"out": F.relu(self.a(x)) + self.b(x)}
+
+
+class UntraceableRoot(nn.Module):
+    """The root itself branches on data, in a way the example and a fresh input disagree on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([DictBlock(), DictBlock()])
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.min() > 0:
+            x = x * 2
+        for block in self.blocks:
+            x = block(x)["out"]
+        return torch.sigmoid(self.head(x))

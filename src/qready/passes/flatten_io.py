@@ -60,10 +60,11 @@ def make_flat_forward(
     leaf module returned)."""
     original = type(model).forward
     signature = inspect.signature(original)
+    self_name = next(iter(signature.parameters))  # usually "self", but any name is legal
 
     def run(self: torch.nn.Module, leaves: tuple[Any, ...]) -> Any:
         arguments = unflatten(sig.input_spec, list(leaves))
-        bound = inspect.BoundArguments(signature, OrderedDict([("self", self), *arguments.items()]))
+        bound = inspect.BoundArguments(signature, OrderedDict([(self_name, self), *arguments.items()]))
         output = original(*bound.args, **bound.kwargs)
         out_leaves, out_spec = flatten(output, is_leaf=_is_value_leaf, expand=lambda v: _expand(v, concrete_of))
         sig.output_spec = out_spec

@@ -1,0 +1,315 @@
+"""How ``prepare`` turns a private copy of a model into a compliant one, and checks it.
+
+Two ways, tried in order:
+
+- the graph way: trace the whole model (``tracing``), run the passes, and get a
+  ``PreparedModule``, a torch.fx GraphModule with a flat tensor signature;
+- the children way, when the model's own forward cannot be traced: keep the
+  model's class and forward, and prepare each child module on the inputs it
+  received in an eager run, recursively. The root is then reported as a leaf.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from qready.errors import QreadyError, VerificationError
+from qready.example_inputs import Example
+from qready.observe import preserved
+from qready.ops import is_leaf_module
+from qready.passes.base import Change, PassManager
+from qready.passes.eliminate_dead_code import EliminateDeadCode
+from qready.passes.flatten_io import flat_signature, make_flat_forward
+from qready.passes.functionals_to_modules import FunctionalsToModules
+from qready.passes.unroll_reused_modules import UnrollReusedModules
+from qready.prepared import PrepareResult, PreparedModule, tied_aliases
+from qready.structure import flatten, leaf_names
+from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
+from qready.verify import compare_exact, first_difference
+
+__all__ = ["prepare_copy", "prepare_children", "verify_prepared", "call_prepared"]
+
+
+def prepare_copy(
+    work: torch.nn.Module,
+    example: Example,
+    *,
+    excluded: Sequence[str],
+    tie_weights: bool,
+    original: torch.nn.Module,
+) -> torch.nn.Module:
+    """Prepare ``work``, a module qready owns; ``original`` gives the flags and state-dict keys to keep."""
+    try:
+        return _prepare_graph(work, example, excluded=excluded, tie_weights=tie_weights, original=original)
+    except RootNotTraceable as untraceable:
+        return prepare_children(
+            work, example, excluded=excluded, tie_weights=tie_weights, failure=untraceable.failure
+        )
+
+
+def _prepare_graph(
+    work: torch.nn.Module,
+    example: Example,
+    *,
+    excluded: Sequence[str],
+    tie_weights: bool,
+    original: torch.nn.Module,
+) -> PreparedModule:
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    work.eval()
+    signature = flat_signature(work, example)
+    forward = make_flat_forward(work, signature, concrete_of=lambda proxy: proxy.tracer.values[proxy.node])
+    with torch.no_grad():
+        graph, tracer, failures = trace_with_leaves(work, forward, signature.input_values, set(excluded))
+    prepared = PreparedModule(work, graph, class_name=type(original).__name__)
+    del tracer.values
+    timings["trace"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
+    prepared, changes = passes(prepared)
+    failures = failures + _copies_of_leaves(changes, failures, excluded)
+    _keep_state_dict_keys(prepared, work)
+    prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
+    _copy_training_flags(original, prepared)
+    timings["passes"] = time.perf_counter() - start
+
+    prepared.prepare_result = PrepareResult(
+        model=type(original).__name__,
+        changes=changes,
+        leaves=failures,
+        excluded=list(excluded),
+        inputs_flattened=signature.inputs_flattened,
+        outputs_flattened=signature.outputs_flattened,
+        input_names=signature.input_names,
+        output_names=signature.output_names,
+        specialized=tracer.specialized,
+        timings=timings,
+    )
+    prepared.input_spec = signature.input_spec
+    prepared.output_spec = signature.output_spec
+    prepared.outputs_flattened = signature.outputs_flattened
+    prepared.input_names = signature.input_names
+    prepared.output_names = signature.output_names
+    return prepared
+
+
+def prepare_children(
+    work: torch.nn.Module,
+    example: Example,
+    *,
+    excluded: Sequence[str],
+    tie_weights: bool,
+    failure: TraceFailure,
+) -> torch.nn.Module:
+    """Keep ``work``'s own forward; prepare each outermost submodule it calls, on the inputs it gets.
+
+    A prepared submodule keeps its calling convention (structured arguments and
+    outputs are flattened and rebuilt around its graph), so the untraceable
+    forward calls it as before.
+    """
+    start = time.perf_counter()
+    calls = _submodule_calls(work, example)
+    changes: list[Change] = []
+    leaves: list[TraceFailure] = [failure]
+    specialized: list[tuple[str | None, int | None, Any]] = []
+    for path in _outermost(calls):
+        child = work.get_submodule(path)
+        if path in excluded or is_leaf_module(child):
+            continue
+        inner_excluded = [p[len(path) + 1:] for p in excluded if p.startswith(path + ".")]
+        if not _same_signature(calls[path]):
+            leaves.append(TraceFailure(path, "called with differently shaped inputs by a forward that cannot be traced", None, None))
+            continue
+        try:
+            prepared = prepare_copy(child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights, original=child)
+        except QreadyError as error:
+            leaves.append(TraceFailure(path, str(error), None, None))
+            continue
+        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
+        if isinstance(prepared, PreparedModule) and (result.inputs_flattened or result.outputs_flattened):
+            prepared.keep_calling_convention()
+        parent, _, name = path.rpartition(".")
+        work.get_submodule(parent)._modules[name] = prepared
+        changes += [_within(path, change) for change in result.changes]
+        leaves += [replace(leaf, module=_join(path, leaf.module)) for leaf in result.leaves]
+        specialized += result.specialized
+    work.prepare_result = PrepareResult(  # type: ignore[assignment]
+        model=type(work).__name__,
+        changes=changes,
+        leaves=leaves,
+        excluded=list(excluded),
+        inputs_flattened=False,
+        outputs_flattened=False,
+        input_names=[],
+        output_names=[],
+        specialized=specialized,
+        timings={"children": time.perf_counter() - start},
+    )
+    return work
+
+
+def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
+    """Run a prepared model on the original model's arguments."""
+    if isinstance(prepared, PreparedModule):
+        return prepared(*prepared.flatten_inputs(*example.args, **example.kwargs))
+    return example.call(prepared)
+
+
+def verify_prepared(
+    prepared: torch.nn.Module, example: Example, fresh: Example, references: tuple[Any, Any]
+) -> None:
+    """Bit-for-bit on the example and a fresh input, then no QR003/QR004 outside the leaves.
+
+    Raises VerificationError naming the first differing output and its max abs difference.
+    """
+    from qready.api import check
+
+    result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
+    for run, inputs, expected in (("example", example, references[0]), ("fresh", fresh, references[1])):
+        with preserved(prepared), torch.no_grad():
+            got = call_prepared(prepared, inputs)
+        expected_leaves, spec = flatten(expected)
+        got_leaves, _ = flatten(got)
+        names = result.output_names or leaf_names(spec, "output")
+        result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
+    if isinstance(prepared, PreparedModule):
+        recheck = check(prepared, prepared.flatten_inputs(*example.args, **example.kwargs), select=("QR003", "QR004"))
+    else:
+        recheck = check(prepared, example, select=("QR003", "QR004"))
+    allowed = [leaf.module for leaf in result.leaves] + result.excluded
+    for finding in recheck.findings:
+        inside_leaf = any(p == "" or finding.module == p or finding.module.startswith(p + ".") for p in allowed)
+        (result.residual if inside_leaf else result.unexpected).append(finding)
+    differing = first_difference(result.diffs)
+    result.verified = differing is None and not result.unexpected
+    if differing is not None:
+        raise VerificationError(
+            f"prepared {result.model} differs from the original on the {differing.run} input: output "
+            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model",
+            prepared,
+        )
+    if result.unexpected:
+        first = result.unexpected[0]
+        raise VerificationError(
+            f"prepared {result.model} still has {len(result.unexpected)} {first.code} finding(s) outside the "
+            f"submodules left as leaves, first: {first.message}; please report this with the model",
+            prepared,
+        )
+
+
+def _submodule_calls(module: torch.nn.Module, example: Example) -> dict[str, list[Example]]:
+    """The arguments each submodule receives in one eager forward (cloned: later in-place ops
+    must not change what the submodule saw)."""
+    calls: dict[str, list[Example]] = {}
+    handles = []
+    for path, sub in module.named_modules():
+        if not path:
+            continue
+
+        def record(_: torch.nn.Module, args: tuple, kwargs: dict, path: str = path) -> None:
+            calls.setdefault(path, []).append(Example(_clone(args), _clone(kwargs)))
+
+        handles.append(sub.register_forward_pre_hook(record, with_kwargs=True))
+    try:
+        with preserved(module), torch.no_grad():
+            example.call(module)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+def _outermost(calls: dict[str, list[Example]]) -> list[str]:
+    """Called submodules with no called ancestor: the untraceable forward's own callees."""
+    called = set(calls)
+    return [
+        path for path in calls
+        if not any(".".join(path.split(".")[:i]) in called for i in range(1, path.count(".") + 1))
+    ]
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_clone(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clone(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    return value
+
+
+def _same_signature(calls: list[Example]) -> bool:
+    """All calls share shapes, dtypes and non-tensor values: a graph traced on one serves all."""
+    def describe(example: Example) -> Any:
+        return repr(flatten((example.args, example.kwargs), is_leaf=_is_tensor)[1]) + repr(
+            [(tuple(t.shape), t.dtype) for t in flatten((example.args, example.kwargs), is_leaf=_is_tensor)[0]]
+        )
+
+    try:
+        first = describe(calls[0])
+        return all(describe(c) == first for c in calls[1:])
+    except TypeError:  # arguments qready cannot describe: don't assume they match
+        return len(calls) == 1
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+def _within(name: str, change: Change) -> Change:
+    return replace(change, scope=_join(name, change.scope), module=_join(name, change.module))
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}.{path}" if path else prefix
+
+
+def _copies_of_leaves(changes: list[Change], leaves: list[TraceFailure], excluded: Sequence[str]) -> list[TraceFailure]:
+    """An unrolled copy of a module left whole is a leaf too, for the same reason as the original."""
+    whole = {leaf.module: leaf for leaf in leaves}
+    copies = []
+    for change in changes:
+        if change.kind != "unrolled":
+            continue
+        if change.op in whole:
+            copies.append(replace(whole[change.op], module=change.module))
+        elif change.op in excluded:
+            copies.append(TraceFailure(change.module, f"a copy of {change.op!r}, which was excluded", None, None))
+    return copies
+
+
+def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> None:
+    """Parameters and buffers the forward never touched still belong in the state dict."""
+    present = set(prepared.state_dict(keep_vars=True))
+    for name, tensor in work.state_dict(keep_vars=True).items():
+        if name in present:
+            continue
+        owner_path, _, attr = name.rpartition(".")
+        owner = prepared
+        source = work
+        for part in owner_path.split(".") if owner_path else ():
+            source = source._modules[part]  # type: ignore[assignment]
+            child = owner._modules.get(part)
+            if child is None:
+                child = torch.nn.Module()
+                owner.add_module(part, child)
+            owner = child
+        if attr in source._parameters:
+            owner.register_parameter(attr, source._parameters[attr])
+        else:
+            owner.register_buffer(attr, tensor, persistent=True)
+
+
+def _copy_training_flags(model: torch.nn.Module, prepared: torch.nn.Module) -> None:
+    flags = {name: m.training for name, m in model.named_modules()}
+    for name, module in prepared.named_modules():
+        module.training = flags.get(name, model.training)
