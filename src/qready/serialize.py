@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -84,24 +85,44 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
         manifest = json.loads((root_dir / _MANIFEST).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise LoadError(f"{str(root_dir / _MANIFEST)!r} is not valid JSON ({error}); the save is damaged") from error
+    if not isinstance(manifest, dict):
+        raise LoadError(f"{str(root_dir / _MANIFEST)!r} is not a qready manifest (a JSON object); the save is damaged")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise LoadError(
             f"{str(root_dir)!r} has format version {manifest.get('format_version')!r}, this qready reads "
             f"{FORMAT_VERSION}; prepare the model again with this version"
         )
-    for name, digest in manifest.get("sha256", {}).items():
+    checksums = manifest.get("sha256")
+    for name in (_CODE, _WEIGHTS):  # both are required: a manifest without them would vouch for anything
+        digest = checksums.get(name) if isinstance(checksums, dict) else None
+        if digest is None:
+            raise LoadError(f"{_MANIFEST} in {str(root_dir)!r} has no checksum for {name}; the save is damaged, run qready prepare again")
         if _sha256(root_dir / name) != digest:
-            raise LoadError(f"{name} in {str(root_dir)!r} does not match its checksum; it was changed or truncated after saving")
+            raise LoadError(
+                f"{name} in {str(root_dir)!r} does not match its checksum; it was changed or truncated after "
+                "saving, run qready prepare again"
+            )
     try:
         tensors = load_file(str(root_dir / _WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
         raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
+    try:
+        return _rebuild(root_dir, manifest, tensors)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest that lacks or mangles an entry
+        raise LoadError(
+            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({type(error).__name__}: {error}); "
+            "the save is damaged, run qready prepare again"
+        ) from error
 
+
+def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PreparedModule:
     holder = _build_tree(manifest["modules"])
     _attach_tensors(holder, manifest, tensors)
+    _attach_tensor_attributes(holder, manifest["modules"])
     code = (root_dir / _CODE).read_text(encoding="utf-8")
     graph = _graph_from_code(holder, code, {m["path"] for m in manifest["modules"] if m["leaf"]})
     prepared = PreparedModule(holder, graph, class_name=manifest["class_name"])
+    _keep_unused_state(prepared, holder, manifest)
     for name, flag in manifest["training"].items():
         prepared.get_submodule(name).training = flag
     prepared.input_spec = manifest["input_spec"]
@@ -143,6 +164,7 @@ def _manifest(prepared: PreparedModule) -> dict[str, Any]:
             for name, p in prepared.named_parameters(remove_duplicate=False)
         },
         "buffers": [name for name, _ in prepared.named_buffers(remove_duplicate=False)],
+        "root_non_persistent": sorted(prepared._non_persistent_buffers_set),
         "training": {name: m.training for name, m in prepared.named_modules()},
         "input_spec": prepared.input_spec,
         "output_spec": prepared.output_spec,
@@ -155,12 +177,14 @@ def _manifest(prepared: PreparedModule) -> dict[str, Any]:
 
 
 def _plain_attributes(path: str, module: torch.nn.Module) -> dict[str, Any]:
+    # an attribute may hold the module's own tensors (nn.LSTM's _flat_weights): saved by name
+    own = {id(t): name for name, t in [*module._parameters.items(), *module._buffers.items()] if t is not None}
     attributes = {}
     for key, value in vars(module).items():
         if key in _MODULE_INTERNALS:
             continue
         try:
-            attributes[key] = _encode(value)
+            attributes[key] = _encode(value, own)
         except TypeError as error:
             raise SaveError(
                 f"cannot save module {path!r} ({type(module).__qualname__}): attribute {key!r} is {error}; "
@@ -169,9 +193,13 @@ def _plain_attributes(path: str, module: torch.nn.Module) -> dict[str, Any]:
     return attributes
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: Any, own: dict[int, str]) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, torch.Tensor) and id(value) in own:
+        return {"tensor": own[id(value)]}
+    if isinstance(value, weakref.ref) and id(value()) in own:  # nn.LSTM's _flat_weight_refs
+        return {"weakref": own[id(value())]}
     if isinstance(value, torch.dtype):
         return {"dtype": str(value).removeprefix("torch.")}
     if isinstance(value, torch.device):
@@ -179,19 +207,28 @@ def _encode(value: Any) -> Any:
     if isinstance(value, torch.Size):
         return {"size": list(value)}
     if isinstance(value, tuple):
-        return {"tuple": [_encode(v) for v in value]}
+        return {"tuple": [_encode(v, own) for v in value]}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [_encode(v, own) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"dict": {k: _encode(v) for k, v in value.items()}}
+        return {"dict": {k: _encode(v, own) for k, v in value.items()}}
     raise TypeError(f"a {type(value).__qualname__}")
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, module: torch.nn.Module | None = None) -> Any:
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, module) for v in value]
     if not isinstance(value, dict):
         return value
+    if "tensor" in value:
+        if module is None:
+            raise ValueError(f"tensor reference {value['tensor']!r} outside a module")
+        tensors = {**module._parameters, **module._buffers}
+        return tensors[value["tensor"]]
+    if "weakref" in value:
+        if module is None:
+            raise ValueError(f"tensor reference {value['weakref']!r} outside a module")
+        return weakref.ref({**module._parameters, **module._buffers}[value["weakref"]])
     if "dtype" in value:
         return getattr(torch, value["dtype"])
     if "device" in value:
@@ -199,8 +236,16 @@ def _decode(value: Any) -> Any:
     if "size" in value:
         return torch.Size(value["size"])
     if "tuple" in value:
-        return tuple(_decode(v) for v in value["tuple"])
-    return {k: _decode(v) for k, v in value["dict"].items()}
+        return tuple(_decode(v, module) for v in value["tuple"])
+    return {k: _decode(v, module) for k, v in value["dict"].items()}
+
+
+def _refers_to_tensors(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_refers_to_tensors(v) for v in value)
+    if isinstance(value, dict):
+        return "tensor" in value or "weakref" in value or any(_refers_to_tensors(v) for v in value.values())
+    return False
 
 
 def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -231,7 +276,8 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
         module = cls.__new__(cls)
         torch.nn.Module.__init__(module)
         for key, value in entry["attributes"].items():
-            object.__setattr__(module, key, _decode(value))
+            if not _refers_to_tensors(value):  # those wait for the tensors: _attach_tensor_attributes
+                object.__setattr__(module, key, _decode(value))
         for key in entry["none_parameters"]:
             module.register_parameter(key, None)
         for key in entry["none_buffers"]:
@@ -246,6 +292,7 @@ def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: di
     params = manifest["parameters"]
     aliases = manifest["aliases"]
     non_persistent = {f"{m['path']}.{b}" for m in manifest["modules"] for b in m["non_persistent"]}
+    non_persistent |= set(manifest.get("root_non_persistent", ()))
     objects: dict[str, torch.Tensor] = {}
     for name in list(params) + manifest["buffers"]:
         source = aliases.get(name, name)
@@ -260,6 +307,36 @@ def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: di
             owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]
         else:
             owner.register_buffer(attr, objects[source], persistent=name not in non_persistent)
+
+
+def _attach_tensor_attributes(root: torch.nn.Module, modules: list[dict[str, Any]]) -> None:
+    for entry in modules:
+        module = root.get_submodule(entry["path"])
+        for key, value in entry["attributes"].items():
+            if _refers_to_tensors(value):
+                object.__setattr__(module, key, _decode(value, module))
+
+
+def _keep_unused_state(prepared: PreparedModule, holder: torch.nn.Module, manifest: dict[str, Any]) -> None:
+    """A GraphModule keeps only the modules and tensors its graph reads; the others (parameters
+    and buffers the forward never used) still belong to the model and its state dict."""
+    for entry in manifest["modules"]:  # parents before children
+        owner_path, _, name = entry["path"].rpartition(".")
+        owner = prepared.get_submodule(owner_path) if owner_path else prepared
+        if name not in owner._modules:
+            owner.add_module(name, holder.get_submodule(entry["path"]))
+    present = {name for name, _ in prepared.named_parameters(remove_duplicate=False)}
+    present |= {name for name, _ in prepared.named_buffers(remove_duplicate=False)}
+    for name in [*manifest["parameters"], *manifest["buffers"]]:
+        if name in present:
+            continue
+        owner_path, _, attr = name.rpartition(".")
+        owner = prepared.get_submodule(owner_path)
+        source = holder.get_submodule(owner_path)
+        if attr in source._parameters:
+            owner.register_parameter(attr, source._parameters[attr])
+        else:
+            owner.register_buffer(attr, source._buffers[attr], persistent=attr not in source._non_persistent_buffers_set)
 
 
 def _graph_from_code(root: torch.nn.Module, code: str, leaves: set[str]) -> fx.Graph:
