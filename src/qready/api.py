@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -31,13 +31,15 @@ def check(
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     onnx_exporter: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Run ``model`` on ``example_inputs`` and report where it breaks the five guidelines.
 
     ``example_inputs`` is a tuple of positional arguments or a mapping of
     keyword arguments (``example_kwargs`` adds keywords to a tuple). The model
     runs in eval mode under ``torch.no_grad()``; its flags, parameters and hooks
-    are as before afterwards, also when its forward raises.
+    are as before afterwards, also when its forward raises. ``progress`` is
+    called with ``"forward"`` and then each rule's code as the work starts.
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
@@ -50,12 +52,16 @@ def check(
     timings: dict[str, float] = {}
     with preserved(model):
         if any(rule.code in _OBSERVED for rule in rules):
+            if progress:
+                progress("forward")
             start = time.perf_counter()
             observation = ctx.observation  # the forward runs once, before any rule: its errors are the user's
             timings["observe"] = time.perf_counter() - start
         else:
             observation = None
         for rule in rules:
+            if progress:
+                progress(rule.code)
             start = time.perf_counter()
             findings.extend(rule().check(ctx))
             timings[rule.code] = time.perf_counter() - start

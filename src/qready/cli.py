@@ -145,8 +145,11 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise QreadyError("--format html writes one self-contained file; pass -o report.html")
     progress = options.format == "text" and stderr.isatty()
     model, example = _load(options)
-    with _Progress(stderr, type(model).__name__, options, enabled=progress) as shown:
-        report = check(model, example, select=options.select, ignore=options.ignore, onnx_exporter=options.onnx_exporter)
+    with _Progress(stderr, type(model).__name__, enabled=progress) as shown:
+        report = check(
+            model, example, select=options.select, ignore=options.ignore, onnx_exporter=options.onnx_exporter,
+            progress=shown.update,
+        )
         shown.done(report)
     if options.format == "html":
         from qready.reporting.html import render_html
@@ -208,23 +211,17 @@ def _module_types(model: torch.nn.Module) -> dict[str, str]:
 
 
 class _Progress:
-    """A spinner on stderr while the rules run, then one line a rule: time and findings.
+    """A spinner on stderr naming the step that runs, then one line a rule: time and findings."""
 
-    ``qready.api.check`` runs all rules in one call, so the per-rule lines
-    come when it returns; until then the spinner names the rules running.
-    """
-
-    def __init__(self, stderr: TextIO, model: str, options: argparse.Namespace, *, enabled: bool) -> None:
+    def __init__(self, stderr: TextIO, model: str, *, enabled: bool) -> None:
+        self.model = model
         self.console: Console | None = None
         self.status: Status | None = None
         if enabled:
             from rich.console import Console
 
-            from qready.rules import select_rules
-
-            rules = ", ".join(r.code for r in select_rules(options.select, options.ignore))
             self.console = Console(file=stderr, highlight=False)
-            self.status = self.console.status(f"checking {model}: {rules}")
+            self.status = self.console.status(f"checking {model}")
 
     def __enter__(self) -> _Progress:
         if self.status is not None:
@@ -234,6 +231,13 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
             self.status.stop()
+
+    def update(self, step: str) -> None:
+        if self.status is not None:
+            from qready.rules import get_rule
+
+            what = "the instrumented forward" if step == "forward" else f"{step} {get_rule(step).name}"
+            self.status.update(f"checking {self.model}: {what}")
 
     def done(self, report: Report) -> None:
         if self.console is None or self.status is None:

@@ -22,7 +22,8 @@ def format_finding(finding: Finding, color: bool = False) -> str:
     count = f" (x{finding.count})" if finding.count > 1 else ""
     if finding.code == "QR003":
         return f"{finding.location}  {code}  {finding.rule}  {module}  {subject}{count}{fix}"
-    return f"{finding.location}  {code}  {finding.rule}  {module}  {finding.message}{fix}"
+    message = " ".join(finding.message.split())  # one finding, one line
+    return f"{finding.location}  {code}  {finding.rule}  {module}  {message}{fix}"
 
 
 def summary_line(report: Report) -> str:

@@ -65,7 +65,7 @@ class OnnxExport(Rule):
                     file, line = _user_line_in_text(_ANSI.sub("", str(error)) + log.getvalue())
                 return [
                     self.finding(
-                        f"torch.onnx.export ({exporter}) failed: {_reason(error)}",
+                        f"torch.onnx.export ({exporter}) failed: {_ANSI.sub('', _reason(error))}",
                         op="torch.onnx.export",
                         file=file,
                         line=line,
@@ -145,7 +145,9 @@ def _reason(error: BaseException) -> str:
     """One line a user can act on, out of an exporter's multi-page error."""
     text = _ANSI.sub("", str(error))
     if "data-dependent" in text:
-        return _shorten(f"Python control flow depends on a tensor value ({one_line(error, 120)})")
+        detail = next(line.strip() for line in text.splitlines() if "data-dependent" in line)
+        detail = re.sub(r"^<class '[\w.]+'>: ", "", detail)
+        return _shorten(f"Python control flow depends on a tensor value ({detail})")
     if "## Exception summary" in text:
         summary = text.split("## Exception summary", 1)[1]
         first = _SUMMARY_LINE.search(summary)
