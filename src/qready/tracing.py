@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.fx as fx
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.node import Node, map_aggregate
 
 from qready.errors import QreadyError
@@ -32,6 +32,7 @@ __all__ = ["ConcreteTracer", "DataDependentError", "RootNotTraceable", "TraceFai
 _STATIC_ATTRIBUTES = frozenset(
     "shape dtype device ndim is_cuda is_sparse is_quantized is_meta layout requires_grad".split()
 )
+_DEVICE_ATTRIBUTES = frozenset({"device", "is_cuda", "is_meta"})
 _STATIC_METHODS = frozenset("size dim ndimension numel nelement is_floating_point is_complex is_contiguous stride".split())
 
 
@@ -40,7 +41,7 @@ class DataDependentError(fx.proxy.TraceError):
 
 
 class _NeedsRealValues(Exception):
-    """Shapes alone (fake tensors) could not answer: trace again with real values."""
+    """Shapes alone (meta tensors) could not answer: trace again with real values."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class _ConcreteProxy(fx.Proxy):
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
             value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
             if isinstance(value, torch.Tensor):
+                if value.is_meta and name in _DEVICE_ATTRIBUTES:
+                    # the model runs on the device of its example, not on the stand-in values
+                    return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]
                 return getattr(value, name)
         return super().__getattr__(name)
 
@@ -84,15 +88,22 @@ class _ConcreteProxy(fx.Proxy):
     def __iter__(self) -> Iterator[Any]:
         return self.tracer.iter(self)  # type: ignore[attr-defined]
 
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # ``x[:, 0] = v`` writes into x: record it as an in-place ``operator.setitem`` node, in
+        # order, so later reads of x (in the graph, and of its example value now) see the write.
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
 
 class ConcreteTracer(fx.Tracer):
     """An fx tracer that evaluates each node on real values as it records it."""
 
-    def __init__(self, leaves: set[str], specialize_root: bool = False, fake: bool = False) -> None:
+    def __init__(self, leaves: set[str], specialize_root: bool = False, meta: bool = False) -> None:
         super().__init__(autowrap_modules=(math,))
-        # Fake tensors carry shapes and dtypes without computing anything: most models only
+        # Meta tensors carry shapes and dtypes without computing anything: most models only
         # ask for those. Data-dependent kernels, or a branch to specialize, need real values.
-        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else None
+        self.meta = meta
+        self.device_probe = torch.empty(0)
+        self._meta_twins: dict[int, torch.Tensor] = {}
         self.leaves = set(leaves)
         self.values: dict[Node, Any] = {}
         self.placeholder_values: list[Any] = []
@@ -160,8 +171,9 @@ class ConcreteTracer(fx.Tracer):
     def _evaluate(self, node: Node) -> Any:
         if node.op == "placeholder":
             value = self.placeholder_values.pop(0) if self.placeholder_values else None
-            if self.fake_mode is not None and isinstance(value, torch.Tensor):
-                return self.fake_mode.from_tensor(value)
+            if isinstance(value, torch.Tensor):
+                self.device_probe = value.new_empty(0)
+                return self._to_meta(value) if self.meta else value
             return value
         if node.op == "get_attr":
             return self._attribute(str(node.target))
@@ -169,12 +181,11 @@ class ConcreteTracer(fx.Tracer):
         kwargs = map_aggregate(node.kwargs, self._concrete)
         self._evaluating += 1
         try:
-            if self.fake_mode is None:
+            if not self.meta:
                 return self._run(node, args, kwargs)
             try:
-                with self.fake_mode:
-                    return self._run(node, args, kwargs)
-            except Exception as error:  # whatever fake tensors can't do, real ones may
+                return self._run(node, args, kwargs)
+            except Exception as error:  # whatever meta tensors can't do, real ones may
                 raise _NeedsRealValues(str(error)) from error
         finally:
             self._evaluating -= 1
@@ -185,17 +196,34 @@ class ConcreteTracer(fx.Tracer):
         if node.op == "call_method":
             return getattr(args[0], str(node.target))(*args[1:], **kwargs)
         if node.op == "call_module":
-            return self.root.get_submodule(str(node.target)).forward(*args, **kwargs)
+            module = self.root.get_submodule(str(node.target))
+            if not self.meta:
+                return module.forward(*args, **kwargs)
+            state = {
+                name: self._to_meta(t)
+                for name, t in [*module.named_parameters(), *module.named_buffers()]
+            }
+            return torch.func.functional_call(module, state, args, kwargs)
         return None
 
+    def _to_meta(self, tensor: torch.Tensor) -> torch.Tensor:
+        twin = self._meta_twins.get(id(tensor))
+        if twin is None:
+            twin = self._meta_twins[id(tensor)] = tensor.to("meta")
+        return twin
+
     def _concrete(self, value: Any) -> Any:
-        return self.values[value] if isinstance(value, Node) else value
+        if isinstance(value, Node):
+            return self.values[value]
+        if self.meta and isinstance(value, torch.Tensor) and not value.is_meta:
+            return self._to_meta(value)  # a constant made by the forward meets stand-in values
+        return value
 
     # -- Python asking traced values questions ---------------------------------------------
     def to_bool(self, obj: fx.Proxy) -> bool:
         value = self.values.get(obj.node)
         if self.specialize_root and not self.module_scope:
-            if self.fake_mode is not None:
+            if self.meta:
                 raise _NeedsRealValues("a branch to specialize needs the example's real values")
             result = bool(value)
             self.specialized.append((*user_location(skip=2), result))
@@ -217,7 +245,7 @@ class ConcreteTracer(fx.Tracer):
         raise DataDependentError(f"keys() of a traced value ({_describe(obj.node)})")
 
 
-def _caused_by_fake(error: BaseException) -> bool:
+def _needed_real_values(error: BaseException) -> bool:
     seen = error
     while seen is not None:
         if isinstance(seen, _NeedsRealValues):
@@ -248,19 +276,19 @@ def trace_with_leaves(
     leaves = set(leaves)
     failures: list[TraceFailure] = []
     specialize_root = False
-    fake = True
+    meta = True
     for _ in range(max_attempts):
-        tracer = ConcreteTracer(leaves, specialize_root=specialize_root, fake=fake)
+        tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
         tracer.placeholder_values = list(placeholder_values)
         try:
             graph = _trace(tracer, root, forward)
             return graph, tracer, failures
         except _NeedsRealValues:
-            fake = False
+            meta = False
             continue
         except Exception as error:  # any failure inside the user's forward: find where, leave it, retry
-            if isinstance(error.__cause__, _NeedsRealValues) or _caused_by_fake(error):
-                fake = False
+            if meta and _needed_real_values(error):
+                meta = False
                 continue
             from qready.source import error_location
 
