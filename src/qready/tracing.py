@@ -203,8 +203,22 @@ class ConcreteTracer(fx.Tracer):
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
             }
-            return torch.func.functional_call(module, state, args, kwargs)
+            try:
+                return torch.func.functional_call(module, state, args, kwargs)
+            except Exception:
+                if not type(module).__module__.startswith("torch.nn."):
+                    raise
+                # a torch.nn kernel without a meta version (multi-head attention): its output shape
+                # never depends on the data, so zeros of the right shapes give it
+                return map_aggregate(module.forward(*self._zeros(args), **self._zeros(kwargs)), self._concrete)
         return None
+
+    def _zeros(self, value: Any) -> Any:
+        device = self.device_probe.device
+        return map_aggregate(
+            value,
+            lambda v: torch.zeros(v.shape, dtype=v.dtype, device=device) if isinstance(v, torch.Tensor) and v.is_meta else v,
+        )
 
     def _to_meta(self, tensor: torch.Tensor) -> torch.Tensor:
         twin = self._meta_twins.get(id(tensor))
@@ -214,9 +228,9 @@ class ConcreteTracer(fx.Tracer):
 
     def _concrete(self, value: Any) -> Any:
         if isinstance(value, Node):
-            return self.values[value]
+            value = self.values[value]
         if self.meta and isinstance(value, torch.Tensor) and not value.is_meta:
-            return self._to_meta(value)  # a constant made by the forward meets stand-in values
+            return self._to_meta(value)  # parameters and constants meet stand-in values as stand-ins
         return value
 
     # -- Python asking traced values questions ---------------------------------------------
@@ -282,10 +296,13 @@ def trace_with_leaves(
         tracer.placeholder_values = list(placeholder_values)
         try:
             graph = _trace(tracer, root, forward)
+            _constants_are_not_state(root, graph)
             return graph, tracer, failures
         except _NeedsRealValues:
             meta = False
             continue
+        except RecursionError:  # the nesting, not one submodule: no leaf would help
+            raise
         except Exception as error:  # any failure inside the user's forward: find where, leave it, retry
             if meta and _needed_real_values(error):
                 meta = False
@@ -306,6 +323,19 @@ def trace_with_leaves(
         TraceFailure("", f"still failing after {max_attempts} submodules were left as leaves", None, None),
         type(root).__name__,
     )
+
+
+def _constants_are_not_state(root: torch.nn.Module, graph: fx.Graph) -> None:
+    """Tensors the trace captured as constants (``_tensor_constant0``: a slice of a buffer, a mask
+    built from shapes) become non-persistent buffers: the model holds them, its state dict doesn't."""
+    for node in graph.nodes:
+        target = str(node.target)
+        if node.op != "get_attr" or "." in target or target in root._buffers or target in root._parameters:
+            continue
+        value = getattr(root, target, None)
+        if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+            delattr(root, target)
+            root.register_buffer(target, value, persistent=False)
 
 
 def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[..., Any]) -> fx.Graph:
