@@ -11,6 +11,7 @@ module where it happened as a leaf.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import operator
@@ -34,6 +35,9 @@ _STATIC_ATTRIBUTES = frozenset(
 )
 _DEVICE_ATTRIBUTES = frozenset({"device", "is_cuda", "is_meta"})
 _STATIC_METHODS = frozenset("size dim ndimension numel nelement is_floating_point is_complex is_contiguous stride".split())
+
+
+_MISSING = object()
 
 
 class DataDependentError(fx.proxy.TraceError):
@@ -87,6 +91,20 @@ class _ConcreteProxy(fx.Proxy):
 
     def __iter__(self) -> Iterator[Any]:
         return self.tracer.iter(self)  # type: ignore[attr-defined]
+
+    def __getitem__(self, key: Any) -> Any:
+        # An element of a leaf's output that is a Python constant (the None in ``(x, None)``) is
+        # part of the output's structure, static like a shape: give the constant, so that
+        # ``if out[1] is not None`` takes the branch the example takes.
+        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+        if isinstance(value, (tuple, list, dict)) and not isinstance(key, (fx.Proxy, slice)):
+            try:
+                element = value[key]
+            except (IndexError, KeyError, TypeError):
+                element = _MISSING
+            if element is None or isinstance(element, (bool, int, float, str)):
+                return element
+        return super().__getitem__(key)  # type: ignore[misc]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         # ``x[:, 0] = v`` writes into x: record it as an in-place ``operator.setitem`` node, in
@@ -177,8 +195,9 @@ class ConcreteTracer(fx.Tracer):
             return value
         if node.op == "get_attr":
             return self._attribute(str(node.target))
-        args = map_aggregate(node.args, self._concrete)
-        kwargs = map_aggregate(node.kwargs, self._concrete)
+        # plain containers: a leaf may append to a list it is given, as torchvision's FPN blocks do
+        args = _mutable(map_aggregate(node.args, self._concrete))
+        kwargs = _mutable(map_aggregate(node.kwargs, self._concrete))
         self._evaluating += 1
         try:
             if not self.meta:
@@ -203,14 +222,21 @@ class ConcreteTracer(fx.Tracer):
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
             }
+            # functional_call leaves the stand-ins in place when one submodule appears twice inside
+            # `module` (it swaps the shared tensor in and out once per name): put the tensors back ourselves
+            held = [(m, dict(m._parameters), dict(m._buffers)) for m in module.modules()]
             try:
-                return torch.func.functional_call(module, state, args, kwargs)
+                with _state_unchanged(module):
+                    return torch.func.functional_call(module, state, args, kwargs)
             except Exception:
+                _put_back(held)
                 if not type(module).__module__.startswith("torch.nn."):
                     raise
                 # a torch.nn kernel without a meta version (multi-head attention): its output shape
                 # never depends on the data, so zeros of the right shapes give it
                 return map_aggregate(module.forward(*self._zeros(args), **self._zeros(kwargs)), self._concrete)
+            finally:
+                _put_back(held)
         return None
 
     def _zeros(self, value: Any) -> Any:
@@ -257,6 +283,31 @@ class ConcreteTracer(fx.Tracer):
         if isinstance(value, dict):
             return value.keys()
         raise DataDependentError(f"keys() of a traced value ({_describe(obj.node)})")
+
+
+@contextlib.contextmanager
+def _state_unchanged(module: torch.nn.Module) -> Iterator[None]:
+    """A leaf that caches something on itself (anchors, masks) would keep a stand-in value:
+    undo it, and say that this leaf needs real values."""
+    before = [(m, dict(vars(m))) for m in module.modules()]
+    yield
+    for m, attributes in before:
+        now = vars(m)
+        if now.keys() != attributes.keys() or any(now[k] is not v for k, v in attributes.items()):
+            now.clear()
+            now.update(attributes)
+            raise _NeedsRealValues(f"{type(module).__name__} changes its own state when it runs")
+
+
+def _mutable(value: Any) -> Any:
+    """fx's immutable_list and immutable_dict, recursively, as list and dict."""
+    if isinstance(value, list):
+        return [_mutable(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_mutable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _mutable(v) for k, v in value.items()}
+    return value
 
 
 def _needed_real_values(error: BaseException) -> bool:
@@ -323,6 +374,12 @@ def trace_with_leaves(
         TraceFailure("", f"still failing after {max_attempts} submodules were left as leaves", None, None),
         type(root).__name__,
     )
+
+
+def _put_back(held: list[tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]]) -> None:
+    for module, parameters, buffers in held:
+        module._parameters.update(parameters)
+        module._buffers.update(buffers)
 
 
 def _constants_are_not_state(root: torch.nn.Module, graph: fx.Graph) -> None:

@@ -34,6 +34,7 @@ class FlatSignature:
     output_spec: dict[str, Any] | None = None
     outputs_flattened: bool = False
     output_names: list[str] = field(default_factory=list)
+    keywords: frozenset[str] = frozenset()  # arguments the example passed by keyword
 
 
 def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
@@ -45,9 +46,17 @@ def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
             f"example inputs {example.describe()} don't match {type(model).__name__}.forward{signature}: {error}"
         ) from error
     arguments = dict(bound.arguments)
-    leaves, spec = flatten(arguments)
+    try:
+        leaves, spec = flatten(arguments)
+    except TypeError as error:
+        raise InputError(
+            f"{type(model).__name__}.forward takes a value qready cannot pass as tensors ({error}); "
+            "prepare the submodules that take tensors, or exclude this one"
+        ) from error
     plain = not example.kwargs and all(isinstance(a, torch.Tensor) for a in example.args)
-    return FlatSignature(spec, leaf_names(spec, ""), leaves, inputs_flattened=not plain)
+    return FlatSignature(
+        spec, leaf_names(spec, ""), leaves, inputs_flattened=not plain, keywords=frozenset(example.kwargs)
+    )
 
 
 def make_flat_forward(
@@ -65,7 +74,8 @@ def make_flat_forward(
     def run(self: torch.nn.Module, leaves: tuple[Any, ...]) -> Any:
         arguments = unflatten(sig.input_spec, list(leaves))
         bound = inspect.BoundArguments(signature, OrderedDict([(self_name, self), *arguments.items()]))
-        output = original(*bound.args, **bound.kwargs)
+        args, kwargs = _as_called(bound, sig.keywords)
+        output = original(*args, **kwargs)
         out_leaves, out_spec = flatten(output, is_leaf=_is_value_leaf, expand=lambda v: _expand(v, concrete_of))
         sig.output_spec = out_spec
         sig.output_names = leaf_names(out_spec, "output")
@@ -81,6 +91,28 @@ def make_flat_forward(
     namespace: dict[str, Any] = {"run": run}
     exec(compile(source, f"<qready flat forward of {type(model).__name__}>", "exec"), namespace)  # noqa: S102
     return namespace["forward"]
+
+
+def _as_called(bound: inspect.BoundArguments, keywords: frozenset[str]) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments passed the way the example passed them: by position or by keyword.
+
+    ``bound.args`` would turn keywords into positions; decorators that look an
+    argument up by name in ``**kwargs`` (Hugging Face's config defaults) then
+    add it a second time.
+    """
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            args.extend(value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            kwargs.update(value)
+        elif name in keywords or kind is inspect.Parameter.KEYWORD_ONLY:
+            kwargs[name] = value
+        else:
+            args.append(value)
+    return args, kwargs
 
 
 def _is_value_leaf(value: Any) -> bool:
