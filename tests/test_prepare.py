@@ -119,10 +119,14 @@ def test_untraceable_submodule_is_left_as_a_leaf_with_the_line_that_stopped_trac
     assert "gate" in call_modules(prepared)
     # everything around the leaf was converted
     assert {c.op for c in result.converted} >= {"torch.nn.functional.relu", "operator.add", "torch.sigmoid"}
-    # what remains sits inside the leaf only
-    assert result.residual and all(f.module.startswith("gate") for f in result.residual)
-    assert not result.ok
+    # inside the leaf, each call site met runs through a module of its own, chosen at run time
+    dispatched = {(c.op, c.module) for c in result.dispatched}
+    assert {op for op, _ in dispatched} >= {"torch.Tensor.sum", "torch.Tensor.gt"}
+    assert all(module.startswith("gate.") for _, module in dispatched)
+    assert all(c.file.endswith("tests/models/tricky.py") for c in result.dispatched)
+    assert result.residual == [] and result.unexpected == []
     assert outputs_equal(prepared(x), model(x))
+    assert outputs_equal(prepared(-x), model(-x))  # the other branch: not dispatched, still exact
 
 
 def test_exclude_keeps_a_submodule_whole() -> None:
@@ -228,7 +232,19 @@ def test_untraceable_root_keeps_its_forward_and_prepares_what_it_calls() -> None
     # the prepared blocks are graphs that still take and return what the root's forward expects
     assert isinstance(prepared.blocks[0], torch.fx.GraphModule)
     assert prepared.blocks[0](x)["out"].shape == (3, 8)
-    assert {f.module for f in result.residual} == {""} and not result.ok
+    # the root's own calls on the example's path run through modules of their own
+    assert sorted(c.op for c in result.dispatched) == ["torch.Tensor.gt", "torch.Tensor.min", "torch.Tensor.mul", "torch.sigmoid"]
+    assert result.residual == []
     assert sorted(prepared.state_dict()) == sorted(model.state_dict())
     for inputs in (x, torch.randn(3, 8)):
         assert torch.equal(prepared(inputs), model(inputs))
+
+
+def test_dispatch_inside_a_leaf_survives_save_and_load(tmp_path) -> None:
+    model, x = tricky.GatedNet().eval(), torch.randn(2, 8)
+    prepared = prepare(model, (x,))
+    qready.save(prepared, tmp_path / "gated")
+    loaded = qready.load(tmp_path / "gated").eval()
+    assert torch.equal(loaded(x), model(x)) and torch.equal(loaded(-x), model(-x))
+    report = qready.check(loaded, (x,), select=QR)
+    assert report.findings == () and report.coverage.ratio == 1.0

@@ -36,6 +36,7 @@ _DATA_MOVEMENT = frozenset(
     rand_like randn_like randint_like copy_ zero_ fill_ set_ resize_ as_strided
     dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
     identity shape is_same_size result_type can_cast promote_types
+    nms batched_nms topk sort argsort argmax argmin unique unique_consecutive
     """.split()
 )
 
@@ -88,6 +89,8 @@ def op_name(func: Callable[..., Any]) -> str:
     name = _base_name(func)
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", name)
+    if isinstance(func, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
+        return "torch.ops." + str(func).replace("::", ".")  # torch.ops.torchvision.nms
     if func in _OPERATOR_FUNCS:
         return f"operator.{name}"
     if qualname.startswith(("TensorBase.", "Tensor.")):

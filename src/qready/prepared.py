@@ -45,6 +45,11 @@ class PrepareResult:
         return [c for c in self.changes if c.kind == "unrolled"]
 
     @property
+    def dispatched(self) -> list[Change]:
+        """Call sites inside leaves that run through their own module at run time."""
+        return [c for c in self.changes if c.kind == "dispatched"]
+
+    @property
     def unconverted(self) -> list[Change]:
         return [c for c in self.changes if c.kind == "unconverted"]
 
@@ -67,6 +72,8 @@ class PrepareResult:
         verdict = {True: "verified bit-identical", False: "VERIFICATION FAILED", None: "not verified"}[self.verified]
         return (
             f"{self.model}: {len(self.converted)} functionals -> modules, {len(self.unrolled)} modules unrolled, "
+            + (f"{len(self.dispatched)} call sites in leaves dispatched to modules, " if self.dispatched else "")
+            + 
             f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
             f"{len(self.residual) + len(self.unexpected) + len(self.unconverted)} residual findings"
             + (f", {len(self.specialized)} data-dependent branches specialized" if self.specialized else "")
@@ -81,6 +88,7 @@ class PrepareResult:
             "summary": {
                 "converted": len(self.converted),
                 "unrolled": len(self.unrolled),
+                "dispatched": len(self.dispatched),
                 "unconverted": len(self.unconverted),
                 "leaves": len(self.leaves) + len(self.excluded),
                 "residual": len(self.residual) + len(self.unexpected),

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError, VerificationError
 from qready.example_inputs import Example
 from qready.observe import preserved
@@ -78,6 +79,9 @@ def _prepare_graph(
     _keep_state_dict_keys(prepared, work)
     prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
     _copy_training_flags(original, prepared)
+    owners = {leaf.module: prepared.get_submodule(leaf.module) for leaf in failures}
+    if owners:
+        changes += dispatch_call_sites(owners, lambda: prepared(*signature.input_values))
     timings["passes"] = time.perf_counter() - start
 
     prepared.prepare_result = PrepareResult(
@@ -140,6 +144,12 @@ def prepare_children(
         changes += [_within(path, change) for change in result.changes]
         leaves += [replace(leaf, module=_join(path, leaf.module)) for leaf in result.leaves]
         specialized += result.specialized
+    owners = {"": work}
+    for leaf in leaves[1:]:
+        module = work.get_submodule(leaf.module)
+        if not isinstance(module, torch.fx.GraphModule) and not is_leaf_module(module):
+            owners[leaf.module] = module
+    changes += dispatch_call_sites(owners, lambda: example.call(work))
     work.prepare_result = PrepareResult(  # type: ignore[assignment]
         model=type(work).__name__,
         changes=changes,
@@ -185,7 +195,9 @@ def verify_prepared(
         recheck = check(prepared, example, select=("QR003", "QR004"))
     allowed = [leaf.module for leaf in result.leaves] + result.excluded
     for finding in recheck.findings:
-        inside_leaf = any(p == "" or finding.module == p or finding.module.startswith(p + ".") for p in allowed)
+        # a module reused inside a leaf may also be registered elsewhere: any of its names counts
+        names = [finding.module, *(finding.detail("paths") or [])]
+        inside_leaf = any(p == "" or n == p or n.startswith(p + ".") for p in allowed for n in names)
         (result.residual if inside_leaf else result.unexpected).append(finding)
     differing = first_difference(result.diffs)
     result.verified = differing is None and not result.unexpected
@@ -288,9 +300,12 @@ def _copies_of_leaves(changes: list[Change], leaves: list[TraceFailure], exclude
 
 
 def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> None:
-    """Parameters and buffers the forward never touched still belong in the state dict."""
-    present = set(prepared.state_dict(keep_vars=True))
-    for name, tensor in work.state_dict(keep_vars=True).items():
+    """Parameters and buffers the forward never touched still belong to the model (and, unless
+    non-persistent, to its state dict)."""
+    present = set(prepared.state_dict(keep_vars=True)) | {n for n, _ in prepared.named_buffers(remove_duplicate=False)}
+    held = dict(work.state_dict(keep_vars=True))
+    held.update(work.named_buffers(remove_duplicate=False))  # non-persistent buffers too
+    for name, tensor in held.items():
         if name in present:
             continue
         owner_path, _, attr = name.rpartition(".")
@@ -306,7 +321,7 @@ def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> N
         if attr in source._parameters:
             owner.register_parameter(attr, source._parameters[attr])
         else:
-            owner.register_buffer(attr, tensor, persistent=True)
+            owner.register_buffer(attr, tensor, persistent=attr not in source._non_persistent_buffers_set)
 
 
 def _copy_training_flags(model: torch.nn.Module, prepared: torch.nn.Module) -> None:

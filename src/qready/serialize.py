@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, SaveError
 from qready.prepared import PreparedModule
 from qready.structure import rebuild_type
@@ -46,6 +48,8 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     if target.exists() and not overwrite:
         raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
     parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise SaveError(f"{str(parent)!r} is a file, not a directory; choose an output directory elsewhere")
     if not parent.is_dir():
         raise SaveError(f"parent directory {str(parent)!r} of the output does not exist; create it first")
     manifest = _manifest(prepared)
@@ -64,6 +68,9 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+    except OSError as error:  # a full disk, a vanished directory: nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another directory") from error
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -119,6 +126,9 @@ def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.
     holder = _build_tree(manifest["modules"])
     _attach_tensors(holder, manifest, tensors)
     _attach_tensor_attributes(holder, manifest["modules"])
+    for module in holder.modules():
+        if hasattr(module, SITES_ATTRIBUTE):
+            install_call_site_dispatch(module)
     code = (root_dir / _CODE).read_text(encoding="utf-8")
     graph = _graph_from_code(holder, code, {m["path"] for m in manifest["modules"] if m["leaf"]})
     prepared = PreparedModule(holder, graph, class_name=manifest["class_name"])
@@ -138,9 +148,14 @@ def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.
 def _manifest(prepared: PreparedModule) -> dict[str, Any]:
     leaves = {str(n.target) for n in prepared.graph.nodes if n.op == "call_module"}
     modules = []
+    first_path: dict[int, str] = {}
     for path, module in prepared.named_modules(remove_duplicate=False):
         if path == "":
             continue
+        if id(module) in first_path:  # one module under two names stays one module (its flags, its sharing)
+            modules.append({"path": path, "alias_of": first_path[id(module)], "leaf": path in leaves})
+            continue
+        first_path[id(module)] = path
         modules.append(
             {
                 "path": path,
@@ -181,8 +196,8 @@ def _plain_attributes(path: str, module: torch.nn.Module) -> dict[str, Any]:
     own = {id(t): name for name, t in [*module._parameters.items(), *module._buffers.items()] if t is not None}
     attributes = {}
     for key, value in vars(module).items():
-        if key in _MODULE_INTERNALS:
-            continue
+        if key in _MODULE_INTERNALS or getattr(value, "qready_dispatch", False):
+            continue  # call-site dispatch is rebuilt on load from its plain table
         try:
             attributes[key] = _encode(value, own)
         except TypeError as error:
@@ -266,6 +281,11 @@ def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor],
 def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
     root = torch.nn.Module()
     for entry in modules:  # named_modules order: parents before children
+        owner_path, _, name = entry["path"].rpartition(".")
+        owner = root.get_submodule(owner_path) if owner_path else root
+        if "alias_of" in entry:
+            owner.add_module(name, root.get_submodule(entry["alias_of"]))
+            continue
         cls = rebuild_type(entry["type"])
         if cls is None or not issubclass(cls, torch.nn.Module):
             module_name = entry["type"].partition(":")[0]
@@ -282,8 +302,6 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
             module.register_parameter(key, None)
         for key in entry["none_buffers"]:
             module.register_buffer(key, None)
-        owner_path, _, name = entry["path"].rpartition(".")
-        owner = root.get_submodule(owner_path) if owner_path else root
         owner.add_module(name, module)
     return root
 
@@ -291,7 +309,10 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
 def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
     params = manifest["parameters"]
     aliases = manifest["aliases"]
-    non_persistent = {f"{m['path']}.{b}" for m in manifest["modules"] for b in m["non_persistent"]}
+    entries = {m["path"]: m for m in manifest["modules"]}
+    non_persistent = {
+        f"{m['path']}.{b}" for m in manifest["modules"] for b in entries[m.get("alias_of", m["path"])]["non_persistent"]
+    }
     non_persistent |= set(manifest.get("root_non_persistent", ()))
     objects: dict[str, torch.Tensor] = {}
     for name in list(params) + manifest["buffers"]:
@@ -312,7 +333,7 @@ def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: di
 def _attach_tensor_attributes(root: torch.nn.Module, modules: list[dict[str, Any]]) -> None:
     for entry in modules:
         module = root.get_submodule(entry["path"])
-        for key, value in entry["attributes"].items():
+        for key, value in entry.get("attributes", {}).items():
             if _refers_to_tensors(value):
                 object.__setattr__(module, key, _decode(value, module))
 
@@ -350,10 +371,19 @@ def _graph_from_code(root: torch.nn.Module, code: str, leaves: set[str]) -> fx.G
         def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
             return qualname in leaves
 
+        def proxy(self, node: fx.Node) -> fx.Proxy:
+            return _SavedProxy(node, self)
+
     try:
         return Tracer().trace(root)
     finally:
         root.__class__ = torch.nn.Module
+
+
+class _SavedProxy(fx.Proxy):
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # torch.fx writes an operator.setitem node as `x[key] = value`: read it back as that node
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
 
 
 def _source(prepared: fx.GraphModule) -> str:

@@ -19,7 +19,7 @@ __all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_modu
 class Change:
     """One rewrite: what was there, what is there now, and where the user wrote it."""
 
-    kind: str  # "functional", "unrolled", "unconverted"
+    kind: str  # "functional", "unrolled", "dispatched", "unconverted"
     op: str
     scope: str
     module: str

@@ -16,6 +16,8 @@ def emit_prepare_text(result: PrepareResult, stream: TextIO, color: bool = False
         where = f"{change.file}:{change.line}" if change.file else "<unknown>"
         if change.kind == "functional":
             stream.write(f"{where}  converted   {change.op} -> {change.module} ({change.module_type})\n")
+        elif change.kind == "dispatched":
+            stream.write(f"{where}  dispatched  {change.op} -> {change.module} (at run time, inside a leaf)\n")
         elif change.kind == "unrolled":
             tied = ", weights tied" if dict(change.details).get("weights_tied") else ""
             stream.write(f"{where}  unrolled    {change.op} -> {change.module}{tied}\n")
