@@ -129,3 +129,13 @@ def test_prepare_exit_one_when_findings_remain(tmp_path: Path) -> None:
     assert code == 1
     assert data["specialized_branches"][0]["file"].endswith("every_rule.py")
     assert data["summary"] == {"converted": 2, "unrolled": 1, "dispatched": 0, "unconverted": 0, "leaves": 0, "residual": 0}
+
+
+def test_prepare_of_an_untraceable_root_reports_and_writes_nothing(tmp_path: Path) -> None:
+    spec = str(ROOT / "tests" / "models" / "tricky.py") + ":UntraceableRoot"
+    script = str(tmp_path / "inputs.py")
+    Path(script).write_text("import torch\ndef inputs():\n    return (torch.rand(3, 8) + 1,)\n")
+    code, out, err = run("prepare", spec, "--inputs", f"{script}:inputs", "-o", str(tmp_path / "out"))
+    assert code == 1 and "kept its own Python forward" in err and "nothing written" in err
+    assert "dispatched" in out and "verified bit-identical" in out
+    assert not (tmp_path / "out").exists()

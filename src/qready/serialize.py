@@ -44,6 +44,11 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
 
+    if not isinstance(prepared, PreparedModule):
+        raise SaveError(
+            f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
+            "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"
+        )
     target = Path(out_dir)
     if target.exists() and not overwrite:
         raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
