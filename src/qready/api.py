@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
 from qready.findings import Coverage, Report
-from qready.observe import forward_failure, preserved
+from qready.observe import (
+    forward_failure, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
+)
 from qready.preparing import prepare_children, prepare_copy, verify_prepared
 from qready.tracing import TraceFailure
 from qready.rules import CheckContext, select_rules
@@ -21,8 +24,26 @@ from qready.rules.qr001_onnx_export import EXPORTERS
 __all__ = ["check", "prepare"]
 
 _OBSERVED = ("QR003", "QR004", "QR005")
+T = TypeVar("T")
 
 
+def _nesting_errors(operation: Callable[..., T]) -> Callable[..., T]:
+    """A RecursionError anywhere in qready's work on a deeply nested model becomes one line that
+    says what to do (a forward, a copy, a trace or a walk over submodules may hit it first)."""
+
+    @functools.wraps(operation)
+    def run(model: torch.nn.Module, *args: Any, **kwargs: Any) -> T:
+        try:
+            return operation(model, *args, **kwargs)
+        except RecursionError as error:
+            if not isinstance(model, torch.nn.Module) or not nested_too_deep(model):
+                raise  # not the nesting: a bug, reported as one
+            raise ModelError(too_deep(model)) from error
+
+    return run
+
+
+@_nesting_errors
 def check(
     model: torch.nn.Module,
     example_inputs: tuple[Any, ...] | Mapping[str, Any],
@@ -45,6 +66,7 @@ def check(
         raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    require_runnable(model)
     rules = select_rules(select, ignore)
     example = as_example(example_inputs, example_kwargs)
     ctx = CheckContext(model, example, onnx_exporter=onnx_exporter)
@@ -59,6 +81,11 @@ def check(
             timings["observe"] = time.perf_counter() - start
         else:
             observation = None
+            try:
+                output = ctx.eager_output  # the exporters' rules compare with it: its errors are the user's too
+            except Exception as error:
+                raise ModelError(forward_failure(model, example, error)) from error
+            require_tensor_output(model, output)
         for rule in rules:
             if progress:
                 progress(rule.code)
@@ -76,6 +103,7 @@ def check(
     )
 
 
+@_nesting_errors
 def prepare(
     model: torch.nn.Module,
     example_inputs: tuple[Any, ...] | Mapping[str, Any],
@@ -100,6 +128,7 @@ def prepare(
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
+    require_runnable(model)
     example = as_example(example_inputs, example_kwargs)
     excluded = sorted(set(exclude))
     known = {name for name, _ in model.named_modules(remove_duplicate=False)}
@@ -115,6 +144,7 @@ def prepare(
                 references = (example.call(model), fresh.call(model))
             except Exception as error:  # the user's forward: theirs to fix
                 raise ModelError(forward_failure(model, example, error)) from error
+            require_tensor_output(model, references[0])
         work = _private_copy(model)
     copied = time.perf_counter() - start
 
@@ -144,6 +174,10 @@ def prepare(
 def _private_copy(model: torch.nn.Module) -> torch.nn.Module:
     try:
         return copy.deepcopy(model)
+    except RecursionError as error:
+        if not nested_too_deep(model):
+            raise
+        raise ModelError(too_deep(model)) from error
     except Exception as error:  # an attribute of the user's model that refuses to be copied
         raise ModelError(
             f"cannot copy {type(model).__name__} to prepare it ({type(error).__name__}: {error}); "

@@ -28,6 +28,9 @@ def atomic_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             yield stream
         os.replace(tmp, target)
+    except OSError as error:  # a full disk: no half-written report stays behind
+        Path(tmp).unlink(missing_ok=True)
+        raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another place") from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -15,6 +15,7 @@ import torch
 
 from qready.errors import InputError, SpecError
 from qready.example_inputs import Example, as_example
+from qready.source import error_location
 
 __all__ = ["load_model", "load_object", "parse_input", "parse_kwargs", "load_example"]
 
@@ -65,7 +66,12 @@ def _import_file(spec: str, path: Path) -> Any:
         module_spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[name]
-        raise SpecError(f"importing {str(path)!r} raised {type(error).__name__}: {error}") from error
+        file, line = error_location(error)
+        where = f" (at {file}:{line})" if file else ""
+        raise SpecError(
+            f"importing {str(path)!r} raised {type(error).__name__}: {_first_line(error)}{where}; "
+            "fix the file, or install what it imports"
+        ) from error
     finally:
         sys.path.remove(str(path.resolve().parent))
     return module
@@ -79,17 +85,32 @@ def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.M
             raise SpecError(f"{spec!r} is already a model instance; drop --kwargs")
         return obj
     if not callable(obj):
-        raise SpecError(f"{spec!r} is a {type(obj).__name__}, not an nn.Module class or factory")
+        raise SpecError(
+            f"{spec!r} is a {type(obj).__name__}, not an nn.Module class or factory; "
+            "name the model class, a function that builds the model, or a model instance"
+        )
     try:
         model = obj(**dict(kwargs or {}))
     except Exception as error:
-        raise SpecError(
-            f"building {spec!r} raised {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}; "
+        file, line = error_location(error)
+        where = f" (at {file}:{line})" if file else ""
+        # a TypeError at the call itself is a wrong or missing argument; anything else is the factory's own failure
+        hint = (
             "pass its arguments with --kwargs '{\"name\": value}'"
+            if isinstance(error, TypeError) and file is None
+            else "fix the error there, or pass other arguments with --kwargs"
+        )
+        raise SpecError(
+            f"building {spec!r} raised {type(error).__name__}: {_first_line(error)}{where}; {hint}"
         ) from error
     if not isinstance(model, torch.nn.Module):
-        raise SpecError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise SpecError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module; name what builds the model")
     return model
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -111,17 +132,22 @@ def parse_input(text: str, generator: torch.Generator) -> torch.Tensor:
         dtype_name, shape_text = "float32", text
     dtype = _DTYPES.get(dtype_name.strip().lower())
     if dtype is None:
+        if shape_text.strip().lower() in _DTYPES:
+            raise InputError(f"--input {text!r}: the dtype comes first; write {shape_text.strip()}:{dtype_name.strip()}")
         raise InputError(
             f"--input {text!r}: unknown dtype {dtype_name!r}; use one of {', '.join(sorted(_DTYPES))}"
         )
     if not _SHAPE.match(shape_text.strip()):
         raise InputError(f"--input {text!r}: shape {shape_text!r} is not like 1x3x224x224")
     shape = tuple(int(n) for n in shape_text.split("x"))
-    if dtype.is_floating_point:
-        return torch.randn(shape, generator=generator).to(dtype)
-    if dtype == torch.bool:
-        return torch.randint(0, 2, shape, generator=generator).bool()
-    return torch.randint(0, 10, shape, generator=generator).to(dtype)
+    try:
+        if dtype.is_floating_point:
+            return torch.randn(shape, generator=generator).to(dtype)
+        if dtype == torch.bool:
+            return torch.randint(0, 2, shape, generator=generator).bool()
+        return torch.randint(0, 10, shape, generator=generator).to(dtype)
+    except (RuntimeError, MemoryError) as error:  # too large to allocate
+        raise InputError(f"--input {text!r}: cannot allocate a tensor of that shape ({_first_line(error)[:120]}); give a smaller shape") from error
 
 
 def load_example(
@@ -141,6 +167,11 @@ def load_example(
             raise InputError(f"--inputs {inputs_fn!r} raised {type(error).__name__}: {error}") from error
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Mapping) and isinstance(value[0], tuple):
             return as_example(value[0], value[1])
+        if not isinstance(value, (tuple, Mapping)):
+            raise InputError(
+                f"--inputs {inputs_fn!r} returned a {type(value).__name__}; return a tuple of positional "
+                "arguments, e.g. (x,), a dict of keyword arguments, or (args, kwargs)"
+            )
         return as_example(value)
     if not inputs:
         raise InputError("no example inputs; pass --input 1x3x224x224 (repeat for more) or --inputs pkg.mod:function")

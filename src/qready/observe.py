@@ -10,6 +10,8 @@ nothing is traced or compiled, this works on any model that runs.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,11 +21,14 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from qready.errors import ModelError
-from qready.example_inputs import Example
+from qready.example_inputs import Example, tensor_leaves
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
 from qready.source import error_location, user_location
 
-__all__ = ["Observation", "OpSite", "ModuleCall", "IOIssue", "observe", "preserved"]
+__all__ = [
+    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe", "preserved", "forward_failure",
+    "require_runnable", "require_tensor_output", "too_deep", "nested_too_deep", "nesting_depth",
+]
 
 
 @dataclass
@@ -167,6 +172,7 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
             output = example.call(model)
         except Exception as error:  # the user's forward: any exception is theirs to fix
             raise ModelError(forward_failure(model, example, error)) from error
+    require_tensor_output(model, output)
 
     return Observation(
         output=output,
@@ -181,12 +187,69 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
 
 
 def forward_failure(model: torch.nn.Module, example: Example, error: BaseException) -> str:
+    if isinstance(error, RecursionError) and nested_too_deep(model):
+        return too_deep(model)
     file, line = error_location(error)
     where = f" (at {file}:{line})" if file else ""
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return (
         f"forward of {type(model).__name__} raised {type(error).__name__}: {first}{where}; "
         f"check that the example inputs {example.describe()} fit the model"
+    )
+
+
+def require_runnable(model: torch.nn.Module) -> None:
+    """Fail before any work on a model that has nothing to run."""
+    name = type(model).__name__
+    if getattr(type(model), "forward", None) is torch.nn.Module.forward:
+        raise ModelError(
+            f"{name} has no forward method, so there is nothing to run; pass the model that computes "
+            "the outputs, or define forward(self, ...)"
+        )
+    if isinstance(model, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)) and len(model) == 0:
+        raise ModelError(f"{name} is empty: it has no layers to check or prepare; add its layers or pass the model that holds them")
+
+
+def require_tensor_output(model: torch.nn.Module, output: Any) -> None:
+    """A model must produce at least one tensor: there is nothing to quantize otherwise."""
+    if not tensor_leaves(output):
+        shown = "None" if output is None else f"{reprlib.repr(output)} ({type(output).__name__}), no tensor"
+        raise ModelError(
+            f"forward of {type(model).__name__} returned {shown}; return the model's output "
+            "tensor(s): a tensor, or a tuple or dict of tensors"
+        )
+
+
+def nesting_depth(model: torch.nn.Module) -> int:
+    """How deep submodules nest below ``model`` (without recursion: it is asked of models too deep for it)."""
+    deepest = 0
+    stack = [(model, 0)]
+    seen: set[int] = set()
+    while stack:
+        module, depth = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in module._modules.values() if child is not None)
+    return deepest
+
+
+def nested_too_deep(model: torch.nn.Module) -> bool:
+    """Whether nesting can explain a RecursionError: a plain forward takes about four frames a
+    level, qready's hooks and tracing a few more. Otherwise the recursion is a bug somewhere."""
+    return nesting_depth(model) * 4 >= sys.getrecursionlimit() // 2
+
+
+def too_deep(model: torch.nn.Module) -> str:
+    """The message for a RecursionError that nesting, not the model's code, caused."""
+    depth = nesting_depth(model)
+    limit = sys.getrecursionlimit()
+    suggested = max(2 * limit, 16 * depth + 1000)
+    return (
+        f"{type(model).__name__} nests submodules {depth} deep, too deep for Python's recursion limit ({limit}) "
+        f"with qready's instrumentation on top; raise it with sys.setrecursionlimit({suggested}) before calling "
+        "qready (for the CLI: in the file that defines the model), or nest less deeply"
     )
 
 

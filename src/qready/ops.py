@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["changes_values", "is_value_changing", "op_name", "has_tensor", "is_leaf_module", "CONTAINERS"]
+__all__ = [
+    "changes_values", "is_value_changing", "op_name", "has_tensor", "is_leaf_module", "is_known_module", "CONTAINERS",
+]
 
 # Names shared by torch.*, torch.Tensor.* and torch.nn.functional.* that only
 # move, select, cast or describe data.
@@ -124,3 +126,21 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
     ):
         return True
     return next(iter(module.children()), None) is None
+
+
+_KNOWN_MODULE_PACKAGES = ("torch.nn.", "torch.ao.", "qready.nn.")
+
+
+def is_known_module(module: torch.nn.Module) -> bool:
+    """A module class that quantization toolkits know and wrap as it is.
+
+    The torch.nn and torch.ao built-ins other than the containers, and
+    qready's own modules. ``prepare`` keeps these whole and traces through
+    every other module, custom ones without children too: a toolkit has no
+    quantized version of a custom module, so each op it runs (the ``F.conv2d``
+    of a weight-standardized conv, the ``mul`` of a layer scale) gets a module
+    of its own, as AIMET's ``prepare_model`` and ``ModelValidator`` expect.
+    """
+    if isinstance(module, CONTAINERS) or isinstance(module, torch.fx.GraphModule):
+        return False
+    return type(module).__module__.startswith(_KNOWN_MODULE_PACKAGES)

@@ -75,7 +75,8 @@ def _prepare_graph(
     start = time.perf_counter()
     passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
     prepared, changes = passes(prepared)
-    failures = failures + _copies_of_leaves(changes, failures, excluded)
+    failures = failures + _copies_of_leaves(changes, failures)
+    excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     _keep_state_dict_keys(prepared, work)
     prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
     _copy_training_flags(original, prepared)
@@ -285,18 +286,15 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}.{path}" if path else prefix
 
 
-def _copies_of_leaves(changes: list[Change], leaves: list[TraceFailure], excluded: Sequence[str]) -> list[TraceFailure]:
+def _copies_of_leaves(changes: list[Change], leaves: list[TraceFailure]) -> list[TraceFailure]:
     """An unrolled copy of a module left whole is a leaf too, for the same reason as the original."""
     whole = {leaf.module: leaf for leaf in leaves}
-    copies = []
-    for change in changes:
-        if change.kind != "unrolled":
-            continue
-        if change.op in whole:
-            copies.append(replace(whole[change.op], module=change.module))
-        elif change.op in excluded:
-            copies.append(TraceFailure(change.module, f"a copy of {change.op!r}, which was excluded", None, None))
-    return copies
+    return [replace(whole[c.op], module=c.module) for c in changes if c.kind == "unrolled" and c.op in whole]
+
+
+def _copies_of_excluded(changes: list[Change], excluded: Sequence[str]) -> list[str]:
+    """An unrolled copy of an excluded module is excluded too: kept whole, as the user asked."""
+    return [c.module for c in changes if c.kind == "unrolled" and c.op in excluded]
 
 
 def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> None:

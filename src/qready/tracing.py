@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 import torch.fx as fx
+from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
 
 from qready.errors import QreadyError
-from qready.ops import is_leaf_module
+from qready.ops import is_known_module
 from qready.source import user_location
 
 __all__ = ["ConcreteTracer", "DataDependentError", "RootNotTraceable", "TraceFailure", "trace_with_leaves"]
@@ -133,7 +134,9 @@ class ConcreteTracer(fx.Tracer):
 
     # -- which modules are traced through -------------------------------------------------
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
-        return module_qualified_name in self.leaves or is_leaf_module(m)
+        # Custom modules are traced through, also those without children; one that cannot be
+        # traced becomes a leaf through the retry in trace_with_leaves.
+        return module_qualified_name in self.leaves or is_known_module(m)
 
     def call_module(self, m: torch.nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         if self._evaluating:
@@ -300,12 +303,13 @@ def _state_unchanged(module: torch.nn.Module) -> Iterator[None]:
 
 
 def _mutable(value: Any) -> Any:
-    """fx's immutable_list and immutable_dict, recursively, as list and dict."""
-    if isinstance(value, list):
+    """fx's immutable_list and immutable_dict, recursively, as list and dict. Only those and plain
+    tuples: torch.return_types (``torch.max(x, 1).values``) and ModelOutput keep their type."""
+    if type(value) in (list, immutable_list):
         return [_mutable(v) for v in value]
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+    if type(value) is tuple:
         return tuple(_mutable(v) for v in value)
-    if isinstance(value, dict):
+    if type(value) in (dict, immutable_dict):
         return {k: _mutable(v) for k, v in value.items()}
     return value
 

@@ -28,16 +28,29 @@ class UnrollReusedModules(Pass):
 
     def __call__(self, gm: fx.GraphModule) -> PassResult:
         calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+        # an instance that also runs inside a called module (a leaf that holds it) is reused
+        # by every call the graph makes of it: those get copies, the leaf keeps the original
+        inside_leaves = {
+            id(inner) for target in calls for inner in gm.get_submodule(target).modules()
+            if inner is not gm.get_submodule(target)
+        }
         seen: Counter[str] = Counter()
         changes = []
         for node in gm.graph.nodes:
-            if node.op != "call_module" or calls[node.target] < 2:
+            if node.op != "call_module":
+                continue
+            also_in_leaf = id(gm.get_submodule(node.target)) in inside_leaves
+            if calls[node.target] < 2 and not also_in_leaf:
                 continue
             seen[node.target] += 1
-            if seen[node.target] == 1:
+            if seen[node.target] == 1 and not also_in_leaf:
                 continue  # the first call keeps the original instance
             original = gm.get_submodule(node.target)
             scope, _, base = str(node.target).rpartition(".")
+            while any(scope == t or scope.startswith(f"{t}.") for t in calls):
+                # never inside a module the graph calls (a Sequential would run the copy too): `inner.0` -> `inner_0`
+                scope, _, part = scope.rpartition(".")
+                base = f"{part}_{base}"
             duplicate = copy_sharing_state(original) if self.tie_weights else copy.deepcopy(original)
             path = add_module_in_scope(gm, scope, base, duplicate)
             shared = any(True for _ in original.parameters()) or any(True for _ in original.buffers())

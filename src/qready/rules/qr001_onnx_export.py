@@ -71,7 +71,7 @@ class OnnxExport(Rule):
                         line=line,
                         fix="replace the unsupported construct named here, or try --onnx-exporter "
                         + ("torchscript" if exporter == "dynamo" else "dynamo"),
-                        details={"exporter": exporter, "log": log.getvalue() + "\n" + str(error)},
+                        details={"exporter": exporter, "log": _stable(log.getvalue() + "\n" + str(error))},
                     )
                 ]
             try:
@@ -93,7 +93,7 @@ class OnnxExport(Rule):
                 f"onnxruntime disagrees with eager on the example inputs: {mismatch}",
                 op="torch.onnx.export",
                 fix="look for ops with exporter-specific numerics or Python-side logic baked into the graph",
-                details={"exporter": exporter, "log": log.getvalue()},
+                details={"exporter": exporter, "log": _stable(log.getvalue())},
             )
         ]
 
@@ -137,6 +137,13 @@ def _run_onnxruntime(path: Path, example: Example) -> list[Any]:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# torch's own log lines start with level, date, time and process id: "W1128 00:04:16.714000 23757 "
+_LOG_PREFIX = re.compile(r"(?m)^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ")
+
+
+def _stable(log: str) -> str:
+    """The exporter's log without times and process ids: two runs give the same report."""
+    return _LOG_PREFIX.sub("", log)
 _NODE_TARGET = re.compile(r"target=torch\.ops\.(\w+\.\w+)")
 _SUMMARY_LINE = re.compile(r"^<class '[\w.]+'>: (.+)$", re.MULTILINE)
 
