@@ -248,3 +248,17 @@ def test_dispatch_inside_a_leaf_survives_save_and_load(tmp_path) -> None:
     assert torch.equal(loaded(x), model(x)) and torch.equal(loaded(-x), model(-x))
     report = qready.check(loaded, (x,), select=QR)
     assert report.findings == () and report.coverage.ratio == 1.0
+
+
+def test_copies_of_a_prepared_model_run_their_own_weights() -> None:
+    import copy
+
+    for model, x in ((tricky.GatedNet().eval(), torch.randn(2, 8)), (tricky.UntraceableRoot().eval(), torch.rand(3, 8) + 1)):
+        prepared = prepare(model, (x,))
+        twin = copy.deepcopy(prepared)
+        assert torch.equal(twin(x), prepared(x))
+        with torch.no_grad():
+            for p in twin.parameters():
+                p.mul_(2)
+        assert not torch.equal(twin(x), prepared(x))  # the copy's dispatched and convention-keeping forwards follow it
+        assert torch.equal(prepared(x), model(x))

@@ -145,21 +145,41 @@ def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], An
 
 def install_call_site_dispatch(owner: torch.nn.Module) -> None:
     """Route ``owner``'s call sites through the modules its ``qready_call_sites`` name."""
+    owner.forward = DispatchingForward(owner, vars(owner).get("forward"))  # type: ignore[method-assign]
+
+
+def _wrap(owner: torch.nn.Module, recorder: _SiteMode) -> None:
+    owner.forward = DispatchingForward(owner, vars(owner).get("forward"), recorder)  # type: ignore[method-assign]
+
+
+class DispatchingForward:
+    """``owner``'s forward run under its call-site mode.
+
+    An object rather than a closure: deep copies and pickles of the model take
+    it along with the copied owner (a closure would keep calling the original).
+    The routes are read from the owner's plain site table on each call, so
+    modules a toolkit swaps in (quantized versions) are the ones called.
+    """
+
+    qready_dispatch = True
+
+    def __init__(self, owner: torch.nn.Module, inner: Callable[..., Any] | None, recorder: _SiteMode | None = None) -> None:
+        self.owner = owner
+        self.inner = inner  # an instance-level forward installed before this one, if any
+        self.recorder = recorder
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        owner = self.owner
+        mode = self.recorder if self.recorder is not None else _SiteMode(owner, _routes(owner))
+        forward = self.inner if self.inner is not None else type(owner).forward.__get__(owner)
+        with _active(owner, mode):
+            return forward(*args, **kwargs)
+
+
+def _routes(owner: torch.nn.Module) -> dict[SiteKey, torch.nn.Module]:
     from qready.nn.generic import resolve_dotted_path
 
-    routes = {
+    return {
         (file, line, resolve_dotted_path(target), occurrence): owner.get_submodule(name)
-        for file, line, target, occurrence, name in getattr(owner, SITES_ATTRIBUTE)
+        for file, line, target, occurrence, name in getattr(owner, SITES_ATTRIBUTE, ())
     }
-    _wrap(owner, None, routes)
-
-
-def _wrap(owner: torch.nn.Module, recorder: _SiteMode | None, routes: dict[SiteKey, torch.nn.Module] | None = None) -> None:
-    inner = owner.forward  # the class's forward, or one a prepared module installed
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        with _active(owner, recorder if recorder is not None else _SiteMode(owner, routes)):
-            return inner(*args, **kwargs)
-
-    forward.qready_dispatch = True  # type: ignore[attr-defined]
-    owner.forward = forward  # type: ignore[method-assign]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,18 +134,27 @@ class PreparedModule(fx.GraphModule):
         self._register_state_dict_hook(_drop_aliases)
         self._register_load_state_dict_pre_hook(_fill_aliases, with_module=True)
 
+    _CARRIED = (
+        "prepare_result", "prepare_report", "input_spec", "output_spec", "outputs_flattened",
+        "input_names", "output_names", "tied_aliases", "forward",
+    )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PreparedModule:
+        # GraphModule's deepcopy keeps the graph and submodules but drops plain attributes:
+        # carry ours over, so a copy still flattens, rebuilds and hides tied copies
+        res = super().__deepcopy__(memo)
+        for name in self._CARRIED:
+            if name in self.__dict__:
+                object.__setattr__(res, name, copy.deepcopy(self.__dict__[name], memo))
+        return res  # type: ignore[return-value]
+
     def keep_calling_convention(self) -> None:
         """Take the original model's arguments and return its output structure.
 
         For a prepared submodule called from a forward that stays Python: the
         graph inside is the same, flattening happens around it.
         """
-        graph_forward = type(self).forward
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            return self.unflatten_outputs(graph_forward(self, *self.flatten_inputs(*args, **kwargs)))
-
-        self.forward = forward  # type: ignore[method-assign]
+        self.forward = OriginalCallingConvention(self)  # type: ignore[method-assign]
 
     def unflatten_outputs(self, outputs: Any) -> Any:
         """The original model's output structure (dict, ModelOutput...) from the flat outputs."""
@@ -181,3 +191,16 @@ def tied_aliases(prepared: torch.nn.Module, original_keys: set[str]) -> dict[str
         if name in original_keys:
             owner.setdefault(id(tensor), name)
     return {name: owner[id(t)] for name, t in named if name not in original_keys and id(t) in owner}
+
+
+class OriginalCallingConvention:
+    """A prepared module's forward that takes the original arguments and returns the original
+    structure. An object, not a closure, so that copies of the module call their own graph."""
+
+    def __init__(self, module: PreparedModule) -> None:
+        self.module = module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module = self.module
+        flat = module.flatten_inputs(*args, **kwargs)
+        return module.unflatten_outputs(type(module).forward(module, *flat))
