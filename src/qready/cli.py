@@ -164,16 +164,13 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from pathlib import Path
-
     from qready.api import prepare
-    from qready.errors import SaveError, VerificationError
+    from qready.errors import VerificationError
     from qready.prepared import PreparedModule
     from qready.reporting.prepare_text import emit_prepare_json, emit_prepare_text
-    from qready.serialize import save
+    from qready.serialize import check_destination, save
 
-    if Path(options.output).exists() and not options.force:
-        raise SaveError(f"{options.output!r} already exists; choose a new directory or pass --force")
+    check_destination(options.output, overwrite=options.force)  # before a long prepare, not after it
     model, example = _load(options)
     report = None
     if options.html:

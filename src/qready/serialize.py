@@ -33,7 +33,7 @@ from qready.errors import LoadError, SaveError
 from qready.prepared import PreparedModule
 from qready.structure import rebuild_type
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
@@ -49,14 +49,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
             f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
             "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"
         )
-    target = Path(out_dir)
-    if target.exists() and not overwrite:
-        raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
-    parent = target.parent if str(target.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise SaveError(f"{str(parent)!r} is a file, not a directory; choose an output directory elsewhere")
-    if not parent.is_dir():
-        raise SaveError(f"parent directory {str(parent)!r} of the output does not exist; create it first")
+    target, parent = check_destination(out_dir, overwrite=overwrite)
     manifest = _manifest(prepared)
     tensors, aliases = _unique_tensors(prepared)
     manifest["aliases"] = aliases
@@ -80,6 +73,21 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def check_destination(out_dir: str | os.PathLike[str], *, overwrite: bool) -> tuple[Path, Path]:
+    """The output directory and its parent, or a SaveError saying why it can't be written."""
+    target = Path(out_dir)
+    if target.exists() and not overwrite:
+        raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
+    parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise SaveError(f"{str(parent)!r} is a file, not a directory; choose an output directory elsewhere")
+    if not parent.is_dir():
+        raise SaveError(f"parent directory {str(parent)!r} of the output does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise SaveError(f"cannot write in {str(parent)!r} (permission denied); choose a writable directory")
+    return target, parent
 
 
 def load(directory: str | os.PathLike[str]) -> PreparedModule:
