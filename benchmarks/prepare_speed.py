@@ -1,7 +1,9 @@
 """How fast is `qready.prepare` next to a bare trace and next to AIMET's preparer?
 
 Same process, same models: `torch.fx.symbolic_trace` (the bare floor; it
-fails on models it cannot trace), `qready.prepare(verify=False)`,
+fails on models it cannot trace), `qready.prepare(verify=False,
+share_weights=True)` (like symbolic_trace, no copy of the weights),
+`qready.prepare(verify=False)`,
 `qready.prepare()` with its bit-exact verification and re-check, and AIMET's
 `prepare_model` when aimet-torch is installed (`pip install -e '.[interop]'`).
 Target: prepare without verification <= 2x symbolic_trace and no slower than
@@ -57,10 +59,11 @@ def main() -> None:
     for name, model, inputs in models(options.models.split(",")):
         example = as_example(inputs)
         t_trace = timed(lambda: torch.fx.symbolic_trace(model), options.repeat)
+        t_shared = timed(lambda: qready.prepare(model, example, verify=False, share_weights=True), options.repeat)
         t_plain = timed(lambda: qready.prepare(model, example, verify=False), options.repeat)
         t_verified = timed(lambda: qready.prepare(model, example), options.repeat)
         t_aimet = timed(lambda: aimet(model), options.repeat) if aimet else None
-        rows.append((name, t_trace, t_plain, t_verified, t_aimet))
+        rows.append((name, t_trace, t_shared, t_plain, t_verified, t_aimet))
         print(name, *(f"{t:.3f}" if t is not None else "n/a" for t in rows[-1][1:]), flush=True)
 
     def cell(t: float | None) -> str:
@@ -76,12 +79,18 @@ def main() -> None:
         f"{options.repeat}, seconds. AIMET: aimet-torch {'installed' if aimet else 'not installed'}."
         " Targets: prepare without verification <= 2x symbolic_trace, and no slower than AIMET.",
         "",
-        "| model | symbolic_trace | qready (no verify) | qready (verified) | AIMET prepare_model | qready / trace | qready / AIMET |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | symbolic_trace | qready, shared weights | qready (no verify) | qready (verified) | AIMET prepare_model"
+        " | shared / trace | shared / AIMET | no verify / AIMET |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[
-            f"| {n} | {cell(t)} | {cell(p)} | {cell(v)} | {cell(a)} | {ratio(p, t)} | {ratio(p, a)} |"
-            for n, t, p, v, a in rows
+            f"| {n} | {cell(t)} | {cell(s)} | {cell(p)} | {cell(v)} | {cell(a)} | {ratio(s, t)} | {ratio(s, a)} | {ratio(p, a)} |"
+            for n, t, s, p, v, a in rows
         ],
+        "",
+        "symbolic_trace and AIMET's preparer return graphs around the user's own modules and weights;"
+        " qready by default copies the weights first (so that batch-norm folding or training on the"
+        " prepared model cannot change the original), and `share_weights=True` is the like-for-like"
+        " comparison. symbolic_trace and AIMET fail on the Hugging Face model.",
     ]
     write_section("prepare-speed", "\n".join(lines))
 

@@ -262,3 +262,13 @@ def test_copies_of_a_prepared_model_run_their_own_weights() -> None:
                 p.mul_(2)
         assert not torch.equal(twin(x), prepared(x))  # the copy's dispatched and convention-keeping forwards follow it
         assert torch.equal(prepared(x), model(x))
+
+
+def test_share_weights_builds_a_new_tree_around_the_same_tensors() -> None:
+    model, x = seed.ReusedRelu().eval(), seed.image()
+    before = snapshot(model)
+    shared = prepare(model, (x, x), share_weights=True)
+    assert shared.conv1.weight is model.conv1.weight and shared.conv1 is not model.conv1
+    assert prepare(model, (x, x)).conv1.weight is not model.conv1.weight  # the default copies
+    assert outputs_equal(shared(x, x), model(x, x))
+    assert_unchanged(model, before)

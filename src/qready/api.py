@@ -112,6 +112,7 @@ def prepare(
     exclude: Iterable[str] = (),
     tie_weights: bool = True,
     verify: bool = True,
+    share_weights: bool = False,
 ) -> torch.nn.Module:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -125,6 +126,11 @@ def prepare(
     bit for bit, and checked again; a difference raises ``VerificationError``.
     The original model is never changed. ``result.prepare_result`` says what
     changed and what remains.
+
+    The prepared model owns copies of the weights, so that toolkits that fold
+    batch norms or train in place can't reach back into ``model``.
+    ``share_weights=True`` skips that copy (faster, no second set of weights
+    in memory): the two models then hold the very same tensors.
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
@@ -145,7 +151,7 @@ def prepare(
             except Exception as error:  # the user's forward: theirs to fix
                 raise ModelError(forward_failure(model, example, error)) from error
             require_tensor_output(model, references[0])
-        work = _private_copy(model)
+        work = _private_copy(model, share_weights)
     copied = time.perf_counter() - start
 
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
@@ -163,7 +169,7 @@ def prepare(
         # keep the model's own forward and prepare what it calls instead.
         file, line, _ = specialized[0]
         with preserved(model), torch.no_grad():
-            work = _private_copy(model)
+            work = _private_copy(model, share_weights)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         verify_prepared(prepared, example, fresh, references)
@@ -171,9 +177,12 @@ def prepare(
     return prepared
 
 
-def _private_copy(model: torch.nn.Module) -> torch.nn.Module:
+def _private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module:
+    memo: dict[int, Any] = {}
+    if share_weights:  # a new module tree around the very same tensors
+        memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     try:
-        return copy.deepcopy(model)
+        return copy.deepcopy(model, memo)
     except RecursionError as error:
         if not nested_too_deep(model):
             raise
