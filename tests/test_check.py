@@ -12,6 +12,7 @@ from torch import nn
 import qready
 from invariants import assert_unchanged, snapshot
 from models import seed
+from models.hf import tiny_bert
 
 OBSERVED = ("QR003", "QR004", "QR005")
 
@@ -103,13 +104,8 @@ def test_vit_b_16_class_token_concat_and_attention_outputs() -> None:
 
 
 def test_tiny_bert_reports_its_model_output_dict() -> None:
-    transformers = pytest.importorskip("transformers", reason="transformers is part of the test extra")
-    config = transformers.BertConfig(
-        vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    model = transformers.BertModel(config).eval()
-    inputs = {"input_ids": torch.randint(0, 64, (1, 8)), "attention_mask": torch.ones(1, 8, dtype=torch.long)}
+    model, inputs = tiny_bert()
+    model.eval()
     report = qready.check(model, inputs, select=OBSERVED)
     root = next(f for f in report.by_code("QR005") if f.module == "")
     assert "BaseModelOutputWithPoolingAndCrossAttentions" in root.message

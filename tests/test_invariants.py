@@ -22,6 +22,7 @@ from torch import nn
 import qready
 from invariants import assert_unchanged, snapshot
 from models import seed, tricky
+from models.hf import tiny_bert
 
 Case = Callable[[], tuple[nn.Module, Any]]
 OBSERVED = ("QR003", "QR004", "QR005")
@@ -41,16 +42,6 @@ class TiedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.act(self.encode(x))) * self.scale + self.offset
-
-
-def tiny_bert() -> tuple[nn.Module, Any]:
-    transformers = pytest.importorskip("transformers", reason="transformers is part of the test extra")
-    config = transformers.BertConfig(
-        vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    inputs = {"input_ids": torch.randint(0, 64, (1, 8)), "attention_mask": torch.ones(1, 8, dtype=torch.long)}
-    return transformers.BertModel(config), inputs
 
 
 def torchvision_model(name: str, size: int) -> Case:

@@ -10,6 +10,7 @@ from torch import nn
 import qready
 from invariants import assert_unchanged, snapshot
 from models import seed, tricky
+from models.hf import tiny_bert
 from qready.api import prepare
 
 QR = ("QR003", "QR004")
@@ -200,13 +201,8 @@ def test_torchvision_models_prepare_bit_identical_and_clean(name: str, size: int
 
 
 def test_tiny_bert_prepares_with_keyword_inputs_and_model_output() -> None:
-    transformers = pytest.importorskip("transformers", reason="transformers is part of the test extra")
-    config = transformers.BertConfig(
-        vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    model = transformers.BertModel(config).eval()
-    inputs = {"input_ids": torch.randint(0, 64, (1, 8)), "attention_mask": torch.ones(1, 8, dtype=torch.long)}
+    model, inputs = tiny_bert()
+    model.eval()
     prepared = prepare(model, inputs)
     result = prepared.prepare_result
     assert result.ok and result.verified, result.summary()
