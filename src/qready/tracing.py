@@ -23,12 +23,16 @@ import torch
 import torch.fx as fx
 from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from qready.errors import QreadyError
 from qready.ops import is_known_module
 from qready.source import user_location
 
-__all__ = ["ConcreteTracer", "DataDependentError", "RootNotTraceable", "TraceFailure", "trace_with_leaves"]
+__all__ = [
+    "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
+    "trace_with_leaves",
+]
 
 # Tensor attributes and methods that describe a tensor's layout, not its data.
 _STATIC_ATTRIBUTES = frozenset(
@@ -43,6 +47,16 @@ _MISSING = object()
 
 class DataDependentError(fx.proxy.TraceError):
     """Python control flow or a Python value depends on tensor data."""
+
+    # In the root forward, a branch may be specialized to the example's value and reported.
+    specializable = True
+
+
+class DataDependentShapeError(DataDependentError):
+    """Python asked for the shape of a tensor whose size depends on the data (``x[mask]``,
+    ``nonzero``, ``nms``): that size would be baked into the graph, and never specialized."""
+
+    specializable = False
 
 
 class _NeedsRealValues(Exception):
@@ -76,6 +90,8 @@ class _ConcreteProxy(fx.Proxy):
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
             value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
             if isinstance(value, torch.Tensor):
+                if name in _SIZE_QUESTIONS:
+                    _static_shape(self.node)
                 if value.is_meta and name in _DEVICE_ATTRIBUTES:
                     # the model runs on the device of its example, not on the stand-in values
                     return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]
@@ -85,6 +101,7 @@ class _ConcreteProxy(fx.Proxy):
     def __len__(self) -> int:
         value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
         if isinstance(value, torch.Tensor):
+            _static_shape(self.node)
             return len(value)  # the first dimension: a shape, static
         if isinstance(value, (tuple, list)):
             return len(value)
@@ -204,7 +221,16 @@ class ConcreteTracer(fx.Tracer):
         self._evaluating += 1
         try:
             if not self.meta:
-                return self._run(node, args, kwargs)
+                # meta tensors cannot run an op whose output size depends on the data: only here
+                with _DynamicShapeProbe() as probe:
+                    value = self._run(node, args, kwargs)
+                dynamic = probe.op or next(
+                    (n.meta["qready_dynamic_shape"] for n in node.all_input_nodes if "qready_dynamic_shape" in n.meta),
+                    None,
+                )
+                if dynamic:
+                    node.meta["qready_dynamic_shape"] = dynamic
+                return value
             try:
                 return self._run(node, args, kwargs)
             except Exception as error:  # whatever meta tensors can't do, real ones may
@@ -277,6 +303,8 @@ class ConcreteTracer(fx.Tracer):
 
     def iter(self, obj: fx.Proxy) -> Iterator[Any]:
         value = self.values.get(obj.node)
+        if isinstance(value, torch.Tensor):
+            _static_shape(obj.node)
         if isinstance(value, (tuple, list)) or (isinstance(value, torch.Tensor) and value.dim() > 0):
             return iter([obj[i] for i in range(len(value))])
         raise DataDependentError(f"iteration over a traced value ({_describe(obj.node)})")
@@ -300,6 +328,46 @@ def _state_unchanged(module: torch.nn.Module) -> Iterator[None]:
             now.clear()
             now.update(attributes)
             raise _NeedsRealValues(f"{type(module).__name__} changes its own state when it runs")
+
+
+# Size questions; ``dim()`` and ``ndim`` stay static even when the sizes depend on the data.
+_SIZE_QUESTIONS = frozenset({"shape", "size", "numel", "nelement", "stride"})
+# Ops whose output size depends on the data but that carry no dynamic_output_shape tag.
+_UNTAGGED_DYNAMIC_OUTPUT = frozenset({"torchvision::nms"})
+_MASK_DTYPES = (torch.bool, torch.uint8)
+
+
+class _DynamicShapeProbe(TorchDispatchMode):
+    """Notes the first aten op run whose output size depends on the data (``op`` names it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.op: str | None = None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
+        if self.op is None and _dynamic_output(func, args):
+            self.op = str(func.overloadpacket)
+        return func(*args, **(kwargs or {}))
+
+
+def _dynamic_output(func: Any, args: tuple) -> bool:
+    if func.name().split(".")[0] in _UNTAGGED_DYNAMIC_OUTPUT:
+        return True
+    if torch.Tag.dynamic_output_shape not in func.tags:
+        return False
+    if func.overloadpacket is torch.ops.aten.index:
+        # indexing with integer tensors has the indices' shape; only a boolean mask selects by value
+        return any(isinstance(i, torch.Tensor) and i.dtype in _MASK_DTYPES for i in args[1])
+    return True
+
+
+def _static_shape(node: Node) -> None:
+    """Raise when ``node``'s value has a size that another input could change."""
+    op = node.meta.get("qready_dynamic_shape")
+    if op:
+        raise DataDependentShapeError(
+            f"the size of a traced tensor ({_describe(node)}) depends on the data through {op}"
+        )
 
 
 def _mutable(value: Any) -> Any:
@@ -368,7 +436,7 @@ def trace_with_leaves(
             file, line = error_location(error)
             reason = _one_line(error)
             if scope is None or scope == "":
-                if isinstance(error, DataDependentError) and not specialize_root:
+                if isinstance(error, DataDependentError) and error.specializable and not specialize_root:
                     specialize_root = True
                     continue
                 raise RootNotTraceable(TraceFailure("", reason, file, line), type(root).__name__) from error
