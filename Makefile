@@ -20,7 +20,7 @@ $(VENV)/.test: $(VENV)/.base
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.test
-	$(PIP) -e '.[test,bench]'
+	$(PIP) -e '.[test,bench,interop]'
 	touch $@
 
 # qready exits 1 when it has findings, which is the point of the demo; 2 would be a real failure.
