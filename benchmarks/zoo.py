@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import importlib.metadata
 import inspect
 import io
 import json
@@ -271,7 +272,10 @@ def _aimet(model: torch.nn.Module, example: Any, qready_prepared: Any) -> dict[s
     from aimet_torch.model_validator.model_validator import ModelValidator
 
     example = as_example(example)
-    record: dict[str, Any] = {"version": getattr(aimet_torch, "__version__", "?")}
+    record: dict[str, Any] = {
+        "version": getattr(aimet_torch, "__version__", "?"),
+        "has_silu": any(isinstance(m, torch.nn.SiLU) for m in model.modules()),  # prepare_model swaps these
+    }
     work = copy.deepcopy(model)  # prepare_model adds modules to the submodules it shares with its input
     start = time.perf_counter()
     try:
@@ -559,11 +563,10 @@ def _store(path: Path, data: dict[str, Any]) -> None:
 
 def environment() -> dict[str, Any]:
     versions = {}
-    for package in ("torch", "torchvision", "timm", "transformers", "onnx", "onnxruntime", "onnxscript", "aimet_torch"):
+    for package in ("torch", "torchvision", "timm", "transformers", "onnx", "onnxruntime", "onnxscript", "aimet-torch"):
         try:
-            module = __import__(package)
-            versions[package] = getattr(module, "__version__", "?")
-        except Exception:  # missing optional packages are simply not listed
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:  # optional packages that are not installed
             continue
     return {
         "python": platform.python_version(),

@@ -237,6 +237,19 @@ def render_section(records: list[dict[str, Any]], environment: dict[str, Any], *
             lines += _table(["reason (first line, shortened)", "models"],
                             [[reason, str(n)] for reason, n in aimet_failures.most_common(15)])
             lines.append("")
+        differing = [r for r in records if (r.get("aimet") or {}).get("prepare") == "ok"
+                     and (r.get("aimet") or {}).get("identical") is not True]
+        if differing:
+            lines.append(f"### AIMET's prepared model is not bit-identical ({len(differing)} models)")
+            lines.append("")
+            silu = sum(bool(r["aimet"].get("has_silu")) for r in differing)
+            lines.append("AIMET's `prepare_model` replaces every `nn.SiLU` by its `CustomSiLU` (`x * sigmoid(x)`), "
+                         "which rounds differently from `F.silu`; the difference grows through the layers after it. "
+                         f"{silu} of these {len(differing)} models use `nn.SiLU`.")
+            lines.append("")
+            lines += _table(["model", "first difference"],
+                            [[f"`{r['name']}`", _single_line(r["aimet"].get("identical_error"))] for r in differing])
+            lines.append("")
         lines += _validator_section(records)
 
     lines.append("### Per model")

@@ -180,3 +180,35 @@ def test_data_dependent_size_in_the_root_forward_is_not_specialized() -> None:
     assert result.specialized == [] and [leaf.module for leaf in result.leaves] == [""]
     few = torch.tensor([-1.0, -0.5, -0.2, 0.4])
     assert torch.equal(prepared(few), model(few))
+
+
+class Cancellation(nn.Module):
+    """One output near 0 from terms of 1e6, the other at 1e7: untrained resnet152 and
+    inception_v3 reach 1e8 to 1e11, and onnxruntime's float32 rounding moves their small
+    elements by more than 1e-4 of their own size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(256, 2, bias=False)
+        with torch.no_grad():
+            self.linear.weight.mul_(1e7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def example(self) -> torch.Tensor:
+        x = torch.randn(1, 256)
+        w = self.linear.weight[0].detach()
+        return x - (x @ w) / (w @ w) * w  # output 0 cancels to about 1
+
+
+def test_onnx_outputs_are_compared_at_the_scale_of_each_output() -> None:
+    from qready.rules.qr002_jit_trace import compare_outputs
+
+    model = Cancellation().eval()
+    x = model.example()
+    assert qready.check(model, (x,), select=["QR001"]).findings == ()
+    # a disagreement at the output's own scale is still one
+    assert compare_outputs([torch.tensor([1.0, 2.0])], [torch.tensor([1.0, 2.1])]) == "output 0 differs by up to 0.1"
+    assert compare_outputs([torch.tensor([1e8, 1.0])], [torch.tensor([1e8 + 8, 1.001])]) == ""
+    assert compare_outputs([torch.tensor([float("nan"), 1.0])], [torch.tensor([0.0, 1.0])]).startswith("output 0")
