@@ -138,7 +138,10 @@ def render_section(records: list[dict[str, Any]], environment: dict[str, Any], *
         f"(timeout {timeout:g} s) on {environment.get('cpus', '?')} CPU cores."
     )
     lines.append("")
-    lines.append("Reproduce: " + "; ".join(f"`{c}`" for c in commands) if commands else "Reproduce: `make zoo`")
+    reproduce = "; ".join(f"`{c}`" for c in commands) if commands else "`python benchmarks/zoo.py`"
+    if commands == ["python benchmarks/zoo.py"]:
+        reproduce += " (what `make zoo` runs, in the venv with the bench and interop extras)"
+    lines.append(f"Reproduce: {reproduce}; one model: `python benchmarks/zoo.py --only '^tv/resnet18$'`.")
     lines.append("")
     lines.append(
         "Environment: " + ", ".join(f"{k} {v}" for k, v in versions.items())
