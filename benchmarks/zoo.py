@@ -46,7 +46,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -382,7 +382,8 @@ def verdict(record: dict[str, Any]) -> dict[str, Any]:
     clean = remaining == 0
     specialized = bool(prep.get("specialized"))
     passed = status == "ok" and prep.get("outcome") == "ok" and identical and clean and not specialized
-    crash = status != "ok" and status != "timeout" or bool(check.get("internal")) or prep.get("outcome") == "crash"
+    died = status not in ("ok", "timeout")  # the worker exited without a record: a crash too
+    crash = died or bool(check.get("internal")) or prep.get("outcome") == "crash"
     silently_wrong = prep.get("outcome") == "ok" and (
         not reverify.get("identical", True) or (recheck.get("outside_leaves") or 0) > 0
     )

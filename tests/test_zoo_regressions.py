@@ -212,3 +212,56 @@ def test_onnx_outputs_are_compared_at_the_scale_of_each_output() -> None:
     assert compare_outputs([torch.tensor([1.0, 2.0])], [torch.tensor([1.0, 2.1])]) == "output 0 differs by up to 0.1"
     assert compare_outputs([torch.tensor([1e8, 1.0])], [torch.tensor([1e8 + 8, 1.001])]) == ""
     assert compare_outputs([torch.tensor([float("nan"), 1.0])], [torch.tensor([0.0, 1.0])]).startswith("output 0")
+
+
+class Images:
+    """Like torchvision's ImageList: a plain object qready cannot flatten into tensors."""
+
+    def __init__(self, tensors: torch.Tensor) -> None:
+        self.tensors = tensors
+
+
+class SharedHead(nn.Module):
+    """Like the R-CNN RPN head: one conv applied to every feature level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.act = nn.ReLU()
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.act(self.conv(f)) for f in features]
+
+
+class Proposals(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = SharedHead()
+
+    def forward(self, images: Images, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [o.mean(dim=(2, 3)) + images.tensors.mean() for o in self.head(features)]
+
+
+class TwoStageDetector(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Conv2d(3, 4, 3, padding=1)
+        self.proposals = Proposals()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        keep = x[x > 0].numel()  # a data-dependent size: the root forward cannot be traced
+        features = self.backbone(x)
+        scores = self.proposals(Images(x), [features, features[:, :, ::2, ::2]])
+        return [s * keep for s in scores]
+
+
+def test_a_child_that_cannot_be_prepared_whole_has_its_own_callees_prepared() -> None:
+    # fasterrcnn/maskrcnn/keypointrcnn: `rpn` takes an ImageList, so it was left whole with its
+    # head's convs running once per feature level: QR004 remained inside it.
+    model = TwoStageDetector().eval()
+    x, fresh = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
+    prepared = qready.prepare(model, (x,))
+    result = prepared.prepare_result
+    assert result.verified and [leaf.module for leaf in result.leaves] == ["", "proposals"]
+    assert qready.check(prepared, (x,), select=QR).findings == ()
+    assert all(torch.equal(a, b) for a, b in zip(prepared(fresh), model(fresh)))

@@ -135,8 +135,12 @@ def prepare_children(
         try:
             prepared = prepare_copy(child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights, original=child)
         except QreadyError as error:
-            leaves.append(TraceFailure(path, str(error), None, None))
-            continue
+            # Not preparable whole (an argument qready cannot flatten, such as torchvision's ImageList):
+            # the child keeps its forward too, and what it calls is prepared, the same way down.
+            prepared = prepare_children(
+                child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights,
+                failure=TraceFailure("", str(error), None, None),
+            )
         result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
         if isinstance(prepared, PreparedModule) and (result.inputs_flattened or result.outputs_flattened):
             prepared.keep_calling_convention()
