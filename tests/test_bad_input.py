@@ -203,7 +203,7 @@ def test_prepare_into_an_existing_directory_leaves_it_as_it_was(bad: str, tmp_pa
     target = tmp_path / "out"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    assert_one_line_error(*run("prepare", f"{bad}:linear", "--input", "1x4", "-o", str(target)), "already exists")
+    assert_one_line_error(*run("prepare", f"{bad}:linear", "--input", "1x4", "-o", str(target)), "holds files qready did not write (keep.txt)")
     assert leftovers(tmp_path) == ["out"] and leftovers(target) == ["keep.txt"]
 
 

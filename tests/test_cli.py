@@ -117,10 +117,79 @@ print(all(torch.equal(got[k], expected[k]) for k in expected), sorted(got))
 
 
 def test_prepare_refuses_an_existing_directory_and_leaves_it_alone(tmp_path: Path) -> None:
-    (tmp_path / "keep.txt").write_text("mine")
-    code, out, err = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path))
+    (tmp_path / "taken").mkdir()
+    code, out, err = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path / "taken"))
     assert code == 2 and "already exists; choose a new directory or pass --force" in err
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def _user_project(tmp_path: Path) -> Path:
+    """A folder as a user has it: the model's source, notes, a subfolder of data."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "net.py").write_text(Path(SEED).read_text())
+    (project / "notes.txt").write_text("mine")
+    (project / "data" / "x.bin").write_bytes(b"\x00\x01")
+    return project
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", [".", "..", "project", "data", "~"])
+def test_prepare_force_never_deletes_what_qready_did_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    # `qready prepare net.py:Net -o . --force` once deleted the whole current directory, source included
+    project = _user_project(tmp_path)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("HOME", str(project / "data"))
+    before = _files(tmp_path)
+    where = {"project": str(project), "~": str(project / "data")}.get(target, target)
+    code, out, err = run("prepare", "net.py:FunctionalRelu", "--input", "1x3x8x8", "-o", where, "--force")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "refusing to write over" in err and "choose a new directory" in err
+    assert _files(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_prepare_force_replaces_an_earlier_save_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _user_project(tmp_path)
+    monkeypatch.chdir(project)
+    assert run("prepare", "net.py:FunctionalRelu", "--input", "1x3x8x8", "-o", "out")[0] == 0
+    first = _files(project / "out")
+    assert sorted(first) == ["manifest.json", "model.py", "weights.safetensors"]
+    code, _, err = run("prepare", "net.py:FunctionalRelu", "--input", "1x3x4x4", "-o", "out", "--force")
+    assert code == 0, err
+    assert sorted(_files(project / "out")) == sorted(first) and _files(project / "out") != first
+    assert sorted(p.name for p in project.iterdir()) == ["data", "net.py", "notes.txt", "out"]  # no temporary left
+    # a file dropped into an earlier save makes it no longer qready's alone: refused, kept
+    (project / "out" / "README").write_text("mine too")
+    code, _, err = run("prepare", "net.py:FunctionalRelu", "--input", "1x3x8x8", "-o", "out", "--force")
+    assert code == 2 and "holds files qready did not write (README)" in err
+    assert (project / "out" / "README").read_text() == "mine too"
+
+
+def test_prepare_force_refuses_a_look_alike_without_a_qready_manifest(tmp_path: Path) -> None:
+    fake = tmp_path / "out"
+    fake.mkdir()
+    (fake / "model.py").write_text("print('my own model.py')")
+    code, _, err = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(fake), "--force")
+    assert code == 2 and "has no qready manifest" in err
+    assert (fake / "model.py").read_text() == "print('my own model.py')"
+
+
+def test_saved_files_and_directory_follow_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        code, _, err = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path / "out"),
+                           "--html", str(tmp_path / "report.html"))
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "out", *(tmp_path / "out").iterdir(), tmp_path / "report.html"]}
+    assert modes == {"out": 0o755, "model.py": 0o644, "manifest.json": 0o644, "weights.safetensors": 0o644, "report.html": 0o644}
 
 
 def test_prepare_exit_one_when_findings_remain(tmp_path: Path) -> None:

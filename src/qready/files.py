@@ -11,7 +11,7 @@ from typing import TextIO
 
 from qready.errors import SaveError
 
-__all__ = ["atomic_text"]
+__all__ = ["atomic_text", "follow_umask"]
 
 
 @contextmanager
@@ -27,6 +27,7 @@ def atomic_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             yield stream
+        follow_umask(Path(tmp))
         os.replace(tmp, target)
     except OSError as error:  # a full disk: no half-written report stays behind
         Path(tmp).unlink(missing_ok=True)
@@ -34,3 +35,13 @@ def atomic_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def follow_umask(*paths: Path) -> None:
+    """Give files and directories made by ``tempfile`` (0600/0700) the modes the umask gives
+    files and directories made the ordinary way, as every other tool's output has."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in paths:
+        if path.exists():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import operator
 import os
-import shutil
 import tempfile
 import weakref
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.fx as fx
 
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, SaveError
+from qready.files import follow_umask
 from qready.prepared import PreparedModule
 from qready.structure import rebuild_type
 
@@ -38,6 +38,7 @@ __all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
 _CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
+_OWN_FILES = frozenset({_CODE, _MANIFEST, _WEIGHTS})
 
 
 def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -63,24 +64,62 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / _WEIGHTS))
         manifest["sha256"] = {name: _sha256(tmp / name) for name in (_CODE, _WEIGHTS)}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        follow_umask(tmp, *(tmp / name for name in _OWN_FILES))
+        check_destination(target, overwrite=overwrite)  # again: the directory may have changed meanwhile
+        _swap_in(tmp, target)
     except OSError as error:  # a full disk, a vanished directory: nothing half-written stays behind
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_own_save(tmp)
         raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another directory") from error
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_own_save(tmp)
         raise
     return target
 
 
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the directory ``new`` at ``target``; an earlier save there is moved aside first and
+    removed only once the new one is in place (its own three files, never anything else)."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    aside.rmdir()  # a free name next to the target, for a rename
+    os.rename(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    _remove_own_save(aside)
+
+
+def _remove_own_save(directory: Path) -> None:
+    """Delete the files qready writes in a save, then the directory if that left it empty."""
+    for name in _OWN_FILES:
+        (directory / name).unlink(missing_ok=True)
+    try:
+        directory.rmdir()
+    except OSError:
+        pass  # something else is in there: it is not ours to delete
+
+
 def check_destination(out_dir: str | os.PathLike[str], *, overwrite: bool) -> tuple[Path, Path]:
-    """The output directory and its parent, or a SaveError saying why it can't be written."""
+    """The output directory and its parent, or a SaveError saying why it can't be written.
+
+    An existing directory is replaced only with ``overwrite`` and only when it is empty or an
+    earlier qready save (its own three files and nothing else): a directory holding anything
+    qready did not write, the current directory, one above it and the home directory are refused.
+    """
     target = Path(out_dir)
-    if target.exists() and not overwrite:
-        raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
     parent = target.parent if str(target.parent) else Path(".")
+    if target.is_symlink():
+        raise SaveError(f"{str(target)!r} is a symbolic link; give the output directory itself")
+    if target.exists():
+        if not target.is_dir():
+            raise SaveError(f"{str(target)!r} is a file, not a directory; choose a new directory for the prepared model")
+        _require_replaceable(target)
+        if not overwrite:
+            raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
     if parent.exists() and not parent.is_dir():
         raise SaveError(f"{str(parent)!r} is a file, not a directory; choose an output directory elsewhere")
     if not parent.is_dir():
@@ -88,6 +127,40 @@ def check_destination(out_dir: str | os.PathLike[str], *, overwrite: bool) -> tu
     if not os.access(parent, os.W_OK):
         raise SaveError(f"cannot write in {str(parent)!r} (permission denied); choose a writable directory")
     return target, parent
+
+
+def _require_replaceable(target: Path) -> None:
+    resolved = target.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        where = "the current directory" if resolved == cwd else "a directory above the current one"
+        raise SaveError(f"refusing to write over {str(target)!r}: it is {where}; choose a new directory")
+    if resolved == Path.home().resolve() or resolved == Path(resolved.anchor):
+        raise SaveError(f"refusing to write over {str(target)!r}: it is a home or root directory; choose a new directory")
+    try:
+        entries = sorted(entry.name for entry in target.iterdir())
+    except OSError as error:
+        raise SaveError(f"cannot read {str(target)!r} ({error.strerror}); choose another directory") from error
+    foreign = [name for name in entries if name not in _OWN_FILES]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise SaveError(
+            f"refusing to write over {str(target)!r}: it holds files qready did not write ({shown}); "
+            "choose a new directory"
+        )
+    if entries and not _is_qready_manifest(target / _MANIFEST):
+        raise SaveError(
+            f"refusing to write over {str(target)!r}: it has no qready manifest, so it is not an earlier "
+            "qready save; choose a new directory"
+        )
+
+
+def _is_qready_manifest(path: Path) -> bool:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("written_by") == "qready"
 
 
 def load(directory: str | os.PathLike[str]) -> PreparedModule:
@@ -183,6 +256,7 @@ def _manifest(prepared: PreparedModule) -> dict[str, Any]:
         )
     result = prepared.prepare_result
     return {
+        "written_by": "qready",  # what --force may replace
         "format_version": FORMAT_VERSION,
         "torch_version": torch.__version__,
         "class_name": type(prepared).__name__,
