@@ -14,7 +14,7 @@ from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
 from qready.findings import Coverage, Report
 from qready.observe import (
-    forward_failure, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
+    blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
 )
 from qready.preparing import prepare_children, prepare_copy, verify_prepared
 from qready.tracing import TraceFailure
@@ -84,7 +84,7 @@ def check(
             try:
                 output = ctx.eager_output  # the exporters' rules compare with it: its errors are the user's too
             except Exception as error:
-                raise ModelError(forward_failure(model, example, error)) from error
+                raise blame_forward(model, example, error) from error
             require_tensor_output(model, output)
         for rule in rules:
             if progress:
@@ -149,7 +149,7 @@ def prepare(
             try:
                 references = (example.call(model), fresh.call(model))
             except Exception as error:  # the user's forward: theirs to fix
-                raise ModelError(forward_failure(model, example, error)) from error
+                raise blame_forward(model, example, error) from error
             require_tensor_output(model, references[0])
         work = _private_copy(model, share_weights)
     copied = time.perf_counter() - start

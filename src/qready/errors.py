@@ -14,6 +14,7 @@ __all__ = [
     "VerificationError",
     "SaveError",
     "LoadError",
+    "InternalError",
 ]
 
 
@@ -50,3 +51,12 @@ class SaveError(QreadyError):
 
 class LoadError(QreadyError):
     """A saved model directory is missing, incomplete or has been tampered with."""
+
+
+class InternalError(Exception):
+    """A bug in qready itself, never the user's model or inputs.
+
+    Deliberately not a ``QreadyError``: the CLI shows it as an internal error
+    with a ``--debug`` hint, and callers who catch ``QreadyError`` for their own
+    mistakes do not swallow it.
+    """

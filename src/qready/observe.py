@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from qready.errors import ModelError
+from qready.errors import InternalError, ModelError
 from qready.example_inputs import Example, tensor_leaves
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
-from qready.source import error_location, user_location
+from qready.source import call_through, error_location, raised_by_qready, user_location
 
 __all__ = [
-    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe", "preserved", "forward_failure",
+    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe", "preserved", "forward_failure", "blame_forward",
     "require_runnable", "require_tensor_output", "too_deep", "nested_too_deep", "nesting_depth",
 ]
 
@@ -104,7 +104,7 @@ class _Recorder(TorchFunctionMode):
                 self.covered += 1
             else:
                 self._record_site(func, call.path, args, kwargs)
-        return func(*args, **kwargs)
+        return call_through(func, args, kwargs)
 
     def _record_site(self, func: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> None:
         file, line = user_location(skip=3)
@@ -170,8 +170,8 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
         stack.enter_context(recorder)
         try:
             output = example.call(model)
-        except Exception as error:  # the user's forward: any exception is theirs to fix
-            raise ModelError(forward_failure(model, example, error)) from error
+        except Exception as error:  # the user's to fix, unless qready's own hooks raised it
+            raise blame_forward(model, example, error) from error
     require_tensor_output(model, output)
 
     return Observation(
@@ -184,6 +184,21 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
         paths=paths,
         modules=modules,
     )
+
+
+def blame_forward(model: torch.nn.Module, example: Example, error: BaseException) -> Exception:
+    """The error to raise for an exception out of ``model``'s forward run by qready: the user's
+    (a ModelError naming their line) or, when qready's own code raised it, an InternalError."""
+    if raised_by_qready(error) and not (isinstance(error, RecursionError) and nested_too_deep(model)):
+        return InternalError(
+            f"qready failed while running the forward of {type(model).__name__}: {type(error).__name__}: "
+            f"{_first_line(error)}; this is a bug in qready, please report it (rerun with --debug for the traceback)"
+        )
+    return ModelError(forward_failure(model, example, error))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else ""
 
 
 def forward_failure(model: torch.nn.Module, example: Example, error: BaseException) -> str:

@@ -28,9 +28,10 @@ import torch
 import torch.fx as fx
 
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
-from qready.errors import LoadError, SaveError
+from qready.errors import InternalError, LoadError, QreadyError, SaveError
 from qready.files import follow_umask
 from qready.prepared import PreparedModule
+from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
 
 __all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
@@ -199,13 +200,61 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
         tensors = load_file(str(root_dir / _WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
         raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise LoadError(
+            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({problem}); "
+            "the save is damaged, run qready prepare again"
+        )
     try:
         return _rebuild(root_dir, manifest, tensors)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest that lacks or mangles an entry
+    except QreadyError:
+        raise
+    except Exception as error:  # the manifest is well formed: qready's bug, or the user's classes'
+        if raised_by_qready(error):
+            raise InternalError(
+                f"loading {str(root_dir)!r} failed inside qready ({type(error).__name__}: {error}); this is a bug "
+                "in qready, please report it (rerun with --debug for the traceback)"
+            ) from error
+        file, line = error_location(error)
+        where = f" at {file}:{line}" if file else ""
         raise LoadError(
-            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({type(error).__name__}: {error}); "
-            "the save is damaged, run qready prepare again"
+            f"rebuilding the model saved in {str(root_dir)!r} raised {type(error).__name__}: {error}{where}; "
+            "the classes it names must be importable and behave as when it was saved"
         ) from error
+
+
+# The manifest's entries and their JSON types, as _rebuild reads them.
+_MANIFEST_ENTRIES: dict[str, type | tuple[type, ...]] = {
+    "class_name": str, "modules": list, "parameters": dict, "buffers": list, "aliases": dict, "training": dict,
+    "outputs_flattened": bool, "input_names": list, "output_names": list, "tied_aliases": dict,
+}
+_MODULE_ENTRIES: dict[str, type | tuple[type, ...]] = {"path": str, "leaf": bool}
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What makes a manifest unreadable (an entry missing or of the wrong type), or None."""
+    for key, kind in _MANIFEST_ENTRIES.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"entry {key!r} is missing or not a {_json_type(kind)}"
+    for index, entry in enumerate(manifest["modules"]):
+        if not isinstance(entry, dict):
+            return f"modules[{index}] is not an object"
+        for key, kind in _MODULE_ENTRIES.items():
+            if not isinstance(entry.get(key), kind):
+                return f"modules[{index}] has no {_json_type(kind)} {key!r}"
+        if not isinstance(entry.get("alias_of", entry.get("type")), str):
+            return f"modules[{index}] names neither its type nor the module it aliases"
+        if "alias_of" not in entry and not all(
+            isinstance(entry.get(key), list) for key in ("non_persistent", "none_parameters", "none_buffers")
+        ):
+            return f"modules[{index}] lacks its lists of non-persistent buffers and None entries"
+    return None
+
+
+def _json_type(kind: type | tuple[type, ...]) -> str:
+    names = {str: "string", list: "list", dict: "object", bool: "boolean"}
+    return names.get(kind, "value") if isinstance(kind, type) else "value"
 
 
 def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PreparedModule:

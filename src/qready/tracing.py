@@ -25,9 +25,9 @@ from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from qready.errors import QreadyError
+from qready.errors import InternalError, QreadyError
 from qready.ops import is_known_module
-from qready.source import user_location
+from qready.source import call_through, raised_by_qready, user_location
 
 __all__ = [
     "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
@@ -163,7 +163,7 @@ class ConcreteTracer(fx.Tracer):
             return self.create_proxy("call_module", path, args, kwargs)
         self.module_scope.append(path)
         try:
-            return forward(*args, **kwargs)
+            return call_through(forward, args, kwargs)
         except Exception:
             if self.failure_scope is None:
                 self.failure_scope = path
@@ -239,14 +239,15 @@ class ConcreteTracer(fx.Tracer):
             self._evaluating -= 1
 
     def _run(self, node: Node, args: Any, kwargs: Any) -> Any:
+        # the user's ops on the example's values: what they raise is the user's (call_through)
         if node.op == "call_function":
-            return node.target(*args, **kwargs)  # type: ignore[operator]
+            return call_through(node.target, args, kwargs)
         if node.op == "call_method":
-            return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+            return call_through(getattr(args[0], str(node.target)), args[1:], kwargs)
         if node.op == "call_module":
             module = self.root.get_submodule(str(node.target))
             if not self.meta:
-                return module.forward(*args, **kwargs)
+                return call_through(module.forward, args, kwargs)
             state = {
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
@@ -256,7 +257,7 @@ class ConcreteTracer(fx.Tracer):
             held = [(m, dict(m._parameters), dict(m._buffers)) for m in module.modules()]
             try:
                 with _state_unchanged(module):
-                    return torch.func.functional_call(module, state, args, kwargs)
+                    return call_through(torch.func.functional_call, (module, state, args, kwargs), {})
             except Exception:
                 _put_back(held)
                 if not type(module).__module__.startswith("torch.nn."):
@@ -430,6 +431,12 @@ def trace_with_leaves(
             if meta and _needed_real_values(error):
                 meta = False
                 continue
+            if not isinstance(error, fx.proxy.TraceError) and raised_by_qready(error):
+                # qready's own bug: never a leaf with the tracer's message as its reason
+                raise InternalError(
+                    f"qready's tracer failed on {type(root).__name__}: {_one_line(error)}; this is a bug in qready, "
+                    "please report it (rerun with --debug for the traceback)"
+                ) from error
             from qready.source import error_location
 
             scope = tracer.failure_scope
