@@ -143,6 +143,7 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
     if options.format == "html" and not options.output:
         raise QreadyError("--format html writes one self-contained file; pass -o report.html")
+    _check_report_paths(options.output)
     progress = options.format == "text" and stderr.isatty()
     model, example = _load(options)
     with _Progress(stderr, type(model).__name__, enabled=progress) as shown:
@@ -171,6 +172,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     from qready.serialize import check_destination, save
 
     check_destination(options.output, overwrite=options.force)  # before a long prepare, not after it
+    _check_report_paths(options.html)
     model, example = _load(options)
     report = None
     if options.html:
@@ -205,6 +207,15 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if options.format == "text":
         stdout.write(f"wrote {options.output}\n")
     return EXIT_OK if result.ok else EXIT_FINDINGS
+
+
+def _check_report_paths(*paths: str | None) -> None:
+    """Before the model is even built: a report that cannot be written should not cost a whole run."""
+    from qready.files import check_report_path
+
+    for path in paths:
+        if path is not None:
+            check_report_path(path)
 
 
 def _module_types(model: torch.nn.Module) -> dict[str, str]:

@@ -31,7 +31,7 @@ import torch.fx as fx
 
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, SaveError
-from qready.files import follow_umask
+from qready.files import follow_umask, write_failed
 from qready.prepared import PreparedModule
 from qready.structure import rebuild_type
 from qready.user_code import import_recorded, is_file_module, record_sources
@@ -73,7 +73,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         _swap_in(tmp, target)
     except OSError as error:  # a full disk, a vanished directory: nothing half-written stays behind
         _remove_own_save(tmp)
-        raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another directory") from error
+        raise write_failed(target, error) from error
     except BaseException:
         _remove_own_save(tmp)
         raise
