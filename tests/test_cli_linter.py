@@ -63,3 +63,34 @@ def test_check_output_path_is_checked_before_the_model_is_built(tmp_path: Path) 
     code, _, err = run("check", spec, "--input", "1x4", "--format", "json", "-o", str(tmp_path / "a_file" / "r.json"))
     assert code == 2 and f"'{tmp_path}/a_file' is a file, not a directory" in err
     assert not (tmp_path / "built").exists()
+
+
+def test_ctrl_c_that_torch_turns_into_another_error_is_an_interrupt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch.onnx's lazy imports, interrupted, once failed with "module 'triton' has no attribute
+    # 'backends'": that became a QR001 finding with exit 1
+    import signal
+
+    from qready.rules import qr001_onnx_export
+
+    def interrupted_export(*args: object, **kwargs: object) -> None:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            raise AttributeError("module 'triton' has no attribute 'backends'") from None
+
+    monkeypatch.setattr(qr001_onnx_export, "_export", interrupted_export)
+    report = tmp_path / "report.json"
+    code, out, err = run("check", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "--format", "json", "-o", str(report))
+    assert (code, out, err) == (130, "", "qready: interrupted\n")
+    assert list(tmp_path.iterdir()) == []
+    code, out, err = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "--html", str(report), "-o", str(tmp_path / "out"))
+    assert (code, out, err) == (130, "", "qready: interrupted\n")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_a_reader_that_stops_early_ends_qready_quietly(tmp_path: Path) -> None:
+    # `true` has exited long before qready (seconds to import torch) writes its report: a closed pipe
+    command = f"{sys.executable} -m qready.cli check {SEED}:FunctionalRelu --input 1x3x8x8 --format json --select QR003 | true"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (141, "", "")

@@ -1,16 +1,21 @@
 """``qready``: argv -> options -> API -> emitter -> exit code.
 
 Exit codes: 0 clean, 1 findings (or a failed verification), 2 usage, load,
-model or internal error.
+model or internal error, 130 interrupted (Ctrl-C); a closed stdout (``| head``) ends quietly
+with 141.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from qready.errors import QreadyError
 
@@ -25,6 +30,8 @@ if TYPE_CHECKING:  # rich and the report are imported when a command needs them:
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `yes | head`
 CHECK_FORMATS = ("text", "json", "sarif", "github", "html")  # the names in qready.reporting.EMITTERS
 
 
@@ -83,25 +90,79 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     stderr = stderr or sys.stderr
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    with _INTERRUPTS:
+        try:
+            options = build_parser().parse_args(args_list)
+            return _run(options, stdout, stderr)
+        except SystemExit as exit_:  # --help
+            return int(exit_.code or 0)
+        except KeyboardInterrupt:
+            return _interrupted(stderr)
+        except BrokenPipeError:  # `qready check ... | head`: the reader has all it wants
+            _silence(stdout)
+            return EXIT_BROKEN_PIPE
+        except QreadyError as error:
+            if _INTERRUPTS.seen:  # torch turned the interrupt into another error on its way up
+                return _interrupted(stderr)
+            if debug:
+                traceback.print_exc(file=stderr)
+            stderr.write(f"qready: error: {error}\n")
+            return EXIT_ERROR
+        except Exception as error:  # a bug in qready or torch: one line, traceback on demand
+            if _INTERRUPTS.seen:
+                return _interrupted(stderr)
+            if debug:
+                traceback.print_exc(file=stderr)
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            stderr.write(f"qready: internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n")
+            return EXIT_ERROR
+
+
+def _interrupted(stderr: TextIO) -> int:
+    stderr.write("qready: interrupted\n")
+    return EXIT_INTERRUPTED
+
+
+def _silence(stdout: TextIO) -> None:
+    """Point the closed stdout at /dev/null, so that Python's final flush does not fail again."""
     try:
-        options = build_parser().parse_args(args_list)
-        return _run(options, stdout, stderr)
-    except SystemExit as exit_:  # --help
-        return int(exit_.code or 0)
-    except QreadyError as error:
-        if debug:
-            traceback.print_exc(file=stderr)
-        stderr.write(f"qready: error: {error}\n")
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        stderr.write("qready: interrupted\n")
-        return EXIT_ERROR
-    except Exception as error:  # a bug in qready or torch: one line, traceback on demand
-        if debug:
-            traceback.print_exc(file=stderr)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        stderr.write(f"qready: internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n")
-        return EXIT_ERROR
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file: nothing will flush it
+
+
+class _InterruptWatch:
+    """Remembers that Ctrl-C was pressed. Code inside torch (the ONNX exporter's lazy imports)
+    sometimes catches the KeyboardInterrupt and fails with another error instead: without this,
+    that error would become a QR001 finding or an error message, when the user asked to stop."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _InterruptWatch:
+        self.seen = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def stop_if_seen(self) -> None:
+        """Called before anything is written: an interrupted run writes nothing."""
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+_INTERRUPTS = _InterruptWatch()
 
 
 def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -152,6 +213,7 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             progress=shown.update,
         )
         shown.done(report)
+    _INTERRUPTS.stop_if_seen()
     if options.format == "html":
         from qready.reporting.html import render_html
 
@@ -188,6 +250,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         if error.prepared is None:
             raise
         failure, prepared = error, error.prepared
+    _INTERRUPTS.stop_if_seen()
     result = prepared.prepare_result
     emit = emit_prepare_json if options.format == "json" else emit_prepare_text
     emit(result, stdout, stdout.isatty())
@@ -203,6 +266,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if not isinstance(prepared, PreparedModule):  # the model kept its Python forward: not code we can write
         stderr.write(f"qready: {type(prepared).__name__} kept its own Python forward, so it cannot be saved as code; nothing written\n")
         return EXIT_FINDINGS
+    _INTERRUPTS.stop_if_seen()
     save(prepared, options.output, overwrite=options.force)
     if options.format == "text":
         stdout.write(f"wrote {options.output}\n")
@@ -245,6 +309,7 @@ class _Progress:
             self.status.stop()
 
     def update(self, step: str) -> None:
+        _INTERRUPTS.stop_if_seen()  # between rules: a swallowed Ctrl-C stops the run here
         if self.status is not None:
             from qready.rules import get_rule
 
