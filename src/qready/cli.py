@@ -8,6 +8,7 @@ with 141.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import signal
@@ -43,16 +44,21 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qready", description="Check and prepare PyTorch models for quantization toolkits.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action=_ShowVersion, nargs=0, help="print qready's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     check = commands.add_parser("check", help="report where a model breaks the five model guidelines")
     _add_model_arguments(check)
     check.add_argument("--format", choices=CHECK_FORMATS, default="text", help="html needs -o FILE")
-    check.add_argument("--select", type=_codes, help="comma-separated rule codes or names to run")
-    check.add_argument("--ignore", type=_codes, help="comma-separated rule codes or names to skip")
+    check.add_argument("--select", type=_codes, action="extend", help="rule codes, names or code prefixes to run (comma-separated, repeatable)")
+    check.add_argument("--extend-select", type=_codes, action="extend", default=[], help="rules to run in addition to --select (or to the default)")
+    check.add_argument("--ignore", type=_codes, action="extend", help="rule codes, names or code prefixes to skip")
     check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None)
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("-o", "--output", help="write the report to this file instead of stdout")
+    check.add_argument("--statistics", action="store_true", help="print how many findings each rule has, not the findings (text format)")
+    check.add_argument("--show-all", action="store_true", help="one line per finding: do not group a source line's findings across modules")
+    _add_output_arguments(check)
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     prepare = commands.add_parser("prepare", help="rewrite a model so it follows the guidelines, verified")
@@ -64,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--no-tie-weights", action="store_true", help="give unrolled copies their own weights")
     prepare.add_argument("--no-verify", action="store_true", help="skip the bit-for-bit comparison and re-check")
     prepare.add_argument("--force", action="store_true", help="write OUT_DIR even if it exists or verification failed")
+    _add_output_arguments(prepare)
     prepare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     rules = commands.add_parser("rules", help="list the rules")
@@ -74,11 +81,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ShowVersion(argparse.Action):
+    """``--version``, printed by ``main`` on its own stdout (argparse's action writes to sys.stdout)."""
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise _VersionRequested
+
+
+class _VersionRequested(Exception):
+    pass
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="package.module:callable or path/to/file.py:Name")
     parser.add_argument("--input", action="append", metavar="[DTYPE:]SHAPE", help="e.g. 1x3x224x224 or int64:1x16")
     parser.add_argument("--inputs", metavar="MODULE:FUNCTION", help="function returning the example inputs")
     parser.add_argument("--kwargs", help="JSON keyword arguments for the model class or factory")
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only findings (check) or nothing (prepare), no progress or summary")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour text output: auto = on a terminal unless NO_COLOR is set")
+    parser.add_argument("--timings", action="store_true", help="include the seconds each step took (JSON leaves them out: runs compare equal)")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qready")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "unknown"
+
+
+def _color(choice: str, stream: TextIO) -> bool:
+    """``--color``: always, never, or on a terminal when NO_COLOR is unset or empty (no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
 def _codes(text: str) -> list[str]:
@@ -96,6 +138,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _run(options, stdout, stderr)
         except SystemExit as exit_:  # --help
             return int(exit_.code or 0)
+        except _VersionRequested:
+            stdout.write(f"qready {_version()}\n")
+            return EXIT_OK
         except KeyboardInterrupt:
             return _interrupted(stderr)
         except BrokenPipeError:  # `qready check ... | head`: the reader has all it wants
@@ -201,26 +246,44 @@ def _load(options: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from qready.api import check
     from qready.reporting import emit
+    from qready.reporting.text_format import emit_statistics, emit_text
+    from qready.rules import select_rules
 
     if options.format == "html" and not options.output:
         raise QreadyError("--format html writes one self-contained file; pass -o report.html")
+    if options.statistics and options.format != "text":
+        raise QreadyError("--statistics prints a table of counts per rule; use it with --format text")
     _check_report_paths(options.output)
-    progress = options.format == "text" and stderr.isatty()
+    select = options.select
+    if options.extend_select:
+        select = [*(select or [rule.code for rule in select_rules()]), *options.extend_select]
+    select_rules(select, options.ignore)  # an unknown code fails now, before the model is built
+    progress = options.format == "text" and not options.quiet and stderr.isatty()
     model, example = _load(options)
-    with _Progress(stderr, type(model).__name__, enabled=progress) as shown:
+    with _Progress(stderr, type(model).__name__, enabled=progress, color=_color(options.color, stderr)) as shown:
         report = check(
-            model, example, select=options.select, ignore=options.ignore, onnx_exporter=options.onnx_exporter,
+            model, example, select=select, ignore=options.ignore, onnx_exporter=options.onnx_exporter,
             progress=shown.update,
         )
         shown.done(report)
     _INTERRUPTS.stop_if_seen()
+    if not options.timings:  # they differ on every run: two runs' reports compare equal without them
+        report = dataclasses.replace(report, timings={})
     if options.format == "html":
         from qready.reporting.html import render_html
 
         page = render_html(report, module_paths=_module_types(model))
-        _write(options.output, lambda stream, color: stream.write(page), stdout)
+        _write(options.output, lambda stream, color: stream.write(page), stdout, options.color)
+    elif options.format == "text":
+        def write_text(stream: TextIO, color: bool) -> None:
+            if options.statistics:
+                emit_statistics(report, stream, color, summary=not options.quiet)
+            else:
+                emit_text(report, stream, color, show_all=options.show_all, summary=not options.quiet)
+
+        _write(options.output, write_text, stdout, options.color)
     else:
-        _write(options.output, lambda stream, color: emit(report, options.format, stream, color=color), stdout)
+        _write(options.output, lambda stream, color: emit(report, options.format, stream, color=color), stdout, options.color)
     if options.exit_zero or report.ok:
         return EXIT_OK
     return EXIT_FINDINGS
@@ -252,14 +315,17 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         failure, prepared = error, error.prepared
     _INTERRUPTS.stop_if_seen()
     result = prepared.prepare_result
-    emit = emit_prepare_json if options.format == "json" else emit_prepare_text
-    emit(result, stdout, stdout.isatty())
+    shown = result if options.timings else dataclasses.replace(result, timings={})
+    if options.format == "json":
+        emit_prepare_json(shown, stdout)
+    elif not options.quiet:
+        emit_prepare_text(shown, stdout, _color(options.color, stdout))
     if report is not None:
         from qready.reporting.html import render_html
 
         # written even when verification failed: that is when the report is most needed
         page = render_html(report, module_paths=_module_types(model), prepare_result=result)
-        _write(options.html, lambda stream, color: stream.write(page), stdout)
+        _write(options.html, lambda stream, color: stream.write(page), stdout, options.color)
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
         return EXIT_FINDINGS
@@ -268,7 +334,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         return EXIT_FINDINGS
     _INTERRUPTS.stop_if_seen()
     save(prepared, options.output, overwrite=options.force)
-    if options.format == "text":
+    if options.format == "text" and not options.quiet:
         stdout.write(f"wrote {options.output}\n")
     return EXIT_OK if result.ok else EXIT_FINDINGS
 
@@ -289,14 +355,15 @@ def _module_types(model: torch.nn.Module) -> dict[str, str]:
 class _Progress:
     """A spinner on stderr naming the step that runs, then one line a rule: time and findings."""
 
-    def __init__(self, stderr: TextIO, model: str, *, enabled: bool) -> None:
+    def __init__(self, stderr: TextIO, model: str, *, enabled: bool, color: bool = True) -> None:
         self.model = model
         self.console: Console | None = None
         self.status: Status | None = None
         if enabled:
             from rich.console import Console
 
-            self.console = Console(file=stderr, highlight=False)
+            # no colour means no escape codes at all: not even bold or dim (NO_COLOR, --color never)
+            self.console = Console(file=stderr, highlight=False, color_system="auto" if color else None)
             self.status = self.console.status(f"checking {model}")
 
     def __enter__(self) -> _Progress:
@@ -333,10 +400,9 @@ class _Progress:
             self.console.print(f"  {mark} {code} {get_rule(code).name:<14} {report.timings.get(code, 0.0):6.2f} s  {tally}")
 
 
-def _write(path: str | None, write, stdout: TextIO) -> None:  # type: ignore[no-untyped-def]
+def _write(path: str | None, write, stdout: TextIO, color_choice: str = "auto") -> None:  # type: ignore[no-untyped-def]
     if path is None:
-        color = stdout.isatty() and hasattr(stdout, "fileno")
-        write(stdout, color)
+        write(stdout, _color(color_choice, stdout))
         return
     from qready.files import atomic_text
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ def load_object(spec: str) -> Any:
     if target.endswith(".py") or "/" in target or "\\" in target:
         module = _import_file(spec, Path(target))
     else:
+        _current_directory_on_path()
         try:
             module = importlib.import_module(target)
         except ImportError as error:
@@ -49,6 +52,14 @@ def load_object(spec: str) -> Any:
         except AttributeError as error:
             raise SpecError(f"{target!r} has no attribute {attr!r}; check the name after ':' in {spec!r}") from error
     return obj
+
+
+def _current_directory_on_path() -> None:
+    """``qready check cnn:SmallCNN`` from the model's folder imports as ``python -c "import cnn"`` does;
+    after installed packages, so a file in the folder never hides one of them."""
+    here = os.getcwd()
+    if not any(entry in ("", ".", here) for entry in sys.path):
+        sys.path.append(here)
 
 
 def _import_file(spec: str, path: Path) -> Any:
