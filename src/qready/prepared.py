@@ -11,6 +11,7 @@ import torch.fx as fx
 
 from qready.findings import Finding
 from qready.passes.base import Change
+from qready.passes.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 from qready.verify import OutputDiff
@@ -165,10 +166,7 @@ class PreparedModule(fx.GraphModule):
 
     def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The original model's arguments as the prepared model's flat tensor inputs."""
-        arguments = dict(zip(self.input_spec["keys"], args))
-        arguments.update(kwargs)
-        ordered = {key: arguments[key] for key in self.input_spec["keys"] if key in arguments}
-        leaves, _ = flatten(ordered)
+        leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
         return tuple(leaves)
 
 
