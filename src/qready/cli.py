@@ -292,7 +292,6 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from qready.api import prepare
     from qready.errors import VerificationError
-    from qready.prepared import PreparedModule
     from qready.reporting.prepare_text import emit_prepare_json, emit_prepare_text
     from qready.serialize import check_destination, save
 
@@ -329,7 +328,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
         return EXIT_FINDINGS
-    if not isinstance(prepared, PreparedModule):  # the model kept its Python forward: not code we can write
+    if not prepared.saveable:  # the model kept its Python forward: not code we can write
         stderr.write(f"qready: {type(prepared).__name__} kept its own Python forward, so it cannot be saved as code; nothing written\n")
         return EXIT_FINDINGS
     _INTERRUPTS.stop_if_seen()

@@ -48,7 +48,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
 
-    if not isinstance(prepared, PreparedModule):
+    if not getattr(prepared, "saveable", False):
         raise SaveError(
             f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
             "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"
