@@ -20,6 +20,7 @@ from qready.preparing import prepare_children, prepare_copy, verify_prepared
 from qready.tracing import TraceFailure
 from qready.rules import CheckContext, select_rules
 from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.suppression import configured_rules, suppressed
 
 __all__ = ["check", "prepare"]
 
@@ -67,7 +68,7 @@ def check(
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
-    rules = select_rules(select, ignore)
+    rules = select_rules(*configured_rules(select, ignore))  # [tool.qready] when not given
     example = as_example(example_inputs, example_kwargs)
     ctx = CheckContext(model, example, onnx_exporter=onnx_exporter)
     findings = []
@@ -93,6 +94,7 @@ def check(
             findings.extend(rule().check(ctx))
             timings[rule.code] = time.perf_counter() - start
     coverage = Coverage(observation.covered_ops, observation.total_ops) if observation else None
+    findings = suppressed(findings)  # `# qready: ignore[...]`, exclude, per-file-ignores
     findings.sort(key=lambda f: (f.code, f.file or "", f.line or 0, f.module, f.op))
     return Report(
         model=type(model).__name__,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qready.errors import QreadyError
+from qready.fixing.command import add_fix_options, add_fix_parser, run_fix, wants_fix
 
 if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
     from rich.console import Console
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--show-all", action="store_true", help="one line per finding: do not group a source line's findings across modules")
     _add_output_arguments(check)
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    add_fix_options(check)
 
     prepare = commands.add_parser("prepare", help="rewrite a model so it follows the guidelines, verified")
     _add_model_arguments(prepare)
@@ -72,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--force", action="store_true", help="write OUT_DIR even if it exists or verification failed")
     _add_output_arguments(prepare)
     prepare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    add_fix_parser(commands, _add_model_arguments)
 
     rules = commands.add_parser("rules", help="list the rules")
     rules.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -223,6 +227,8 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
         stdout.write(explain(get_rule(options.rule)) + "\n")
         return EXIT_OK
+    if wants_fix(options):  # `qready fix`, `qready check --fix/--diff`
+        return run_fix(options, stdout, stderr)
     if options.command == "check":
         return _check(options, stdout, stderr)
     if options.command == "prepare":
