@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--select", type=_codes, help="comma-separated rule codes or names to run")
     check.add_argument("--ignore", type=_codes, help="comma-separated rule codes or names to skip")
     check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None)
+    check.add_argument(
+        "--quantizer-coverage", action="store_true",
+        help="also build the --target toolkit's sim and count the ops that run behind a quantizer (text format)",
+    )
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -72,6 +76,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", action="append", metavar="[DTYPE:]SHAPE", help="e.g. 1x3x224x224 or int64:1x16")
     parser.add_argument("--inputs", metavar="MODULE:FUNCTION", help="function returning the example inputs")
     parser.add_argument("--kwargs", help="JSON keyword arguments for the model class or factory")
+    parser.add_argument(
+        "--target", default=None, metavar="TOOLKIT",
+        help="the quantization toolkit: generic (default, the guidelines) or aimet (its quantized module classes)",
+    )
 
 
 def _codes(text: str) -> list[str]:
@@ -143,12 +151,14 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
     if options.format == "html" and not options.output:
         raise QreadyError("--format html writes one self-contained file; pass -o report.html")
+    if options.quantizer_coverage and (options.target in (None, "generic") or options.format != "text"):
+        raise QreadyError("--quantizer-coverage builds a toolkit's sim: pass --target aimet, with --format text")
     progress = options.format == "text" and stderr.isatty()
     model, example = _load(options)
     with _Progress(stderr, type(model).__name__, enabled=progress) as shown:
         report = check(
             model, example, select=options.select, ignore=options.ignore, onnx_exporter=options.onnx_exporter,
-            progress=shown.update,
+            progress=shown.update, target=options.target,
         )
         shown.done(report)
     if options.format == "html":
@@ -158,7 +168,17 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         _write(options.output, lambda stream, color: stream.write(page), stdout)
     else:
         _write(options.output, lambda stream, color: emit(report, options.format, stream, color=color), stdout)
-    if options.exit_zero or report.ok:
+    covered = True
+    if options.quantizer_coverage:
+        from qready.targets.coverage import quantizer_coverage
+
+        coverage = quantizer_coverage(model, example, target=options.target)
+        stdout.write(coverage.summary() + "\n")
+        for op in coverage.uncovered:
+            where = f"{op.file}:{op.line}" if op.file else "<unknown>"
+            stdout.write(f"{where}  no quantizer  {op.module or '<root>'}  {op.op} ({op.count} calls)\n")
+        covered = not coverage.uncovered
+    if options.exit_zero or (report.ok and covered):
         return EXIT_OK
     return EXIT_FINDINGS
 
@@ -180,7 +200,8 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     failure: VerificationError | None = None
     try:
         prepared = prepare(
-            model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify
+            model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify,
+            target=options.target,
         )
     except VerificationError as error:
         if error.prepared is None:
