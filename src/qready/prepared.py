@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.errors import InputError
 from qready.findings import Finding
 from qready.passes.base import Change
 from qready.structure import flatten, unflatten
@@ -169,6 +170,11 @@ class PreparedModule(fx.GraphModule):
         arguments.update(kwargs)
         ordered = {key: arguments[key] for key in self.input_spec["keys"] if key in arguments}
         leaves, _ = flatten(ordered)
+        if len(leaves) != len(self.input_names):  # another structure: a cache with more layers, a missing input
+            raise InputError(
+                f"these inputs hold {len(leaves)} tensors, but the prepared model takes {len(self.input_names)} "
+                f"({', '.join(self.input_names)}); pass inputs structured like the example it was prepared with"
+            )
         return tuple(leaves)
 
 

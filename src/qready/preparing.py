@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from qready.caches import own_copy
 from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError, VerificationError
 from qready.example_inputs import Example
@@ -173,7 +174,8 @@ def prepare_children(
 def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
     if isinstance(prepared, PreparedModule):
-        return prepared(*prepared.flatten_inputs(*example.args, **example.kwargs))
+        # own copies of caches: a static cache is written in place, and the example is the user's
+        return prepared(*prepared.flatten_inputs(*own_copy(example.args), **own_copy(example.kwargs)))
     return example.call(prepared)
 
 
@@ -195,7 +197,8 @@ def verify_prepared(
         names = result.output_names or leaf_names(spec, "output")
         result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
     if isinstance(prepared, PreparedModule):
-        recheck = check(prepared, prepared.flatten_inputs(*example.args, **example.kwargs), select=("QR003", "QR004"))
+        flat = prepared.flatten_inputs(*own_copy(example.args), **own_copy(example.kwargs))
+        recheck = check(prepared, flat, select=("QR003", "QR004"))
     else:
         recheck = check(prepared, example, select=("QR003", "QR004"))
     allowed = [leaf.module for leaf in result.leaves] + result.excluded
