@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.errors import InputError
 from qready.findings import Finding
 from qready.passes.base import Change
 from qready.passes.flatten_io import bind_inputs
@@ -227,6 +228,11 @@ class PreparedModule(Prepared, fx.GraphModule):
     def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The original model's arguments as the prepared model's flat tensor inputs."""
         leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
+        if len(leaves) != len(self.input_names):  # another structure: a cache with more layers, a missing input
+            raise InputError(
+                f"these inputs hold {len(leaves)} tensors, but the prepared model takes {len(self.input_names)} "
+                f"({', '.join(self.input_names)}); pass inputs structured like the example it was prepared with"
+            )
         return tuple(leaves)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from qready.caches import own_copy
 from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError, VerificationError
 from qready.example_inputs import Example
@@ -172,7 +173,8 @@ def prepare_children(
 
 def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
-    return prepared.call_original(*example.args, **example.kwargs)
+    # own copies of caches: a static cache is written in place, and the example is the user's
+    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
 
 
 def verify_prepared(
@@ -192,7 +194,7 @@ def verify_prepared(
         got_leaves, _ = flatten(got)
         names = result.output_names or leaf_names(spec, "output")
         result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
-    args, kwargs = prepared.arguments_for(*example.args, **example.kwargs)
+    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
     recheck = check(prepared, args, example_kwargs=kwargs, select=("QR003", "QR004"))
     allowed = [leaf.module for leaf in result.leaves] + result.excluded
     for finding in recheck.findings:
