@@ -13,7 +13,7 @@ from qready.errors import (
 )
 from qready.example_inputs import Example
 from qready.findings import Coverage, Finding, Report, Severity
-from qready.prepared import PreparedModule, PrepareResult
+from qready.prepared import Prepared, PreparedModule, PrepareResult
 from qready.serialize import load, save
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "prepare",
     "save",
     "load",
+    "Prepared",
     "PreparedModule",
     "PrepareResult",
     "Example",
