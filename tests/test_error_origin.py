@@ -110,6 +110,6 @@ def test_the_users_class_failing_on_rebuild_is_named_not_called_damage(saved: Pa
 
 def test_a_bug_while_rebuilding_an_intact_save_is_not_called_damage(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("qready.serialize._attach_tensor_attributes", _bug_in("serialize.py"))
-    with pytest.raises(InternalError, match=r"failed inside qready \(KeyError.*bug in qready") as caught:
+    with pytest.raises(InternalError, match=r"failed inside qready: KeyError.*bug in qready") as caught:
         qready.load(saved)
     assert "damaged" not in str(caught.value)

@@ -13,7 +13,7 @@ import torch
 from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
 from qready.findings import Coverage, Report
-from qready.observe import (
+from qready.guard import (
     blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
 )
 from qready.preparing import prepare_children, prepare_copy, verify_prepared

@@ -10,8 +10,6 @@ nothing is traced or compiled, this works on any model that runs.
 from __future__ import annotations
 
 import dataclasses
-import reprlib
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -20,14 +18,13 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from qready.errors import InternalError, ModelError
-from qready.example_inputs import Example, tensor_leaves
+from qready.example_inputs import Example
+from qready.guard import blame_forward, require_tensor_output
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
-from qready.source import call_through, error_location, raised_by_qready, user_location
+from qready.source import call_through, user_location
 
 __all__ = [
-    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe", "preserved", "forward_failure", "blame_forward",
-    "require_runnable", "require_tensor_output", "too_deep", "nested_too_deep", "nesting_depth",
+    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe",
 ]
 
 
@@ -189,88 +186,6 @@ def observe(
     )
 
 
-def blame_forward(model: torch.nn.Module, example: Example, error: BaseException) -> Exception:
-    """The error to raise for an exception out of ``model``'s forward run by qready: the user's
-    (a ModelError naming their line) or, when qready's own code raised it, an InternalError."""
-    if raised_by_qready(error) and not (isinstance(error, RecursionError) and nested_too_deep(model)):
-        return InternalError(
-            f"qready failed while running the forward of {type(model).__name__}: {type(error).__name__}: "
-            f"{_first_line(error)}; this is a bug in qready, please report it (rerun with --debug for the traceback)"
-        )
-    return ModelError(forward_failure(model, example, error))
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else ""
-
-
-def forward_failure(model: torch.nn.Module, example: Example, error: BaseException) -> str:
-    if isinstance(error, RecursionError) and nested_too_deep(model):
-        return too_deep(model)
-    file, line = error_location(error)
-    where = f" (at {file}:{line})" if file else ""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return (
-        f"forward of {type(model).__name__} raised {type(error).__name__}: {first}{where}; "
-        f"check that the example inputs {example.describe()} fit the model"
-    )
-
-
-def require_runnable(model: torch.nn.Module) -> None:
-    """Fail before any work on a model that has nothing to run."""
-    name = type(model).__name__
-    if getattr(type(model), "forward", None) is torch.nn.Module.forward:
-        raise ModelError(
-            f"{name} has no forward method, so there is nothing to run; pass the model that computes "
-            "the outputs, or define forward(self, ...)"
-        )
-    if isinstance(model, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)) and len(model) == 0:
-        raise ModelError(f"{name} is empty: it has no layers to check or prepare; add its layers or pass the model that holds them")
-
-
-def require_tensor_output(model: torch.nn.Module, output: Any) -> None:
-    """A model must produce at least one tensor: there is nothing to quantize otherwise."""
-    if not tensor_leaves(output):
-        shown = "None" if output is None else f"{reprlib.repr(output)} ({type(output).__name__}), no tensor"
-        raise ModelError(
-            f"forward of {type(model).__name__} returned {shown}; return the model's output "
-            "tensor(s): a tensor, or a tuple or dict of tensors"
-        )
-
-
-def nesting_depth(model: torch.nn.Module) -> int:
-    """How deep submodules nest below ``model`` (without recursion: it is asked of models too deep for it)."""
-    deepest = 0
-    stack = [(model, 0)]
-    seen: set[int] = set()
-    while stack:
-        module, depth = stack.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in module._modules.values() if child is not None)
-    return deepest
-
-
-def nested_too_deep(model: torch.nn.Module) -> bool:
-    """Whether nesting can explain a RecursionError: a plain forward takes about four frames a
-    level, qready's hooks and tracing a few more. Otherwise the recursion is a bug somewhere."""
-    return nesting_depth(model) * 4 >= sys.getrecursionlimit() // 2
-
-
-def too_deep(model: torch.nn.Module) -> str:
-    """The message for a RecursionError that nesting, not the model's code, caused."""
-    depth = nesting_depth(model)
-    limit = sys.getrecursionlimit()
-    suggested = max(2 * limit, 16 * depth + 1000)
-    return (
-        f"{type(model).__name__} nests submodules {depth} deep, too deep for Python's recursion limit ({limit}) "
-        f"with qready's instrumentation on top; raise it with sys.setrecursionlimit({suggested}) before calling "
-        "qready (for the CLI: in the file that defines the model), or nest less deeply"
-    )
-
-
 @contextmanager
 def _hooks(module: torch.nn.Module, pre_hook: Callable, post_hook: Callable) -> Iterator[None]:
     pre = module.register_forward_pre_hook(pre_hook, with_kwargs=True, prepend=True)
@@ -337,15 +252,3 @@ def _is_record(value: Any) -> bool:
 def _element_kind(values: list) -> str:
     kinds = {type(v).__name__ for v in values}
     return "x".join(sorted(kinds)) if len(kinds) == 1 else "mixed items"
-
-
-@contextmanager
-def preserved(model: torch.nn.Module) -> Iterator[None]:
-    """Run a block in eval mode and give the model its own training flags back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, training in flags:
-            module.training = training

@@ -22,7 +22,7 @@ from qready.caches import own_copy
 from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError, VerificationError
 from qready.example_inputs import Example
-from qready.observe import preserved
+from qready.guard import preserved
 from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode

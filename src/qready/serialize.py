@@ -30,7 +30,7 @@ import torch
 import torch.fx as fx
 
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
-from qready.errors import InternalError, LoadError, QreadyError, SaveError
+from qready.errors import LoadError, QreadyError, SaveError, internal_error
 from qready.files import follow_umask, write_failed
 from qready.prepared import PreparedModule
 from qready.source import error_location, raised_by_qready
@@ -223,10 +223,7 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
         raise
     except Exception as error:  # the manifest is well formed: qready's bug, or the user's classes'
         if raised_by_qready(error):
-            raise InternalError(
-                f"loading {str(root_dir)!r} failed inside qready ({type(error).__name__}: {error}); this is a bug "
-                "in qready, please report it (rerun with --debug for the traceback)"
-            ) from error
+            raise internal_error(f"loading {str(root_dir)!r} failed inside qready", error) from error
         file, line = error_location(error)
         where = f" at {file}:{line}" if file else ""
         raise LoadError(

@@ -25,7 +25,7 @@ from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from qready.errors import InternalError, QreadyError
+from qready.errors import QreadyError, described, internal_error
 from qready.ops import is_known_module
 from qready.source import call_through, raised_by_qready, user_location
 
@@ -435,15 +435,12 @@ def trace_with_leaves(
                 continue
             if not isinstance(error, fx.proxy.TraceError) and raised_by_qready(error):
                 # qready's own bug: never a leaf with the tracer's message as its reason
-                raise InternalError(
-                    f"qready's tracer failed on {type(root).__name__}: {_one_line(error)}; this is a bug in qready, "
-                    "please report it (rerun with --debug for the traceback)"
-                ) from error
+                raise internal_error(f"qready's tracer failed on {type(root).__name__}", error) from error
             from qready.source import error_location
 
             scope = tracer.failure_scope
             file, line = error_location(error)
-            reason = _one_line(error)
+            reason = described(error, limit=200)
             if scope is None or scope == "":
                 if isinstance(error, DataDependentError) and error.specializable and not specialize_root:
                     specialize_root = True
@@ -485,12 +482,6 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
         return tracer.trace(root)
     finally:
         root.__class__ = cls
-
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def signature_names(fn: Callable[..., Any]) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from qready.errors import InternalError, QreadyError
+from qready.errors import InternalError, QreadyError, described
 
 __all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_module_in_scope"]
 
@@ -81,7 +81,8 @@ class PassManager:
             except Exception as error:  # a bug in a pass: say which, after which
                 after = f" after {', '.join(done)}" if done else ""
                 raise PassError(
-                    f"pass {p.name} failed{after}: {type(error).__name__}: {error}; this is a bug in qready, please report it"
+                    f"pass {p.name} failed{after}: {described(error)}; this is a bug in qready, please report it "
+                    "(rerun with --debug for the traceback)"
                 ) from error
             gm = result.graph_module
             changes.extend(result.changes)
