@@ -79,11 +79,8 @@ def internal_error(what: str, error: BaseException) -> InternalError:
     )
 
 
-def forward_failure(model_name: str, inputs: str, error: BaseException) -> str:
-    """The user's forward raised on the example inputs (described as ``inputs``)."""
-    from qready.source import error_location
-
-    file, line = error_location(error)
+def forward_failure(model_name: str, inputs: str, error: BaseException, file: str | None, line: int | None) -> str:
+    """The user's forward raised on the example inputs (described as ``inputs``), at ``file:line``."""
     where = f" (at {file}:{line})" if file else ""
     return (
         f"forward of {model_name} raised {type(error).__name__}: {one_line(str(error), limit=None)}{where}; "

@@ -21,7 +21,7 @@ import torch
 
 from qready.errors import InternalError, ModelError, forward_failure, internal_error, too_deep_message
 from qready.example_inputs import Example, tensor_leaves
-from qready.source import raised_by_qready
+from qready.source import error_location, raised_by_qready
 
 __all__ = [
     "preserved", "require_runnable", "require_tensor_output", "blame_forward",
@@ -70,7 +70,7 @@ def blame_forward(model: torch.nn.Module, example: Example, error: BaseException
         return ModelError(too_deep(model))
     if raised_by_qready(error):
         return internal_error(f"qready failed while running the forward of {type(model).__name__}", error)
-    return ModelError(forward_failure(type(model).__name__, example.describe(), error))
+    return ModelError(forward_failure(type(model).__name__, example.describe(), error, *error_location(error)))
 
 
 def nesting_depth(model: torch.nn.Module) -> int:

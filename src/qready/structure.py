@@ -49,6 +49,8 @@ class NodeType:
     stateful: bool = False
 
 
+# Kinds register themselves when their module is imported: qready.caches is, by
+# example_inputs, while ``import qready`` runs, so the walker knows caches before any call.
 _NODE_TYPES: dict[str, NodeType] = {}
 
 
@@ -213,7 +215,3 @@ def _unique(names: list[str]) -> list[str]:
             seen[name] = 0
         out.append(name)
     return out
-
-
-# Kinds registered by their own modules (they import this one): imported last, for their side effect.
-from qready import caches as _caches  # noqa: F401
