@@ -12,7 +12,6 @@ module where it happened as a leaf.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -482,7 +481,3 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
         return tracer.trace(root)
     finally:
         root.__class__ = cls
-
-
-def signature_names(fn: Callable[..., Any]) -> list[str]:
-    return [p for p in inspect.signature(fn).parameters if p != "self"]
