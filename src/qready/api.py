@@ -149,28 +149,28 @@ def prepare(
     copied = time.perf_counter() - start
 
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
-    prepared.prepare_result.timings["reference"] = copied
-    prepared.prepare_result.changes[:0] = decomposed
+    prepared.prepare_result.timings["reference"] = copied  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if references is None:
         return prepared
     start = time.perf_counter()
     try:
         verify_prepared(prepared, example, fresh, references)
     except VerificationError:
-        specialized = prepared.prepare_result.specialized
+        specialized = prepared.prepare_result.specialized  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         if not specialized:
             raise
         # A branch on tensor data, specialized to the example, does not hold on another input:
         # keep the model's own forward and prepare what it calls instead.
-        file, line, _ = specialized[0]
+        file, line, _ = specialized[0]  # type: ignore[index]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         with preserved(model), torch.no_grad():
             work = _private_copy(model, share_weights)
             adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         verify_prepared(prepared, example, fresh, references)
-        prepared.prepare_result.changes[:0] = decomposed
-    prepared.prepare_result.timings["verify"] = time.perf_counter() - start
+        prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared
 
 

@@ -38,7 +38,7 @@ CHECK_FORMATS = ("text", "json", "sarif", "github", "html")  # the names in qrea
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> None:  # type: ignore[override]  # argparse's error returns NoReturn; this one raises a QreadyError instead
         raise QreadyError(f"{message} (see {self.prog} --help)")
 
 
@@ -244,7 +244,7 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     raise QreadyError(f"unknown command {options.command!r}")
 
 
-def _load(options: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load(options: argparse.Namespace):
     import torch
 
     from qready.inputs import load_example, load_model, parse_kwargs
@@ -338,19 +338,19 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     except VerificationError as error:
         if error.prepared is None:
             raise
-        failure, prepared = error, error.prepared
+        failure, prepared = error, error.prepared  # type: ignore[assignment]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     _INTERRUPTS.stop_if_seen()
     result = prepared.prepare_result
-    shown = result if options.timings else dataclasses.replace(result, timings={})
+    shown = result if options.timings else dataclasses.replace(result, timings={})  # type: ignore[type-var]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if options.format == "json":
-        emit_prepare_json(shown, stdout)
+        emit_prepare_json(shown, stdout)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     elif not options.quiet:
-        emit_prepare_text(shown, stdout, _color(options.color, stdout))
+        emit_prepare_text(shown, stdout, _color(options.color, stdout))  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if report is not None:
         from qready.reporting.html import render_html
 
         # written even when verification failed: that is when the report is most needed
-        page = render_html(report, module_paths=_module_types(model), prepare_result=result)
+        page = render_html(report, module_paths=_module_types(model), prepare_result=result)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         _write(options.html, lambda stream, color: stream.write(page), stdout, options.color)
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
@@ -359,10 +359,10 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         stderr.write(f"qready: {type(prepared).__name__} kept its own Python forward, so it cannot be saved as code; nothing written\n")
         return EXIT_FINDINGS
     _INTERRUPTS.stop_if_seen()
-    save(prepared, options.output, overwrite=options.force)
+    save(prepared, options.output, overwrite=options.force)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if options.format == "text" and not options.quiet:
         stdout.write(f"wrote {options.output}\n")
-    return EXIT_OK if result.ok else EXIT_FINDINGS
+    return EXIT_OK if result.ok else EXIT_FINDINGS  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
 
 
 def _check_report_paths(*paths: str | None) -> None:
@@ -426,7 +426,7 @@ class _Progress:
             self.console.print(f"  {mark} {code} {get_rule(code).name:<14} {report.timings.get(code, 0.0):6.2f} s  {tally}")
 
 
-def _write(path: str | None, write, stdout: TextIO, color_choice: str = "auto") -> None:  # type: ignore[no-untyped-def]
+def _write(path: str | None, write, stdout: TextIO, color_choice: str = "auto") -> None:
     if path is None:
         write(stdout, _color(color_choice, stdout))
         return

@@ -81,7 +81,7 @@ def fresh_like(example: Example, seed: int = 0) -> Example:
             return type(value)(draw(v) for v in value)
         if isinstance(value, Mapping):
             try:
-                return type(value)({k: draw(v) for k, v in value.items()})
+                return type(value)({k: draw(v) for k, v in value.items()})  # type: ignore[call-arg]  # a concrete Mapping class, rebuilt from a dict
             except TypeError:
                 return {k: draw(v) for k, v in value.items()}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):

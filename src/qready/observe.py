@@ -92,7 +92,7 @@ class _Recorder(TorchFunctionMode):
         self.covered = 0
         self.total = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.stack and is_value_changing(func, args, kwargs):
             self.total += 1

@@ -108,7 +108,8 @@ def changes_values(func: Callable[..., Any]) -> bool:
 
 def _qualified_name(func: Any) -> str:
     if isinstance(func, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
-        return str(getattr(func, "overloadpacket", func)._qualified_op_name)
+        packet: Any = getattr(func, "overloadpacket", func)
+        return str(packet._qualified_op_name)
     return f"{getattr(func, '__module__', None)}.{getattr(func, '__qualname__', None)}"
 
 

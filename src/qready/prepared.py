@@ -146,7 +146,7 @@ class KeptForward(Prepared):
         return args, kwargs
 
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
-        return self(*args, **kwargs)  # type: ignore[operator]
+        return self(*args, **kwargs)  # type: ignore[operator]  # the module's own forward, called as nn.Module does
 
 
 _KEPT_CLASSES: dict[type, type] = {}
@@ -162,7 +162,7 @@ def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Modu
                 cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
             )
         model.__class__ = kept
-    model.prepare_result = result  # type: ignore[attr-defined]
+    model.prepare_result = result  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
     return model
 
 
@@ -202,7 +202,7 @@ class PreparedModule(Prepared, fx.GraphModule):
         for name in self._CARRIED:
             if name in self.__dict__:
                 object.__setattr__(res, name, copy.deepcopy(self.__dict__[name], memo))
-        return res  # type: ignore[return-value]
+        return res  # type: ignore[return-value]  # torch's stubs type the result of a call as Tensor | Module
 
     def keep_calling_convention(self) -> None:
         """Take the original model's arguments and return its output structure.
@@ -210,7 +210,7 @@ class PreparedModule(Prepared, fx.GraphModule):
         For a prepared submodule called from a forward that stays Python: the
         graph inside is the same, flattening happens around it.
         """
-        self.forward = OriginalCallingConvention(self)  # type: ignore[method-assign]
+        self.forward = OriginalCallingConvention(self)
 
     def arguments_for(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return self.flatten_inputs(*args, **kwargs), {}
@@ -298,10 +298,10 @@ def run_graph_in_place(module: torch.nn.Module, prepared: PreparedModule) -> Non
     prepared.recompile()
     aliases = tied_aliases(module, set(prepared.state_dict()) - set(prepared.tied_aliases))
     if aliases:
-        module.qready_tied_aliases = aliases
+        module.qready_tied_aliases = aliases  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
         module._register_state_dict_hook(_drop_aliases)
         module._register_load_state_dict_pre_hook(_fill_aliases, with_module=True)
-    module.forward = GraphForward(  # type: ignore[method-assign]
+    module.forward = GraphForward(
         module, type(prepared).forward, prepared.input_spec, prepared.output_spec if prepared.outputs_flattened else None
     )
 

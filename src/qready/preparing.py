@@ -73,7 +73,7 @@ def _prepare_graph(
 
     start = time.perf_counter()
     passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
-    prepared, changes = passes(prepared)
+    prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     _keep_state_dict_keys(prepared, work)
@@ -140,9 +140,9 @@ def prepare_children(
                 child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights,
                 failure=TraceFailure("", str(error), None, None),
             )
-        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
+        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
         if prepared.saveable:
-            run_graph_in_place(child, prepared)
+            run_graph_in_place(child, prepared)  # type: ignore[arg-type]  # the passes return the GraphModule subclass they were given
         else:
             child.__class__ = type(child).__bases__[0]  # a child stays of its own class
             del child.prepare_result
@@ -262,7 +262,7 @@ def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> N
         owner = prepared
         source = work
         for part in owner_path.split(".") if owner_path else ():
-            source = source._modules[part]  # type: ignore[assignment]
+            source = source._modules[part]  # type: ignore[assignment]  # nn.Module._modules holds Module | None; the path exists
             child = owner._modules.get(part)
             if child is None:
                 child = torch.nn.Module()

@@ -532,7 +532,7 @@ def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: di
         owner_path, _, attr = name.rpartition(".")
         owner = root.get_submodule(owner_path) if owner_path else root
         if name in params:
-            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]
+            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]  # the tensor came from a Parameter entry of the manifest
         else:
             owner.register_buffer(attr, objects[source], persistent=name not in non_persistent)
 

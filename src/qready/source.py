@@ -36,7 +36,7 @@ def is_internal(filename: str) -> bool:
 
 def user_frame(skip: int = 1) -> types.FrameType | None:
     """The innermost frame on the stack that belongs to neither torch, qready nor the stdlib."""
-    frame = sys._getframe(skip)
+    frame: types.FrameType | None = sys._getframe(skip)
     while frame is not None and is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     return frame

@@ -161,9 +161,9 @@ def _silenced(finding: Finding, config: Config) -> bool:
         return True
     lines = [(finding.file, finding.line)] if finding.line is not None else []
     for site in finding.detail("call_sites", ()) or ():
-        file, _, line = str(site).rpartition(":")
-        if line.isdigit():
-            lines.append((file, int(line)))
+        site_file, _, site_line = str(site).rpartition(":")
+        if site_line.isdigit():
+            lines.append((site_file, int(site_line)))
     for file, line in lines:
         codes = inline_codes(file, line)
         if codes is not None and (_ALL in codes or finding.code in codes):

@@ -87,18 +87,18 @@ class RootNotTraceable(QreadyError):
 class _ConcreteProxy(fx.Proxy):
     def __getattr__(self, name: str) -> Any:
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
-            value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+            value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
             if isinstance(value, torch.Tensor):
                 if name in _SIZE_QUESTIONS:
                     _static_shape(self.node)
                 if value.is_meta and name in _DEVICE_ATTRIBUTES:
                     # the model runs on the device of its example, not on the stand-in values
-                    return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]
+                    return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
                 return getattr(value, name)
         return super().__getattr__(name)
 
     def __len__(self) -> int:
-        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
         if isinstance(value, torch.Tensor):
             _static_shape(self.node)
             return len(value)  # the first dimension: a shape, static
@@ -107,13 +107,13 @@ class _ConcreteProxy(fx.Proxy):
         raise DataDependentError("len() of a traced value")
 
     def __iter__(self) -> Iterator[Any]:
-        return self.tracer.iter(self)  # type: ignore[attr-defined]
+        return self.tracer.iter(self)
 
     def __getitem__(self, key: Any) -> Any:
         # An element of a leaf's output that is a Python constant (the None in ``(x, None)``) is
         # part of the output's structure, static like a shape: give the constant, so that
         # ``if out[1] is not None`` takes the branch the example takes.
-        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
         if isinstance(value, (tuple, list, dict)) and not isinstance(key, (fx.Proxy, slice)):
             try:
                 element = value[key]
@@ -121,7 +121,7 @@ class _ConcreteProxy(fx.Proxy):
                 element = _MISSING
             if element is None or isinstance(element, (bool, int, float, str)):
                 return element
-        return super().__getitem__(key)  # type: ignore[misc]
+        return super().__getitem__(key)  # type: ignore[misc]  # fx.Proxy's __getitem__ is generated at run time
 
     def __setitem__(self, key: Any, value: Any) -> None:
         # ``x[:, 0] = v`` writes into x: record it as an in-place ``operator.setitem`` node, in
@@ -179,7 +179,7 @@ class ConcreteTracer(fx.Tracer):
     def proxy(self, node: Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
 
-    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):  # type: ignore[no-untyped-def,override]
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         node.meta["qready_scope"] = self.module_scope[-1] if self.module_scope else ""
         if kind == "get_attr":  # also made outside create_proxy, for buffers and constants
@@ -189,7 +189,7 @@ class ConcreteTracer(fx.Tracer):
             node.meta["qready_location"] = user_location(skip=2)
         return node
 
-    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):  # type: ignore[no-untyped-def,override]
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         value = self.values[proxy.node] = self._evaluate(proxy.node)
         proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
@@ -306,7 +306,7 @@ class ConcreteTracer(fx.Tracer):
         if isinstance(value, torch.Tensor):
             _static_shape(obj.node)
         if isinstance(value, (tuple, list)) or (isinstance(value, torch.Tensor) and value.dim() > 0):
-            return iter([obj[i] for i in range(len(value))])
+            return iter([obj[i] for i in range(len(value))])  # type: ignore[index]  # fx.Proxy supports [] at run time
         raise DataDependentError(f"iteration over a traced value ({_describe(obj.node)})")
 
     def keys(self, obj: fx.Proxy) -> Any:
@@ -344,7 +344,7 @@ class _DynamicShapeProbe(TorchDispatchMode):
         super().__init__()
         self.op: str | None = None
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if self.op is None and _dynamic_output(func, args):
             self.op = str(func.overloadpacket)
         return func(*args, **(kwargs or {}))
@@ -387,7 +387,7 @@ def _needed_real_values(error: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, _NeedsRealValues):
             return True
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]  # walks the exception chain until None
     return False
 
 

@@ -81,7 +81,7 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
     # own copies of caches: a static cache is written in place, and the example is the user's
-    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
+    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
 
 
 def verify_prepared(
@@ -91,7 +91,7 @@ def verify_prepared(
 
     Raises VerificationError naming the first differing output and its max abs difference.
     """
-    result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
+    result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
     for run, inputs, expected in (("example", example, references[0]), ("fresh", fresh, references[1])):
         with preserved(prepared), torch.no_grad():
             got = call_prepared(prepared, inputs)
@@ -99,7 +99,7 @@ def verify_prepared(
         got_leaves, _ = flatten(got)
         names = result.output_names or leaf_names(spec, "output")
         result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
-    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
+    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     rules = select_rules(*configured_rules(_RECHECKED, None))
     recheck = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)
     allowed = [leaf.module for leaf in result.leaves] + result.excluded

@@ -310,8 +310,8 @@ class _Planner:
             raise _Unfixable(f"{first.module!r} is called from several files; {PREPARE}")
         source = self._source(files.pop())
         calls = []
-        for _, line in sites:
-            for node in source.by_line.get(line, []):
+        for _, line in sites:  # type: ignore[assignment]  # mixed-type loop variable
+            for node in source.by_line.get(line, []):  # type: ignore[call-overload]  # mixed-type loop variable
                 if isinstance(node, cst.Call) and _is_self_attribute(node.func, attribute):
                     calls.append(node)
         count = max(f.count for f in group)
@@ -330,7 +330,7 @@ class _Planner:
         if not all(_is_self_attribute(call.func, attribute, self_name) for call in calls):
             raise _Unfixable(f"self.{attribute} is not called through the method's own self; {PREPARE}")
         assignment = source.assignment(cls, attribute)
-        constructor = source.module.code_for_node(assignment.body[0].value)  # type: ignore[attr-defined]
+        constructor = source.module.code_for_node(assignment.body[0].value)  # type: ignore[attr-defined]  # libcst node types narrowed by the matcher above
         allocator = self._allocator(source, cls, self._instance(first.module.rpartition(".")[0]))
         statements = []
         for call in calls[1:]:
@@ -411,7 +411,7 @@ class _Source:
     def scope(self, node: cst.CSTNode) -> tuple[cst.FunctionDef, cst.ClassDef]:
         current: cst.CSTNode | None = node
         while True:
-            current = self.parents.get(current)  # type: ignore[arg-type]
+            current = self.parents.get(current)  # type: ignore[arg-type]  # parents maps nodes to nodes; the walk stops at None
             if current is None:
                 raise _Unfixable(f"it is not inside a method of an nn.Module class; {PREPARE}")
             if isinstance(current, cst.Lambda):
@@ -429,7 +429,7 @@ class _Source:
         init = next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
         if init is None:
             raise _Unfixable(f"class {cls.name.value} has no __init__ of its own to hold the new module; add one, or {PREPARE}")
-        for statement in init.body.body:  # type: ignore[union-attr]
+        for statement in init.body.body:
             if isinstance(statement, cst.SimpleStatementLine) and any(_is_init_call(s) for s in statement.body):
                 return statement
         raise _Unfixable(f"{cls.name.value}.__init__ has no super().__init__() call at its top level to add the module after")
@@ -456,7 +456,7 @@ class _Source:
                 f"self.{attribute} is not assigned exactly once in {cls.name.value}.__init__, so qready cannot tell "
                 f"how to build a second one; {PREPARE}"
             )
-        value = found[0].body[0].value  # type: ignore[attr-defined]
+        value = found[0].body[0].value  # type: ignore[attr-defined]  # libcst node types narrowed by the matcher above
         if not isinstance(value, cst.Call) or len(found[0].body) != 1:
             raise _Unfixable(
                 f"self.{attribute} is not built by a call in __init__ ({self.module.code_for_node(value)}), so a "
@@ -508,7 +508,7 @@ class _Source:
         func, receiver = callee
         args: list[tuple[tuple[Any, ...], cst.BaseExpression]] = []
         if receiver:
-            args.append((("receiver",), node.func.value))  # type: ignore[attr-defined]
+            args.append((("receiver",), node.func.value))  # type: ignore[attr-defined]  # libcst node types narrowed by the matcher above
         kwargs: dict[str, tuple[tuple[Any, ...], cst.BaseExpression]] = {}
         for index, arg in enumerate(node.args):
             if arg.star:
@@ -695,7 +695,7 @@ def _local_names(function: cst.FunctionDef) -> set[str]:
             self._add(node.target)
 
         def visit_AsName(self, node: cst.AsName) -> None:
-            self._add(node.name)  # type: ignore[arg-type]
+            self._add(node.name)
 
         def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
             self._add(node.target)

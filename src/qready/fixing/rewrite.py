@@ -29,7 +29,7 @@ class _Rewriter(cst.CSTTransformer):
         super().__init__()
         self.edits = edits
 
-    def on_leave(self, original_node: Any, updated_node: Any) -> Any:  # type: ignore[override]
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
         key = id(original_node)
         if key in self.edits.calls:
             return self._call(updated_node, self.edits.calls[key])
@@ -50,7 +50,7 @@ class _Rewriter(cst.CSTTransformer):
         for operand in edit.operands:
             code = operand.code if operand.slot is None else self.edits.module.code_for_node(_part(updated, operand.slot))
             parts.append(f"{operand.keyword}={code}" if operand.keyword else code)
-        call = cst.parse_expression(f"{edit.self_name}.{edit.name}({', '.join(parts)})")
+        call = cst.parse_expression(f"{edit.self_name}.{edit.name}({', '.join(parts)})")  # type: ignore[arg-type]  # an operand without a slot always carries its code
         if isinstance(updated, cst.AugAssign):  # x += y  ->  x = self.add(x, y), in place as before
             return cst.Assign(targets=[cst.AssignTarget(updated.target)], value=call)
         return call

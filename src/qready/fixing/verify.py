@@ -103,7 +103,7 @@ def _serve_sources(sources: Mapping[str, str]) -> None:
             return compile(sources[path], self.get_filename(fullname), "exec", dont_inherit=True)
         return original(self, fullname)
 
-    importlib.machinery.SourceFileLoader.get_code = get_code  # type: ignore[method-assign]
+    importlib.machinery.SourceFileLoader.get_code = get_code  # type: ignore[assignment]  # the loader's get_code is replaced for the run, with the same behaviour; type: ignore[method-assign]
 
     class NewFiles:
         @staticmethod
@@ -115,7 +115,7 @@ def _serve_sources(sources: Mapping[str, str]) -> None:
                     return importlib.util.spec_from_file_location(fullname, candidate)
             return None
 
-    sys.meta_path.insert(0, NewFiles())  # type: ignore[arg-type]
+    sys.meta_path.insert(0, NewFiles())
     for path, text in sources.items():
         linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)
 

@@ -90,7 +90,7 @@ class PassManager:
         return gm, changes
 
 
-def add_module_in_scope(gm: fx.GraphModule, scope: str, base: str, module: torch.nn.Module) -> str:
+def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:
     """Register ``module`` under ``scope`` with a free name derived from ``base``; return its path."""
     owner: torch.nn.Module = gm
     for part in scope.split(".") if scope else ():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -512,7 +512,7 @@ def _prepare_section(result: PrepareResult) -> str:
     return "\n".join(parts)
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], *, empty: str = "None.") -> str:
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, empty: str = "None.") -> str:
     heading = f'<h3>{_e(title)} <span class="h-count">{len(rows)}</span></h3>'
     if not rows:
         return f'{heading}<p class="empty">{_e(empty)}</p>'

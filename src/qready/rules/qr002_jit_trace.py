@@ -152,7 +152,7 @@ def _capture_tracer_warnings(seen: dict[tuple[str | None, int | None, str], int]
         warnings.simplefilter("always", torch.jit.TracerWarning)
         original = warnings.showwarning
 
-        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        def show(message, category, filename, lineno, file=None, line=None):
             if not issubclass(category, torch.jit.TracerWarning):
                 return original(message, category, filename, lineno, file, line)
             where_file, where_line = user_location(skip=2)
