@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qready.errors import QreadyError
+from qready.fixing.command import add_fix_options, add_fix_parser, run_fix, wants_fix
 
 if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
     from rich.console import Console
@@ -54,12 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--extend-select", type=_codes, action="extend", default=[], help="rules to run in addition to --select (or to the default)")
     check.add_argument("--ignore", type=_codes, action="extend", help="rule codes, names or code prefixes to skip")
     check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None)
+    check.add_argument(
+        "--quantizer-coverage", action="store_true",
+        help="also build the --target toolkit's sim and count the ops that run behind a quantizer (text format)",
+    )
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("-o", "--output", help="write the report to this file instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print how many findings each rule has, not the findings (text format)")
     check.add_argument("--show-all", action="store_true", help="one line per finding: do not group a source line's findings across modules")
     _add_output_arguments(check)
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    add_fix_options(check)
 
     prepare = commands.add_parser("prepare", help="rewrite a model so it follows the guidelines, verified")
     _add_model_arguments(prepare)
@@ -72,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--force", action="store_true", help="write OUT_DIR even if it exists or verification failed")
     _add_output_arguments(prepare)
     prepare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    add_fix_parser(commands, _add_model_arguments)
 
     rules = commands.add_parser("rules", help="list the rules")
     rules.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -97,6 +105,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", action="append", metavar="[DTYPE:]SHAPE", help="e.g. 1x3x224x224 or int64:1x16")
     parser.add_argument("--inputs", metavar="MODULE:FUNCTION", help="function returning the example inputs")
     parser.add_argument("--kwargs", help="JSON keyword arguments for the model class or factory")
+    parser.add_argument(
+        "--target", default=None, metavar="TOOLKIT",
+        help="the quantization toolkit: generic (default, the guidelines) or aimet (its quantized module classes)",
+    )
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -223,6 +235,8 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
         stdout.write(explain(get_rule(options.rule)) + "\n")
         return EXIT_OK
+    if wants_fix(options):  # `qready fix`, `qready check --fix/--diff`
+        return run_fix(options, stdout, stderr)
     if options.command == "check":
         return _check(options, stdout, stderr)
     if options.command == "prepare":
@@ -253,6 +267,8 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise QreadyError("--format html writes one self-contained file; pass -o report.html")
     if options.statistics and options.format != "text":
         raise QreadyError("--statistics prints a table of counts per rule; use it with --format text")
+    if options.quantizer_coverage and (options.target in (None, "generic") or options.format != "text"):
+        raise QreadyError("--quantizer-coverage builds a toolkit's sim: pass --target aimet, with --format text")
     _check_report_paths(options.output)
     select = options.select
     if options.extend_select:
@@ -263,7 +279,7 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     with _Progress(stderr, type(model).__name__, enabled=progress, color=_color(options.color, stderr)) as shown:
         report = check(
             model, example, select=select, ignore=options.ignore, onnx_exporter=options.onnx_exporter,
-            progress=shown.update,
+            progress=shown.update, target=options.target,
         )
         shown.done(report)
     _INTERRUPTS.stop_if_seen()
@@ -284,7 +300,17 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         _write(options.output, write_text, stdout, options.color)
     else:
         _write(options.output, lambda stream, color: emit(report, options.format, stream, color=color), stdout, options.color)
-    if options.exit_zero or report.ok:
+    covered = True
+    if options.quantizer_coverage:
+        from qready.targets.coverage import quantizer_coverage
+
+        coverage = quantizer_coverage(model, example, target=options.target)
+        stdout.write(coverage.summary() + "\n")
+        for op in coverage.uncovered:
+            where = f"{op.file}:{op.line}" if op.file else "<unknown>"
+            stdout.write(f"{where}  no quantizer  {op.module or '<root>'}  {op.op} ({op.count} calls)\n")
+        covered = not coverage.uncovered
+    if options.exit_zero or (report.ok and covered):
         return EXIT_OK
     return EXIT_FINDINGS
 
@@ -292,7 +318,6 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from qready.api import prepare
     from qready.errors import VerificationError
-    from qready.prepared import PreparedModule
     from qready.reporting.prepare_text import emit_prepare_json, emit_prepare_text
     from qready.serialize import check_destination, save
 
@@ -307,7 +332,8 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     failure: VerificationError | None = None
     try:
         prepared = prepare(
-            model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify
+            model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify,
+            target=options.target,
         )
     except VerificationError as error:
         if error.prepared is None:
@@ -329,7 +355,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
         return EXIT_FINDINGS
-    if not isinstance(prepared, PreparedModule):  # the model kept its Python forward: not code we can write
+    if not prepared.saveable:  # the model kept its Python forward: not code we can write
         stderr.write(f"qready: {type(prepared).__name__} kept its own Python forward, so it cannot be saved as code; nothing written\n")
         return EXIT_FINDINGS
     _INTERRUPTS.stop_if_seen()

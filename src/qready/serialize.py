@@ -38,7 +38,7 @@ from qready.user_code import import_recorded, is_file_module, record_sources
 
 __all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: call sites keyed by module name and qualname, not by file
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
 _CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
 _OWN_FILES = frozenset({_CODE, _MANIFEST, _WEIGHTS})
@@ -48,7 +48,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
 
-    if not isinstance(prepared, PreparedModule):
+    if not getattr(prepared, "saveable", False):
         raise SaveError(
             f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
             "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"
@@ -281,7 +281,7 @@ def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.
     _attach_tensor_attributes(holder, manifest["modules"])
     for module in holder.modules():
         if hasattr(module, SITES_ATTRIBUTE):
-            install_call_site_dispatch(module)
+            install_call_site_dispatch(module, check_source=True)
     code = (root_dir / _CODE).read_text(encoding="utf-8")
     graph = _graph_from_code(holder, code, {m["path"] for m in manifest["modules"] if m["leaf"]})
     prepared = PreparedModule(holder, graph, class_name=manifest["class_name"])

@@ -41,16 +41,28 @@ def is_file_module(name: str) -> bool:
     return name.startswith(_PREFIX)
 
 
+_STAMP = "__qready_source_stamp__"
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """When and how big the file was: an edited file is imported again, not served from sys.modules."""
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
+
+
 def import_source_file(path: Path, name: str | None = None) -> ModuleType:
     """Import ``path`` as a module named ``name`` (default: ``module_name_for(path)``), with its
     folder on ``sys.path`` while it runs so its own sibling imports work. Raises what the file raises."""
     name = name or module_name_for(path)
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path.resolve()):
-        return sys.modules[name]
+    stamp = _stamp(path)
+    known = sys.modules.get(name)
+    if known is not None and getattr(known, "__file__", None) == str(path.resolve()) and getattr(known, _STAMP, None) == stamp:
+        return known  # the same file, unchanged since it was imported: its classes stay the same objects
     spec = importlib.util.spec_from_file_location(name, path.resolve())
     if spec is None or spec.loader is None:
         raise NotPythonSource(f"cannot load {str(path)!r} as Python source")
     module = importlib.util.module_from_spec(spec)
+    setattr(module, _STAMP, stamp)
     sys.modules[name] = module
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)

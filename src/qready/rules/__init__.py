@@ -1,4 +1,4 @@
-"""The five rules, one class a file, and how a user selects among them."""
+"""The rules (five from the guidelines, one per target toolkit), one class a file, and how a user selects among them."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from qready.rules.qr002_jit_trace import JitTrace
 from qready.rules.qr003_functional_op import FunctionalOp
 from qready.rules.qr004_reused_module import ReusedModule
 from qready.rules.qr005_non_tensor_io import NonTensorIO
+from qready.rules.qr006_unquantizable_module import UnquantizableModule
 
 __all__ = ["RULES", "Rule", "RuleExample", "CheckContext", "get_rule", "matching_rules", "select_rules"]
 
-RULES: tuple[type[Rule], ...] = (OnnxExport, JitTrace, FunctionalOp, ReusedModule, NonTensorIO)
+RULES: tuple[type[Rule], ...] = (
+    OnnxExport, JitTrace, FunctionalOp, ReusedModule, NonTensorIO, UnquantizableModule,
+)
 
 
 def get_rule(key: str) -> type[Rule]:
