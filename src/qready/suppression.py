@@ -138,7 +138,7 @@ def configured_rules(
 
 def inline_codes(file: str, line: int) -> set[str] | None:
     """The codes a ``# qready: ignore[...]`` comment on that line names (``{"*"}`` for all), or None."""
-    match = _INLINE.search(linecache.getline(file, line))
+    match = _INLINE.search(linecache.getline(os.path.realpath(file), line))
     if match is None:
         return None
     codes = match.group("codes")
