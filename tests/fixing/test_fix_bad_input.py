@@ -61,11 +61,15 @@ def test_a_call_in_a_loop_is_explained_not_half_fixed(copy_model: Callable[[str]
     result = fix("unfixable.py:InLoop", IMAGE)
     lines = sorted(item.line() for item in result.not_fixed)
     assert lines == [
-        "unfixable.py:48  QR003  not fixed: it runs 3 times in one forward of the model from 1 call site(s) "
-        "(a loop, or a method called more than once): one module there would be reused (QR004); "
-        "`qready prepare` unrolls it",
-        "unfixable.py:49  QR004  not fixed: 'act' runs 3 times from 1 call site(s) (a call inside a loop): source "
-        "cannot give each run its own module without unrolling the loop; `qready prepare` unrolls it",
+        (
+            "unfixable.py:48  QR003  not fixed: it runs 3 times in one forward of the model from 1 call site(s) "
+            "(a loop, or a method called more than once): one module there would be reused (QR004); "
+            "`qready prepare` unrolls it"
+        ),
+        (
+            "unfixable.py:49  QR004  not fixed: 'act' runs 3 times from 1 call site(s) (a call inside a loop): "
+            "source cannot give each run its own module without unrolling the loop; `qready prepare` unrolls it"
+        ),
     ]
     _untouched(workdir, before)
 

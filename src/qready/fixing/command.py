@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["add_fix_parser", "add_fix_options", "wants_fix", "run_fix"]
+__all__ = ["add_fix_options", "add_fix_parser", "run_fix", "wants_fix"]
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -44,8 +44,7 @@ def run_fix(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         options.spec, example, kwargs=kwargs, write=not options.diff, ops_module=options.ops_module,
         select=options.select, ignore=options.ignore,
     )
-    for item in result.not_fixed:
-        stdout.write(item.line() + "\n")
+    stdout.writelines(item.line() + "\n" for item in result.not_fixed)
     if result.failure is not None:
         stderr.write(f"qready: fix not written: {result.failure}\n")
         return EXIT_FINDINGS

@@ -37,7 +37,7 @@ from qready.fixing.names import NameAllocator, context_name
 from qready.nn.generic import TorchFunction
 from qready.source import is_internal
 
-__all__ = ["NotFixed", "FileEdits", "CallEdit", "Operand", "Plan", "plan_fixes", "LIBRARY"]
+__all__ = ["LIBRARY", "CallEdit", "FileEdits", "NotFixed", "Operand", "Plan", "plan_fixes"]
 
 LIBRARY = "in library code: use `qready prepare`"
 PREPARE = "`qready prepare` rewrites it in the graph instead"
@@ -301,10 +301,10 @@ class _Planner:
                     "without changing what each parent holds; `qready prepare` unrolls it"
                 )
         attribute = first.module.rpartition(".")[2]
-        sites = []
+        sites: list[tuple[str, int]] = []
         for site in first.detail("call_sites", ()) or ():
-            file, _, line = str(site).rpartition(":")
-            sites.append((file, int(line)))
+            site_file, _, site_line = str(site).rpartition(":")
+            sites.append((site_file, int(site_line)))
         files = {file for file, _ in sites}
         if len(files) != 1:
             raise _Unfixable(f"{first.module!r} is called from several files; {PREPARE}")

@@ -103,7 +103,7 @@ def _serve_sources(sources: Mapping[str, str]) -> None:
             return compile(sources[path], self.get_filename(fullname), "exec", dont_inherit=True)
         return original(self, fullname)
 
-    importlib.machinery.SourceFileLoader.get_code = get_code  # type: ignore[method-assign]
+    importlib.machinery.SourceFileLoader.get_code = get_code  # type: ignore[method-assign,assignment]
 
     class NewFiles:
         @staticmethod
