@@ -21,10 +21,12 @@ from qready.tracing import TraceFailure
 from qready.rules import CheckContext, select_rules
 from qready.rules.qr001_onnx_export import EXPORTERS
 from qready.suppression import configured_rules, suppressed
+from qready.targets import Target, get_target
+from qready.targets.adapt import adapt_for_target, rules_for_target
 
 __all__ = ["check", "prepare"]
 
-_OBSERVED = ("QR003", "QR004", "QR005")
+_OBSERVED = ("QR003", "QR004", "QR005", "QR006")
 T = TypeVar("T")
 
 
@@ -54,6 +56,7 @@ def check(
     ignore: Iterable[str] | None = None,
     onnx_exporter: str | None = None,
     progress: Callable[[str], None] | None = None,
+    target: str | Target | None = None,
 ) -> Report:
     """Run ``model`` on ``example_inputs`` and report where it breaks the five guidelines.
 
@@ -62,15 +65,19 @@ def check(
     runs in eval mode under ``torch.no_grad()``; its flags, parameters and hooks
     are as before afterwards, also when its forward raises. ``progress`` is
     called with ``"forward"`` and then each rule's code as the work starts.
+    ``target`` names the quantization toolkit (``"aimet"``): its own leaf set
+    decides coverage, and its rules (QR006) run; ``None`` is ``"generic"``.
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
-    rules = select_rules(*configured_rules(select, ignore))  # [tool.qready] when not given
+    chosen_target = get_target(target)
+    select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
+    rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
-    ctx = CheckContext(model, example, onnx_exporter=onnx_exporter)
+    ctx = CheckContext(model, example, onnx_exporter=onnx_exporter, target=chosen_target)
     findings = []
     timings: dict[str, float] = {}
     with preserved(model):
@@ -115,6 +122,7 @@ def prepare(
     tie_weights: bool = True,
     verify: bool = True,
     share_weights: bool = False,
+    target: str | Target | None = None,
 ) -> torch.nn.Module:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -133,10 +141,17 @@ def prepare(
     batch norms or train in place can't reach back into ``model``.
     ``share_weights=True`` skips that copy (faster, no second set of weights
     in memory): the two models then hold the very same tensors.
+
+    ``target="aimet"`` (a toolkit that exports ONNX) also decomposes what that
+    export cannot take (``nn.MultiheadAttention``'s fused eval kernel) into
+    modules; that step is not bit-identical, and its measured difference from
+    the original is in ``prepare_result.changes`` (kind ``"decomposed"``).
+    Verification then compares with the decomposed model, bit for bit.
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
     require_runnable(model)
+    chosen_target = get_target(target)
     example = as_example(example_inputs, example_kwargs)
     excluded = sorted(set(exclude))
     known = {name for name, _ in model.named_modules(remove_duplicate=False)}
@@ -154,10 +169,13 @@ def prepare(
                 raise ModelError(forward_failure(model, example, error)) from error
             require_tensor_output(model, references[0])
         work = _private_copy(model, share_weights)
+        originals = references
+        references, decomposed = adapt_for_target(chosen_target, model, work, example, fresh, originals)
     copied = time.perf_counter() - start
 
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
     prepared.prepare_result.timings["reference"] = copied
+    prepared.prepare_result.changes[:0] = decomposed
     if references is None:
         return prepared
     start = time.perf_counter()
@@ -172,9 +190,11 @@ def prepare(
         file, line, _ = specialized[0]
         with preserved(model), torch.no_grad():
             work = _private_copy(model, share_weights)
+            adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         verify_prepared(prepared, example, fresh, references)
+        prepared.prepare_result.changes[:0] = decomposed
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start
     return prepared
 

@@ -136,14 +136,17 @@ class _TensorStub:
     dtype: torch.dtype
 
 
-def observe(model: torch.nn.Module, example: Example) -> Observation:
-    """Run ``model`` once on ``example`` and record what happened."""
+def observe(
+    model: torch.nn.Module, example: Example, *, is_leaf: Callable[[torch.nn.Module], bool] = is_leaf_module
+) -> Observation:
+    """Run ``model`` once on ``example`` and record what happened; ``is_leaf`` says where a
+    quantizer wraps a module whole (a target's leaf set; the guidelines' by default)."""
     paths: dict[int, list[str]] = {}
     modules: dict[int, torch.nn.Module] = {}
     for path, module in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(module), []).append(path)
         modules[id(module)] = module
-    leaf = {key: is_leaf_module(m) for key, m in modules.items()}
+    leaf = {key: is_leaf(m) for key, m in modules.items()}
     recorder = _Recorder()
     calls: list[ModuleCall] = []
     io_issues: dict[tuple[str, str, str], IOIssue] = {}
