@@ -102,7 +102,9 @@ class FileEdits:
     module: cst.Module
     calls: dict[int, CallEdit] = field(default_factory=dict)
     renames: dict[int, str] = field(default_factory=dict)  # id(func Attribute) -> new attribute
-    inserts: dict[int, list[str]] = field(default_factory=dict)  # id(statement) -> statements after it
+    # id(statement) -> statements to add after it, each with the position of the call it serves:
+    # they are written in the order the calls run (an inner call ends first)
+    inserts: dict[int, list[tuple[tuple[int, int], str]]] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
     fixed: list[Finding] = field(default_factory=list)
     nodes: list[cst.CSTNode] = field(default_factory=list)  # keeps the ids above alive
@@ -226,7 +228,7 @@ class _Planner:
         for node, init_statement, statement, edit, imports in staged:
             self.planned.add(id(node))
             source.edits.calls[id(node)] = edit
-            source.edits.inserts.setdefault(id(init_statement), []).append(statement)
+            source.edits.inserts.setdefault(id(init_statement), []).append((source.end(node), statement))
             source.edits.nodes.extend([node, init_statement])
             for line in imports:
                 if line not in source.edits.imports:
@@ -337,7 +339,7 @@ class _Planner:
             name = allocator.copy_name(attribute)
             source.edits.renames[id(call.func)] = name
             source.edits.nodes.append(call.func)
-            statements.append(f"{self_name}.{name} = {constructor}")
+            statements.append((source.end(call), f"{self_name}.{name} = {constructor}"))
         source.edits.inserts.setdefault(id(assignment), []).extend(statements)
         source.edits.nodes.append(assignment)
         source.edits.fixed.extend(group)
@@ -407,6 +409,10 @@ class _Source:
         self.edits = FileEdits(path, text, self.module)
 
     # Where a node sits.
+
+    def end(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self.positions[node].end
+        return position.line, position.column
 
     def scope(self, node: cst.CSTNode) -> tuple[cst.FunctionDef, cst.ClassDef]:
         current: cst.CSTNode | None = node

@@ -64,7 +64,8 @@ class _Rewriter(cst.CSTTransformer):
         body: list[Any] = []
         for before, after in zip(original.body, updated.body):
             body.append(after)
-            body.extend(cst.parse_statement(code + "\n") for code in self.edits.inserts.get(id(before), ()))
+            added = sorted(self.edits.inserts.get(id(before), ()), key=lambda item: item[0])
+            body.extend(cst.parse_statement(code + "\n") for _, code in added)
         return updated.with_changes(body=body)
 
     def _imports(self, module: cst.Module) -> cst.Module:
