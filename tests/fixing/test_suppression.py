@@ -91,3 +91,12 @@ def test_a_bad_config_is_one_line_that_names_the_file(workdir: Path, text: str, 
         check(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), IMAGE)
     assert isinstance(raised.value, InputError) or "unknown rule" in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_fix_follows_the_configured_rules_and_prefixes(copy_model: Callable[[str], Path], workdir: Path) -> None:
+    path = copy_model("reused_relu.py")
+    before = path.read_bytes()
+    (workdir / "pyproject.toml").write_text('[tool.qready]\nignore = ["reused-module"]\n')
+    assert not fix("reused_relu.py:Stages", IMAGE).changed  # QR004 ignored by the project
+    assert path.read_bytes() == before
+    assert fix("reused_relu.py:Stages", IMAGE, select=["QR00"], ignore=[], write=False).changed  # given rules win

@@ -25,8 +25,8 @@ def add_fix_parser(commands: Any, add_model_arguments: Callable[[argparse.Argume
     fix = commands.add_parser("fix", help="rewrite the model's own source so it follows QR003/QR004, verified")
     add_model_arguments(fix)
     add_fix_options(fix, with_fix=False)
-    fix.add_argument("--select", type=_codes, help="comma-separated rule codes or names to fix (QR003,QR004,QR005)")
-    fix.add_argument("--ignore", type=_codes, help="comma-separated rule codes or names to leave alone")
+    fix.add_argument("--select", type=_codes, action="extend", help="comma-separated rule codes or names to fix (QR003,QR004,QR005)")
+    fix.add_argument("--ignore", type=_codes, action="extend", help="comma-separated rule codes or names to leave alone")
     fix.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
