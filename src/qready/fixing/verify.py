@@ -65,6 +65,7 @@ def verify_in_fresh_process(
                 "state_dict": state,
                 "sources": {str(path): text for path, text in sources.items()},
                 "remaining": [_key(f) for f in remaining],
+                "sys_path": [p for p in sys.path if p],  # where the parent found the user's packages
             },
             os.path.join(job, "job.pt"),
         )
@@ -127,6 +128,7 @@ def _child(job_dir: str) -> dict[str, Any]:
     from qready.verify import compare_exact, first_difference
 
     job = torch.load(os.path.join(job_dir, "job.pt"), weights_only=False)  # written by the parent, just now
+    sys.path.extend(p for p in job["sys_path"] if p not in sys.path)
     _serve_sources({os.path.realpath(p): t for p, t in job["sources"].items()})
     torch.manual_seed(0)
     try:
