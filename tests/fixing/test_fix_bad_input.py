@@ -39,6 +39,7 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
         ("ThroughGetattr", "QR003", 37, r"looked up with getattr\(\.\.\.\) at run time"),
         ("SharedWeights", "QR004", 60, r"'conv' holds weights: a second instance in source would have weights of its own"),
         ("Generated", "QR003", 8, r"code generated at run time \(<generated>\) has nothing to rewrite"),
+        ("Ambiguous", "QR003", 102, r"^2 calls on that line could be the 1 that run on tensors; put the tensor op on a line of its own"),
     ],
 )
 def test_unfixable_findings_say_why_in_one_line(
@@ -158,3 +159,13 @@ def test_the_fixed_model_is_rebuilt_from_the_new_file(copy_model: Callable[[str]
     fixed = build("reused_relu.py:Stages")
     assert [name for name, _ in fixed.named_children()] == ["conv1", "conv2", "conv3", "relu", "relu2", "relu3"]
     assert os.access("reused_relu.py", os.W_OK)
+
+
+def test_arithmetic_on_sizes_is_told_apart_from_the_tensor_op(copy_model: Callable[[str], Path]) -> None:
+    copy_model("unfixable.py")
+    result = fix("unfixable.py:ScalarArithmetic", IMAGE)
+    assert (result.failure, result.not_fixed) == (None, [])
+    assert (
+        "-        return self.conv(x) * (x.shape[2] * 0.5)\n+        return self.mul(self.conv(x), (x.shape[2] * 0.5))\n"
+        in result.diffs["unfixable.py"]
+    )

@@ -18,8 +18,9 @@ import importlib
 import inspect
 import operator
 import os
+import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,10 @@ _COMPARISON: dict[type[cst.BaseCompOp], Callable[..., Any]] = {
     cst.GreaterThan: operator.gt, cst.GreaterThanEqual: operator.ge, cst.LessThan: operator.lt,
     cst.LessThanEqual: operator.le, cst.Equal: operator.eq, cst.NotEqual: operator.ne,
 }
+# An operand that is a Python number however the model runs: a size read from a shape, math.*.
+_NUMBER = re.compile(
+    r"[\w.]+\.(shape|ndim)(\[[^\[\]]+\])?|[\w.]+\.(size|dim|numel)\([^()]*\)|len\(.*\)|(math\.\w+|int|float)\(.*\)"
+)
 # Operator names that read badly as attributes.
 _READABLE = {"truediv": "div", "and_": "bitwise_and", "or_": "bitwise_or", "xor": "bitwise_xor", "invert": "bitwise_not"}
 _EXPRESSIONS = (cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison, cst.AugAssign)
@@ -164,8 +169,13 @@ class _Planner:
         self.allocators: dict[int, NameAllocator] = {}
         self.planned: set[int] = set()
         self.ops_classes: list[type[nn.Module]] = []
+        self.runs: Counter[tuple[Any, ...]] = Counter()
 
     def plan(self, findings: list[Finding]) -> Plan:
+        # how often each instance runs ops of one kind from one line (x.add and x.__radd__ are both Add)
+        for finding in findings:
+            if finding.code == "QR003":
+                self.runs[(finding.file, finding.line, finding.module, _module_kind(finding.op))] += finding.count
         not_fixed: list[NotFixed] = []
         groups: dict[tuple[Any, ...], list[Finding]] = defaultdict(list)
         for finding in findings:
@@ -209,7 +219,7 @@ class _Planner:
             candidate = source.candidate(node, instance)
             if isinstance(candidate, str):
                 indirect.append(candidate)
-            elif candidate is not None:
+            elif candidate is not None and not source.on_numbers(candidate):
                 found = lookup(candidate.func)
                 if found is not None and found.module == conversion.module:
                     matched.append(candidate)
@@ -217,12 +227,17 @@ class _Planner:
             if indirect:
                 raise _Unfixable(indirect[0])
             raise _Unfixable(f"no call of {first.op} is written on that line (it comes from code qready cannot follow); {PREPARE}")
-        count = max(f.count for f in group)
+        count = max(self.runs[(f.file, f.line, f.module, conversion.module)] for f in group)
         if count > len(matched):
             raise _Unfixable(
                 f"it runs {count} times in one forward of {repr(first.module) if first.module else 'the model'} from {len(matched)} call "
                 f"site(s) (a loop, or a method called more than once): one module there would be reused (QR004); "
                 "`qready prepare` unrolls it"
+            )
+        if count < len(matched):  # some of them work on Python numbers, and source does not say which
+            raise _Unfixable(
+                f"{len(matched)} calls on that line could be the {count} that run on tensors; put the tensor "
+                f"op on a line of its own, or {PREPARE}"
             )
         staged = [self._call_edit(source, candidate, instance) for candidate in matched if id(candidate.node) not in self.planned]
         for node, init_statement, statement, edit, imports in staged:
@@ -507,6 +522,13 @@ class _Source:
             return self._call(node, instance)
         return None
 
+    def on_numbers(self, candidate: _Candidate) -> bool:
+        """An operator whose operands are plainly Python numbers (``h * w`` of ``x.shape``, literals)."""
+        if not isinstance(candidate.node, (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
+            return False
+        codes = [self.module.code_for_node(node) for _, node in candidate.args]
+        return all(_is_literal_code(code) or _NUMBER.fullmatch(code.strip().strip("()").strip()) for code in codes)
+
     def _call(self, node: cst.Call, instance: nn.Module | None) -> _Candidate | str | None:
         callee = self._callee(node, instance)
         if not isinstance(callee, tuple):
@@ -580,6 +602,12 @@ class _Source:
                 return _Slot(slot)
         literals.setdefault((type(value), repr(value)), code)
         return value
+
+
+def _module_kind(op: str) -> str | None:
+    func = _resolve(op)
+    conversion = lookup(func) if func is not None else None
+    return conversion.module if conversion is not None else None
 
 
 def _signature_advice(finding: Finding) -> str:
