@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -254,3 +255,26 @@ def test_a_package_of_two_files_with_an_ops_module(workdir: Path, monkeypatch: p
             monkeypatch.delitem(sys.modules, name)
     assert_same_model(original, build("twofiles.net:Net"), example)
     assert not fix("twofiles.net:Net", example, ops_module="twofiles/ops.py").changed
+
+
+def test_a_copy_of_torchvision_resnet_becomes_the_users_own_fixed_source(workdir: Path) -> None:
+    torchvision = pytest.importorskip("torchvision", reason="the source of a real model comes from torchvision")
+    text = Path(torchvision.models.resnet.__file__).read_text()
+    text = re.sub(r"^from \.\.([\w.]*) import", r"from torchvision.\1 import", text, flags=re.MULTILINE)
+    text = re.sub(r"^from \.([\w.]*) import", r"from torchvision.models.\1 import", text, flags=re.MULTILINE)
+    text = text.replace("@register_model()\n", "")  # torchvision's registry holds these names already
+    (workdir / "resnet.py").write_text(text)
+    example = Example((torch.randn(1, 3, 32, 32),))
+    original = build("resnet.py:resnet18")
+    result = fix("resnet.py:resnet18", example)
+    assert (result.failure, result.not_fixed, result.written) == (None, [], ["resnet.py"])
+    diff = result.diffs["resnet.py"]
+    for line in (
+        "+        self.add_identity = qready.nn.Add(inplace=True)\n",  # after super().__init__() in BasicBlock
+        "+        self.relu2 = nn.ReLU(inplace=True)\n",
+        "-        out += identity\n-        out = self.relu(out)\n",
+        "+        out = self.add_identity(out, identity)\n+        out = self.relu2(out)\n",
+    ):
+        assert line in diff
+    assert diff.count("\n+") - diff.count("\n+++") == 5  # an import, two modules, two call sites: nothing else
+    assert_same_model(original, build("resnet.py:resnet18"), example)
