@@ -474,7 +474,7 @@ def test_a_disk_that_fills_up_while_saving_leaves_nothing(tmp_path: Path, monkey
 
     prepared = qready.prepare(nn.Sequential(nn.Linear(4, 4), nn.ReLU()).eval(), (torch.randn(1, 4),))
     monkeypatch.setattr(safetensors.torch, "save_file", full)
-    with pytest.raises(qready.SaveError, match=r"cannot write '.*out' \(No space left on device\); free space or choose another directory"):
+    with pytest.raises(qready.SaveError, match=r"cannot write '.*out' \(No space left on device\); free space or choose another place"):
         qready.save(prepared, tmp_path / "out")
     assert leftovers(tmp_path) == []
 

@@ -12,6 +12,7 @@ from invariants import assert_unchanged, snapshot
 from models import seed, tricky
 from models.hf import tiny_bert
 from qready.api import prepare
+from qready.prepared import GraphForward
 
 QR = ("QR003", "QR004")
 
@@ -221,12 +222,13 @@ def test_untraceable_root_keeps_its_forward_and_prepares_what_it_calls() -> None
     x = torch.rand(3, 8) + 1  # min > 0 here; a fresh normal draw takes the other branch
     prepared = prepare(model, (x,))
     result = prepared.prepare_result
-    assert type(prepared) is tricky.UntraceableRoot and prepared is not model
+    assert isinstance(prepared, tricky.UntraceableRoot) and prepared is not model
+    assert isinstance(prepared, qready.Prepared) and not prepared.saveable
     [root] = result.leaves
     assert root.module == "" and root.file.endswith("tests/models/tricky.py") and "branch on tensor data" in root.reason
     assert sorted(c.module for c in result.converted) == ["blocks.0.add", "blocks.0.relu", "blocks.1.add", "blocks.1.relu"]
-    # the prepared blocks are graphs that still take and return what the root's forward expects
-    assert isinstance(prepared.blocks[0], torch.fx.GraphModule)
+    # the prepared blocks keep their class and run their graph, taking and returning what the root's forward expects
+    assert type(prepared.blocks[0]) is tricky.DictBlock and isinstance(vars(prepared.blocks[0])["forward"], GraphForward)
     assert prepared.blocks[0](x)["out"].shape == (3, 8)
     # the root's own calls on the example's path run through modules of their own
     assert sorted(c.op for c in result.dispatched) == ["torch.Tensor.gt", "torch.Tensor.min", "torch.Tensor.mul", "torch.sigmoid"]

@@ -12,7 +12,7 @@ from qready.errors import (
 )
 from qready.example_inputs import Example
 from qready.findings import Coverage, Finding, Report, Severity
-from qready.prepared import PreparedModule, PrepareResult
+from qready.prepared import Prepared, PreparedModule, PrepareResult
 from qready.serialize import load, save
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "prepare",
     "save",
     "load",
+    "Prepared",
     "PreparedModule",
     "PrepareResult",
     "Example",

@@ -20,6 +20,7 @@ from qready.preparing import prepare_children, prepare_copy, verify_prepared
 from qready.tracing import TraceFailure
 from qready.rules import CheckContext, select_rules
 from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.suppression import configured_rules, suppressed
 from qready.targets import Target, get_target
 from qready.targets.adapt import adapt_for_target, rules_for_target
 
@@ -73,6 +74,7 @@ def check(
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
     chosen_target = get_target(target)
+    select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
     rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
     ctx = CheckContext(model, example, onnx_exporter=onnx_exporter, target=chosen_target)
@@ -99,6 +101,7 @@ def check(
             findings.extend(rule().check(ctx))
             timings[rule.code] = time.perf_counter() - start
     coverage = Coverage(observation.covered_ops, observation.total_ops) if observation else None
+    findings = suppressed(findings)  # `# qready: ignore[...]`, exclude, per-file-ignores
     findings.sort(key=lambda f: (f.code, f.file or "", f.line or 0, f.module, f.op))
     return Report(
         model=type(model).__name__,

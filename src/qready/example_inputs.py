@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
+from qready.caches import describe_cache, is_cache, own_copy
 from qready.errors import InputError
+from qready.structure import flatten, node_type_of, unflatten
 
 __all__ = ["Example", "as_example", "fresh_like", "tensor_leaves"]
 
@@ -22,7 +24,8 @@ class Example:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def call(self, model: torch.nn.Module) -> Any:
-        return model(*self.args, **self.kwargs)
+        # a KV cache grows in the forward: each call gets its own, the example's stays as it was
+        return model(*own_copy(self.args), **own_copy(self.kwargs))
 
     def describe(self) -> str:
         parts = [_describe(v) for v in self.args]
@@ -69,6 +72,9 @@ def fresh_like(example: Example, seed: int = 0) -> Example:
     def draw(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return _fresh_tensor(value, generator)
+        if node_type_of(value) is not None:  # a cache: new tensors of the same shapes in a new one
+            leaves, spec = flatten(value)
+            return unflatten(spec, [draw(leaf) for leaf in leaves])
         if isinstance(value, tuple) and hasattr(value, "_fields"):
             return type(value)(*(draw(v) for v in value))
         if isinstance(value, (list, tuple)):
@@ -123,6 +129,8 @@ def tensor_leaves(value: Any) -> list[torch.Tensor]:
 
 
 def _describe(value: Any) -> str:
+    if is_cache(value):
+        return describe_cache(value)
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         return f"{dtype}[{'x'.join(map(str, value.shape))}]"

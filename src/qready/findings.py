@@ -68,6 +68,9 @@ class Coverage:
     def __str__(self) -> str:
         return f"coverage {self.covered}/{self.total} ops ({100 * self.ratio:.1f}%)"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"covered": self.covered, "total": self.total, "ratio": round(self.ratio, 6)}
+
 
 @dataclass(frozen=True)
 class Report:
@@ -106,13 +109,7 @@ class Report:
                 "counts": self.counts(),
                 "errors": len(self.errors),
                 "warnings": len(self.findings) - len(self.errors),
-                "coverage": None
-                if self.coverage is None
-                else {
-                    "covered": self.coverage.covered,
-                    "total": self.coverage.total,
-                    "ratio": round(self.coverage.ratio, 6),
-                },
+                "coverage": None if self.coverage is None else self.coverage.to_dict(),
             },
             "rules_run": list(self.rules_run),
             "findings": [f.to_dict() for f in self.findings],

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -16,8 +16,9 @@ import torch
 from qready.errors import InputError, SpecError
 from qready.example_inputs import Example, as_example
 from qready.source import error_location
+from qready.user_code import NotPythonSource, import_source_file
 
-__all__ = ["load_model", "load_object", "parse_input", "parse_kwargs", "load_example"]
+__all__ = ["load_example", "load_model", "load_object", "parse_input", "parse_kwargs"]
 
 _DTYPES = {
     "float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
@@ -36,6 +37,7 @@ def load_object(spec: str) -> Any:
     if target.endswith(".py") or "/" in target or "\\" in target:
         module = _import_file(spec, Path(target))
     else:
+        _current_directory_on_path()
         try:
             module = importlib.import_module(target)
         except ImportError as error:
@@ -52,29 +54,32 @@ def load_object(spec: str) -> Any:
     return obj
 
 
+def _current_directory_on_path() -> None:
+    """``qready check cnn:SmallCNN`` from the model's folder imports as ``python -c "import cnn"`` does;
+    after installed packages, so a file in the folder never hides one of them."""
+    here = os.getcwd()
+    if not any(entry in ("", ".", here) for entry in sys.path):
+        sys.path.append(here)
+
+
 def _import_file(spec: str, path: Path) -> Any:
     if not path.is_file():
         raise SpecError(f"no such file {str(path)!r} in SPEC {spec!r}; give an existing path/to/file.py:Name")
-    name = f"qready_user_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise SpecError(f"cannot load {str(path)!r} as Python source; give a .py file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.resolve().parent))  # so the file's own sibling imports work
     try:
-        module_spec.loader.exec_module(module)
+        return import_source_file(path)
+    except NotPythonSource as error:
+        raise SpecError(f"cannot load {str(path)!r} as Python source; give a .py file") from error
     except Exception as error:
-        del sys.modules[name]
-        file, line = error_location(error)
-        where = f" (at {file}:{line})" if file else ""
-        raise SpecError(
-            f"importing {str(path)!r} raised {type(error).__name__}: {_first_line(error)}{where}; "
-            "fix the file, or install what it imports"
-        ) from error
-    finally:
-        sys.path.remove(str(path.resolve().parent))
-    return module
+        raise _import_failed(path, error) from error
+
+
+def _import_failed(path: Path, error: Exception) -> SpecError:
+    file, line = error_location(error)
+    where = f" (at {file}:{line})" if file else ""
+    return SpecError(
+        f"importing {str(path)!r} raised {type(error).__name__}: {_first_line(error)}{where}; "
+        "fix the file, or install what it imports"
+    )
 
 
 def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:

@@ -9,13 +9,15 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.errors import InputError
 from qready.findings import Finding
 from qready.passes.base import Change
+from qready.passes.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 from qready.verify import OutputDiff
 
-__all__ = ["PrepareResult", "PreparedModule"]
+__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "run_graph_in_place"]
 
 
 @dataclass
@@ -110,14 +112,68 @@ class PrepareResult:
         }
 
 
-class PreparedModule(fx.GraphModule):
+class Prepared:
+    """What ``qready.prepare`` returns on every path: a ``torch.nn.Module`` with these.
+
+    - ``prepare_result``: what changed and what remains;
+    - ``call_original(*args, **kwargs)``: run on the original model's arguments and
+      return its output structure;
+    - ``saveable``: whether ``qready.save`` can write it as code (a model whose own
+      forward stayed Python cannot be; ``prepare_result.leaves[0]`` says why).
+
+    Two kinds implement it: ``PreparedModule`` (one fx graph; flat tensor inputs)
+    and ``KeptForward`` (the model's own class and forward, its children prepared).
+    """
+
+    prepare_result: PrepareResult | None = None  # None after qready.load: see prepare_report
+    saveable: bool = False
+
+    def arguments_for(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The positional and keyword arguments to call this module with, given the original's."""
+        raise NotImplementedError
+
+    def call_original(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+class KeptForward(Prepared):
+    """Mixed into the class of a model whose own forward could not be traced: it keeps that
+    forward, its attributes and methods, and is still a ``Prepared``."""
+
+    saveable = False
+
+    def arguments_for(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return args, kwargs
+
+    def call_original(self, *args: Any, **kwargs: Any) -> Any:
+        return self(*args, **kwargs)  # type: ignore[operator]
+
+
+_KEPT_CLASSES: dict[type, type] = {}
+
+
+def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Module:
+    """``model`` (qready's own copy) as a ``KeptForward`` of its class, carrying ``result``."""
+    cls = type(model)
+    if not isinstance(model, KeptForward):
+        kept = _KEPT_CLASSES.get(cls)
+        if kept is None:
+            kept = _KEPT_CLASSES[cls] = type(
+                cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+            )
+        model.__class__ = kept
+    model.prepare_result = result  # type: ignore[attr-defined]
+    return model
+
+
+class PreparedModule(Prepared, fx.GraphModule):
     """A guideline-compliant ``GraphModule`` that computes what the original computes.
 
     ``prepare_result`` lists what changed; ``unflatten_outputs`` turns the
     prepared model's flat outputs back into the original's structure.
     """
 
-    prepare_result: PrepareResult | None = None  # None after qready.load: see prepare_report
+    saveable = True
     prepare_report: dict[str, Any] | None = None
     input_spec: dict[str, Any]
     output_spec: dict[str, Any] | None = None
@@ -156,6 +212,12 @@ class PreparedModule(fx.GraphModule):
         """
         self.forward = OriginalCallingConvention(self)  # type: ignore[method-assign]
 
+    def arguments_for(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return self.flatten_inputs(*args, **kwargs), {}
+
+    def call_original(self, *args: Any, **kwargs: Any) -> Any:
+        return self.unflatten_outputs(self(*self.flatten_inputs(*args, **kwargs)))
+
     def unflatten_outputs(self, outputs: Any) -> Any:
         """The original model's output structure (dict, ModelOutput...) from the flat outputs."""
         if not self.outputs_flattened or self.output_spec is None:
@@ -165,20 +227,26 @@ class PreparedModule(fx.GraphModule):
 
     def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The original model's arguments as the prepared model's flat tensor inputs."""
-        arguments = dict(zip(self.input_spec["keys"], args))
-        arguments.update(kwargs)
-        ordered = {key: arguments[key] for key in self.input_spec["keys"] if key in arguments}
-        leaves, _ = flatten(ordered)
+        leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
+        if len(leaves) != len(self.input_names):  # another structure: a cache with more layers, a missing input
+            raise InputError(
+                f"these inputs hold {len(leaves)} tensors, but the prepared model takes {len(self.input_names)} "
+                f"({', '.join(self.input_names)}); pass inputs structured like the example it was prepared with"
+            )
         return tuple(leaves)
 
 
-def _drop_aliases(module: PreparedModule, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-    for alias in module.tied_aliases:
+def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
+    return getattr(module, "tied_aliases", None) or getattr(module, "qready_tied_aliases", {})
+
+
+def _drop_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    for alias in _aliases_of(module):
         state_dict.pop(prefix + alias, None)
 
 
-def _fill_aliases(module: PreparedModule, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    for alias, original in module.tied_aliases.items():
+def _fill_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    for alias, original in _aliases_of(module).items():
         if prefix + alias not in state_dict and prefix + original in state_dict:
             state_dict[prefix + alias] = state_dict[prefix + original]
 
@@ -191,6 +259,94 @@ def tied_aliases(prepared: torch.nn.Module, original_keys: set[str]) -> dict[str
         if name in original_keys:
             owner.setdefault(id(tensor), name)
     return {name: owner[id(t)] for name, t in named if name not in original_keys and id(t) in owner}
+
+
+_CONTAINERS = (
+    torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Sequential, torch.nn.ParameterList, torch.nn.ParameterDict,
+)
+
+
+def run_graph_in_place(module: torch.nn.Module, prepared: PreparedModule) -> None:
+    """Make ``module`` compute through ``prepared``'s graph and stay the module it is.
+
+    For a child of a forward that stays Python: its class, containers, plain
+    attributes, properties and methods are what the parent's code reads, so the
+    child is not swapped for a GraphModule. The graph's new modules (converted
+    functionals, unrolled copies) and captured constants are registered on
+    ``module`` (at the graph's path, or at the top when that path would grow a
+    container or does not exist), and its forward runs the graph's code with
+    ``module`` as ``self``, taking and returning what the original did.
+    """
+    nodes = [n for n in prepared.graph.nodes if n.op == "call_module"]
+    nodes += [n for n in prepared.graph.nodes if n.op == "get_attr"]  # after the modules they may live in
+    for node in nodes:
+        target = str(node.target)
+        value = _lookup(prepared, target)
+        if _lookup(module, target) is value:
+            continue
+        parent_path, _, name = target.rpartition(".")
+        parent = _lookup(module, parent_path) if parent_path else module
+        if not isinstance(parent, torch.nn.Module) or isinstance(parent, _CONTAINERS) or hasattr(parent, name):
+            parent, name = module, _free_name(module, "qready_" + target.replace(".", "_"))
+            node.target = name
+        if isinstance(value, torch.nn.Module):
+            parent.add_module(name, value)
+        elif isinstance(value, torch.nn.Parameter):
+            parent.register_parameter(name, value)
+        else:  # a constant the trace captured: held by the model, not part of its state
+            parent.register_buffer(name, value, persistent=False)
+    prepared.recompile()
+    aliases = tied_aliases(module, set(prepared.state_dict()) - set(prepared.tied_aliases))
+    if aliases:
+        module.qready_tied_aliases = aliases
+        module._register_state_dict_hook(_drop_aliases)
+        module._register_load_state_dict_pre_hook(_fill_aliases, with_module=True)
+    module.forward = GraphForward(  # type: ignore[method-assign]
+        module, type(prepared).forward, prepared.input_spec, prepared.output_spec if prepared.outputs_flattened else None
+    )
+
+
+class GraphForward:
+    """A module's forward that runs a prepared graph's code on the module itself.
+
+    An object, not a closure, so that a deep copy of the model runs the copy's
+    own submodules and weights.
+    """
+
+    def __init__(
+        self, owner: torch.nn.Module, code: Any, input_spec: dict[str, Any], output_spec: dict[str, Any] | None
+    ) -> None:
+        self.owner = owner
+        self.code = code
+        self.input_spec = input_spec
+        self.output_spec = output_spec
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
+        outputs = self.code(self.owner, *leaves)
+        if self.output_spec is None:
+            return outputs
+        return unflatten(self.output_spec, list(outputs) if isinstance(outputs, tuple) else [outputs])
+
+
+def _lookup(root: Any, path: str) -> Any:
+    value = root
+    for part in path.split(".") if path else ():
+        value = getattr(value, part, _ABSENT)
+        if value is _ABSENT:
+            return _ABSENT
+    return value
+
+
+_ABSENT = object()
+
+
+def _free_name(module: torch.nn.Module, name: str) -> str:
+    candidate, n = name, 0
+    while hasattr(module, candidate):
+        n += 1
+        candidate = f"{name}_{n}"
+    return candidate
 
 
 class OriginalCallingConvention:

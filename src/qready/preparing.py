@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from qready.caches import own_copy
 from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError, VerificationError
 from qready.example_inputs import Example
@@ -28,7 +29,7 @@ from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.passes.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
-from qready.prepared import PrepareResult, PreparedModule, tied_aliases
+from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
 from qready.structure import flatten, leaf_names
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
 from qready.verify import compare_exact, first_difference
@@ -142,20 +143,21 @@ def prepare_children(
                 failure=TraceFailure("", str(error), None, None),
             )
         result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
-        if isinstance(prepared, PreparedModule) and (result.inputs_flattened or result.outputs_flattened):
-            prepared.keep_calling_convention()
-        parent, _, name = path.rpartition(".")
-        work.get_submodule(parent)._modules[name] = prepared
+        if prepared.saveable:
+            run_graph_in_place(child, prepared)
+        else:
+            child.__class__ = type(child).__bases__[0]  # a child stays of its own class
+            del child.prepare_result
         changes += [_within(path, change) for change in result.changes]
         leaves += [replace(leaf, module=_join(path, leaf.module)) for leaf in result.leaves]
         specialized += result.specialized
     owners = {"": work}
     for leaf in leaves[1:]:
         module = work.get_submodule(leaf.module)
-        if not isinstance(module, torch.fx.GraphModule) and not is_leaf_module(module):
+        if "forward" not in vars(module) and not is_leaf_module(module):  # not dispatched or run by a graph yet
             owners[leaf.module] = module
     changes += dispatch_call_sites(owners, lambda: example.call(work))
-    work.prepare_result = PrepareResult(  # type: ignore[assignment]
+    return keep_forward(work, PrepareResult(
         model=type(work).__name__,
         changes=changes,
         leaves=leaves,
@@ -166,15 +168,13 @@ def prepare_children(
         output_names=[],
         specialized=specialized,
         timings={"children": time.perf_counter() - start},
-    )
-    return work
+    ))
 
 
 def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
-    if isinstance(prepared, PreparedModule):
-        return prepared(*prepared.flatten_inputs(*example.args, **example.kwargs))
-    return example.call(prepared)
+    # own copies of caches: a static cache is written in place, and the example is the user's
+    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
 
 
 def verify_prepared(
@@ -194,10 +194,8 @@ def verify_prepared(
         got_leaves, _ = flatten(got)
         names = result.output_names or leaf_names(spec, "output")
         result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
-    if isinstance(prepared, PreparedModule):
-        recheck = check(prepared, prepared.flatten_inputs(*example.args, **example.kwargs), select=("QR003", "QR004"))
-    else:
-        recheck = check(prepared, example, select=("QR003", "QR004"))
+    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
+    recheck = check(prepared, args, example_kwargs=kwargs, select=("QR003", "QR004"))
     allowed = [leaf.module for leaf in result.leaves] + result.excluded
     for finding in recheck.findings:
         # a module reused inside a leaf may also be registered elsewhere: any of its names counts

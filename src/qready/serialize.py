@@ -15,11 +15,13 @@ trust a saved directory as you would any Python file.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import operator
 import os
 import tempfile
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,14 @@ import torch.fx as fx
 
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, SaveError
-from qready.files import follow_umask
+from qready.files import follow_umask, write_failed
 from qready.prepared import PreparedModule
 from qready.structure import rebuild_type
+from qready.user_code import import_recorded, is_file_module, record_sources
 
 __all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: call sites keyed by module name and qualname, not by file
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
 _CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
 _OWN_FILES = frozenset({_CODE, _MANIFEST, _WEIGHTS})
@@ -45,13 +48,15 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
 
-    if not isinstance(prepared, PreparedModule):
+    if not getattr(prepared, "saveable", False):
         raise SaveError(
             f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
             "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"
         )
     target, parent = check_destination(out_dir, overwrite=overwrite)
     manifest = _manifest(prepared)
+    code = _source(prepared)
+    _record_user_sources(manifest, code, target)
     tensors, aliases = _unique_tensors(prepared)
     manifest["aliases"] = aliases
     try:
@@ -59,7 +64,6 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     except OSError as error:
         raise SaveError(f"cannot write in {str(parent)!r} ({error.strerror}); choose a writable directory") from error
     try:
-        code = _source(prepared)
         (tmp / _CODE).write_text(code, encoding="utf-8")
         save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / _WEIGHTS))
         manifest["sha256"] = {name: _sha256(tmp / name) for name in (_CODE, _WEIGHTS)}
@@ -69,7 +73,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         _swap_in(tmp, target)
     except OSError as error:  # a full disk, a vanished directory: nothing half-written stays behind
         _remove_own_save(tmp)
-        raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another directory") from error
+        raise write_failed(target, error) from error
     except BaseException:
         _remove_own_save(tmp)
         raise
@@ -200,21 +204,84 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
     except (SafetensorError, OSError, ValueError) as error:
         raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
     try:
-        return _rebuild(root_dir, manifest, tensors)
+        import_recorded(manifest.get("sources", {}), root_dir)
+    except Exception as error:  # the user's own file raised while importing
+        raise LoadError(
+            f"importing the model's own source for {str(root_dir)!r} raised {type(error).__name__}: {error}; "
+            "fix that file, or install what it imports"
+        ) from error
+    try:
+        model = _rebuild(root_dir, manifest, tensors)
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest that lacks or mangles an entry
         raise LoadError(
             f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({type(error).__name__}: {error}); "
             "the save is damaged, run qready prepare again"
         ) from error
+    _warn_unbuildable_outputs(manifest["output_spec"])
+    return model
+
+
+def _record_user_sources(manifest: dict[str, Any], code: str, target: Path) -> None:
+    """Say where the user's own classes come from, so a load in another process and another
+    directory finds them; a script's ``__main__`` classes get a name a new process can import."""
+    type_entries = [m for m in manifest["modules"] if "type" in m]
+    for key in ("input_spec", "output_spec"):  # renamed below: not the prepared model's own specs
+        manifest[key] = copy.deepcopy(manifest[key])
+    specs = [s for s in (manifest["input_spec"], manifest["output_spec"]) if s is not None]
+    names = [m["type"].partition(":")[0] for m in type_entries] + [t.partition(":")[0] for t in _spec_types(specs)]
+    sources, renamed = record_sources(names, target)
+    for old, new in renamed.items():
+        if f"from {old} import" in code or f"import {old}" in code:
+            raise SaveError(
+                f"the prepared forward calls functions defined in the script itself ({old}); "
+                "move them into a module and import it from the script"
+            )
+        for entry in type_entries:
+            entry["type"] = _rename_module(entry["type"], old, new)
+        _rename_spec_types(specs, old, new)
+    manifest["sources"] = sources
+
+
+def _spec_types(specs: list[Any]) -> list[str]:
+    found: list[str] = []
+    for spec in specs:
+        if isinstance(spec, dict):
+            if isinstance(spec.get("type"), str):
+                found.append(spec["type"])
+            found.extend(_spec_types(list(spec.get("items", []))))
+    return found
+
+
+def _rename_spec_types(specs: list[Any], old: str, new: str) -> None:
+    for spec in specs:
+        if isinstance(spec, dict):
+            if isinstance(spec.get("type"), str):
+                spec["type"] = _rename_module(spec["type"], old, new)
+            _rename_spec_types(list(spec.get("items", [])), old, new)
+
+
+def _rename_module(type_path: str, old: str, new: str) -> str:
+    module, sep, qualname = type_path.partition(":")
+    return f"{new}{sep}{qualname}" if module == old else type_path
+
+
+def _warn_unbuildable_outputs(output_spec: dict[str, Any] | None) -> None:
+    missing = sorted({t for t in _spec_types([output_spec]) if rebuild_type(t) is None})
+    if missing:
+        warnings.warn(
+            f"cannot import {', '.join(missing)}: outputs of those types come back as dicts; "
+            "make the module that defines them importable",
+            stacklevel=3,
+        )
 
 
 def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PreparedModule:
-    holder = _build_tree(manifest["modules"])
+    holder = _build_tree(manifest["modules"], manifest.get("sources", {}))
     _attach_tensors(holder, manifest, tensors)
     _attach_tensor_attributes(holder, manifest["modules"])
     for module in holder.modules():
         if hasattr(module, SITES_ATTRIBUTE):
-            install_call_site_dispatch(module)
+            install_call_site_dispatch(module, check_source=True)
     code = (root_dir / _CODE).read_text(encoding="utf-8")
     graph = _graph_from_code(holder, code, {m["path"] for m in manifest["modules"] if m["leaf"]})
     prepared = PreparedModule(holder, graph, class_name=manifest["class_name"])
@@ -365,7 +432,7 @@ def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor],
     return tensors, aliases
 
 
-def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
+def _build_tree(modules: list[dict[str, Any]], sources: dict[str, dict[str, Any]]) -> torch.nn.Module:
     root = torch.nn.Module()
     for entry in modules:  # named_modules order: parents before children
         owner_path, _, name = entry["path"].rpartition(".")
@@ -376,10 +443,14 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
         cls = rebuild_type(entry["type"])
         if cls is None or not issubclass(cls, torch.nn.Module):
             module_name = entry["type"].partition(":")[0]
-            raise LoadError(
-                f"cannot import {entry['type']} for module {entry['path']!r}; put the package or file that "
-                f"defines it ({module_name}) on PYTHONPATH"
+            source = sources.get(module_name)
+            where = (
+                f"the file that defines it is no longer at {source['file']!r} nor at {source['relative']!r} "
+                "next to the save; put it back"
+                if source is not None and is_file_module(module_name)
+                else f"put the package or file that defines it ({module_name}) on PYTHONPATH"
             )
+            raise LoadError(f"cannot import {entry['type']} for module {entry['path']!r}; {where}")
         module = cls.__new__(cls)
         torch.nn.Module.__init__(module)
         for key, value in entry["attributes"].items():

@@ -416,7 +416,9 @@ def trace_with_leaves(
     meta = True
     for _ in range(max_attempts):
         tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
-        tracer.placeholder_values = list(placeholder_values)
+        # each attempt on its own copies: a forward that writes into its inputs (a static KV cache's
+        # index_copy_) must not change the example, nor what the next attempt sees
+        tracer.placeholder_values = [v.clone() if isinstance(v, torch.Tensor) else v for v in placeholder_values]
         try:
             graph = _trace(tracer, root, forward)
             _constants_are_not_state(root, graph)

@@ -252,6 +252,6 @@ def test_renders_in_headless_chromium(page: str, tmp_path: Path) -> None:
 def test_coverage_of_nothing_observed_is_not_shown_as_full() -> None:
     from qready.findings import Coverage, Report
 
-    tree = Tree(render_html(Report("Net", (), Coverage(0, 0), ("QR001",))))
+    tree = Tree(render_html(Report("Net", (), Coverage(0, 0), ("QR003",))))  # QR003 ran, the model has no op
     header = next(tree.root.iter("header", "page"))
     assert "100" not in header.text() and "no value-changing op call was observed" in header.text()

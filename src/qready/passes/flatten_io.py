@@ -18,11 +18,12 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.caches import require_allocated
 from qready.errors import InputError
 from qready.example_inputs import Example
 from qready.structure import flatten, leaf_names, unflatten
 
-__all__ = ["FlatSignature", "flat_signature", "make_flat_forward"]
+__all__ = ["FlatSignature", "bind_inputs", "flat_signature", "make_flat_forward"]
 
 
 @dataclass
@@ -46,6 +47,8 @@ def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
             f"example inputs {example.describe()} don't match {type(model).__name__}.forward{signature}: {error}"
         ) from error
     arguments = dict(bound.arguments)
+    for name, value in arguments.items():
+        require_allocated(value, f"argument {name!r}")
     try:
         leaves, spec = flatten(arguments)
     except TypeError as error:
@@ -53,10 +56,39 @@ def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
             f"{type(model).__name__}.forward takes a value qready cannot pass as tensors ({error}); "
             "prepare the submodules that take tensors, or exclude this one"
         ) from error
+    # how the forward binds its arguments, as plain data: it is saved with the model
+    spec["parameters"] = [
+        [p.name, p.kind.name, p.default is not inspect.Parameter.empty] for p in signature.parameters.values()
+    ]
     plain = not example.kwargs and all(isinstance(a, torch.Tensor) for a in example.args)
     return FlatSignature(
         spec, leaf_names(spec, ""), leaves, inputs_flattened=not plain, keywords=frozenset(example.kwargs)
     )
+
+
+def bind_inputs(input_spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The original forward's arguments by parameter name, bound the way Python binds them
+    (``*args``, ``**kwargs``, keyword-only, defaults), in the order the example gave them."""
+    described = input_spec.get("parameters")
+    if described is None:  # saved before the signature was recorded: positions, then keywords
+        arguments = dict(zip(input_spec["keys"], args))
+        arguments.update(kwargs)
+    else:
+        placeholder = object()
+        signature = inspect.Signature([
+            inspect.Parameter(name, getattr(inspect.Parameter, kind), default=placeholder if has_default else inspect.Parameter.empty)
+            for name, kind, has_default in described
+        ])
+        try:
+            arguments = dict(signature.bind(*args, **kwargs).arguments)
+        except TypeError as error:
+            raise InputError(f"inputs don't match the original forward{signature}: {error}") from error
+    missing = [key for key in input_spec["keys"] if key not in arguments]
+    if missing:
+        raise InputError(
+            f"the prepared model was traced with argument(s) {', '.join(missing)}; pass them as the example did"
+        )
+    return {key: arguments[key] for key in input_spec["keys"]}
 
 
 def make_flat_forward(

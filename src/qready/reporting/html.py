@@ -98,8 +98,11 @@ def _header(report: Report, prepare_result: PrepareResult | None) -> str:
         verdict, verdict_class = "not ready", "error"
     counts = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
     coverage = report.coverage
-    percent = 100 * coverage.ratio
-    if coverage.total:
+    percent = 100 * coverage.ratio if coverage is not None else 0.0
+    if coverage is None:  # only exporter rules ran: the instrumented forward did not
+        figure = "&ndash;"
+        explained = "<strong>coverage</strong>: not measured (QR003 to QR005 were not selected)"
+    elif coverage.total:
         figure = f"{percent:.1f}%"
         explained = (
             f"<strong>coverage</strong>: {coverage.covered} of {coverage.total} value-changing op calls run inside "

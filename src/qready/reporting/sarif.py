@@ -49,11 +49,8 @@ def sarif_log(report: Report) -> dict[str, Any]:
                     "model": report.model,
                     "ok": report.ok,
                     "rulesRun": list(report.rules_run),
-                    "coverage": {
-                        "covered": report.coverage.covered,
-                        "total": report.coverage.total,
-                        "ratio": round(report.coverage.ratio, 6),
-                    },
+                    # None when not measured: no rule ran the instrumented forward
+                    "coverage": None if report.coverage is None else report.coverage.to_dict(),
                 },
             }
         ],

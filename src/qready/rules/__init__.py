@@ -13,7 +13,7 @@ from qready.rules.qr004_reused_module import ReusedModule
 from qready.rules.qr005_non_tensor_io import NonTensorIO
 from qready.rules.qr006_unquantizable_module import UnquantizableModule
 
-__all__ = ["RULES", "Rule", "RuleExample", "CheckContext", "get_rule", "select_rules"]
+__all__ = ["RULES", "Rule", "RuleExample", "CheckContext", "get_rule", "matching_rules", "select_rules"]
 
 RULES: tuple[type[Rule], ...] = (
     OnnxExport, JitTrace, FunctionalOp, ReusedModule, NonTensorIO, UnquantizableModule,
@@ -30,7 +30,19 @@ def get_rule(key: str) -> type[Rule]:
     raise QreadyError(f"unknown rule {key!r}; choose from {known}")
 
 
-def select_rules(select: Iterable[str] | None = None, ignore: Iterable[str] | None = None) -> list[type[Rule]]:
-    chosen = [get_rule(k) for k in select] if select else list(RULES)
-    dropped = {get_rule(k) for k in ignore or ()}
+def matching_rules(key: str) -> list[type[Rule]]:
+    """The rule a code or name names, or every rule whose code starts with ``key`` (``QR00``)."""
+    wanted = key.strip().upper()
+    by_prefix = [rule for rule in RULES if rule.code.startswith(wanted)] if len(wanted) >= 2 else []
+    return by_prefix if by_prefix and wanted not in {r.code for r in RULES} else [get_rule(key)]
+
+
+def select_rules(
+    select: Iterable[str] | None = None, ignore: Iterable[str] | None = None, extend_select: Iterable[str] | None = None
+) -> list[type[Rule]]:
+    """Rules to run: ``select`` (default all) plus ``extend_select``, less ``ignore``; each entry a
+    code, a name or a code prefix."""
+    chosen = [rule for key in select for rule in matching_rules(key)] if select else list(RULES)
+    chosen += [rule for key in extend_select or () for rule in matching_rules(key)]
+    dropped = {rule for key in ignore or () for rule in matching_rules(key)}
     return [rule for rule in RULES if rule in chosen and rule not in dropped]

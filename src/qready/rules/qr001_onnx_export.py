@@ -106,9 +106,14 @@ class OnnxExport(Rule):
 
 
 def _export(model: nn.Module, example: Example, path: Path, exporter: str) -> None:
+    args = example.args
+    if args and isinstance(args[-1], dict):
+        # torch.onnx.export reads a trailing dict in ``args`` as keyword arguments; an empty dict
+        # after it says "no keywords", so the dict stays the positional argument it is
+        args = (*args, {})
     torch.onnx.export(
         model,
-        example.args,
+        args,
         str(path),
         kwargs=example.kwargs or None,
         dynamo=exporter == "dynamo",

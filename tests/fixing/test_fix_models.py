@@ -1,0 +1,212 @@
+"""`fix` over realistic model files: the diff a person would write, and the same model afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from qready.example_inputs import Example
+from qready.fixing import fix
+from tests.fixing.conftest import assert_same_model, build
+
+RESNET_DIFF = '''\
+--- a/resnet_block.py
++++ b/resnet_block.py
+@@ -3,11 +3,15 @@
+ import torch
+ import torch.nn.functional as F
+ from torch import nn
++import qready.nn
+ 
+ 
+ class BasicBlock(nn.Module):
+     def __init__(self, channels: int) -> None:
+         super().__init__()
++        self.relu = nn.ReLU()
++        self.add_identity = qready.nn.Add()
++        self.relu_1 = nn.ReLU()
+         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+         self.bn1 = nn.BatchNorm2d(channels)
+         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+@@ -15,21 +19,22 @@
+ 
+     def forward(self, x: torch.Tensor) -> torch.Tensor:
+         identity = x
+-        out = F.relu(self.bn1(self.conv1(x)))
++        out = self.relu(self.bn1(self.conv1(x)))
+         out = self.bn2(self.conv2(out))
+-        out = out + identity
+-        return F.relu(out)
++        out = self.add_identity(out, identity)
++        return self.relu_1(out)
+ 
+ 
+ class ResNet(nn.Module):
+     def __init__(self, num_classes: int = 10) -> None:
+         super().__init__()
++        self.relu = nn.ReLU()
+         self.stem = nn.Conv2d(3, 8, 3, padding=1)
+         self.layer1 = nn.Sequential(BasicBlock(8), BasicBlock(8))
+         self.pool = nn.AdaptiveAvgPool2d(1)
+         self.fc = nn.Linear(8, num_classes)
+ 
+     def forward(self, x: torch.Tensor) -> torch.Tensor:
+-        x = F.relu(self.stem(x))
++        x = self.relu(self.stem(x))
+         x = self.layer1(x)
+         return self.fc(torch.flatten(self.pool(x), 1))
+'''
+
+TRANSFORMER_DIFF = '''\
+--- a/transformer_block.py
++++ b/transformer_block.py
+@@ -5,11 +5,17 @@
+ import torch
+ import torch.nn.functional as F
+ from torch import nn
++import qready.nn
+ 
+ 
+ class Attention(nn.Module):
+     def __init__(self, dim: int, heads: int) -> None:
+         super().__init__()
++        self.div_scores = qready.nn.Div()
++        self.einsum = qready.nn.Einsum("bhqd,bhkd->bhqk")
++        self.masked_fill_scores = qready.nn.MaskedFill()
++        self.softmax_attn = nn.Softmax(dim=-1)
++        self.einsum_1 = qready.nn.Einsum("bhqk,bhkd->bhqd")
+         self.heads = heads
+         self.qkv = nn.Linear(dim, dim * 3)
+         self.proj = nn.Linear(dim, dim)
+@@ -17,16 +23,20 @@
+     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+         b, n, d = x.shape
+         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+-        scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(d // self.heads)
+-        scores = scores.masked_fill(mask, float("-inf"))
+-        attn = F.softmax(scores, dim=-1)
+-        out = torch.einsum("bhqk,bhkd->bhqd", attn, v)
++        scores = self.div_scores(self.einsum(q, k), math.sqrt(d // self.heads))
++        scores = self.masked_fill_scores(scores, mask, float("-inf"))
++        attn = self.softmax_attn(scores)
++        out = self.einsum_1(attn, v)
+         return self.proj(out.transpose(1, 2).reshape(b, n, d))
+ 
+ 
+ class Block(nn.Module):
+     def __init__(self, dim: int = 16, heads: int = 2) -> None:
+         super().__init__()
++        self.cat = qready.nn.Cat(dim=1)
++        self.add = qready.nn.Add()
++        self.gelu = nn.GELU(approximate="tanh")
++        self.add_1 = qready.nn.Add()
+         self.norm1 = nn.LayerNorm(dim)
+         self.attn = Attention(dim, heads)
+         self.norm2 = nn.LayerNorm(dim)
+@@ -35,7 +45,7 @@
+         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+ 
+     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+-        x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+-        x = x + self.attn(self.norm1(x), mask)
+-        hidden = F.gelu(self.fc1(self.norm2(x)), approximate="tanh")
+-        return x + self.fc2(hidden)
++        x = self.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens])
++        x = self.add(x, self.attn(self.norm1(x), mask))
++        hidden = self.gelu(self.fc1(self.norm2(x)))
++        return self.add_1(x, self.fc2(hidden))
+'''
+
+REUSED_DIFF = '''\
+--- a/reused_relu.py
++++ b/reused_relu.py
+@@ -10,8 +10,10 @@
+         self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+         self.conv3 = nn.Conv2d(4, 4, 3, padding=1)
+         self.relu = nn.ReLU(inplace=True)
++        self.relu2 = nn.ReLU(inplace=True)
++        self.relu3 = nn.ReLU(inplace=True)
+ 
+     def forward(self, x):
+         x = self.relu(self.conv1(x))
+-        x = self.relu(self.conv2(x))
+-        return self.relu(self.conv3(x))
++        x = self.relu2(self.conv2(x))
++        return self.relu3(self.conv3(x))
+'''
+
+MESSY_DIFF = '''\
+--- a/messy.py
++++ b/messy.py
+@@ -3,18 +3,21 @@
+ import torch
+ import torch.nn.functional as F
+ from torch import nn  # the usual alias
++import qready.nn
+ 
+ 
+ class Messy( nn.Module ):
+     """Docstring kept."""
+     def __init__( self ,width = 4 ):
+         super( ).__init__( )   # base first
++        self.leaky_relu = nn.LeakyReLU(negative_slope=0.2)
++        self.mul = qready.nn.Mul()
++        self.cat = qready.nn.Cat(dim=1)
+         # the only layer
+         self.conv=nn.Conv2d(3,width,1)
+ 
+     def forward(self,x):
+         y=self.conv( x )  # conv
+-        y = F.leaky_relu(y,   0.2)   # keep this comment
+-        z = (y
+-             * 2.0)  # a scaled copy
+-        return torch.cat( ( y , z ), 1 )  # joined
++        y = self.leaky_relu(y)   # keep this comment
++        z = self.mul(y, 2.0)  # a scaled copy
++        return self.cat( ( y , z ) )  # joined
+'''
+
+
+def _fix_and_compare(copy_model: Callable[[str], Path], name: str, cls: str, example: Example, expected: str) -> Path:
+    path = copy_model(name)
+    spec = f"{name}:{cls}"
+    original = build(spec)
+    result = fix(spec, example)
+    assert result.failure is None
+    assert result.not_fixed == []
+    assert result.diff == expected
+    assert result.written == [name]
+    assert_same_model(original, build(spec), example)
+    again = fix(spec, example)  # idempotent: nothing left to fix, nothing written
+    assert (again.changed, again.written, again.not_fixed) == (False, [], [])
+    return path
+
+
+def test_resnet_block_functional_relu_and_residual_add(copy_model: Callable[[str], Path]) -> None:
+    _fix_and_compare(copy_model, "resnet_block.py", "ResNet", Example((torch.randn(2, 3, 8, 8),)), RESNET_DIFF)
+
+
+def test_transformer_block_softmax_gelu_masked_fill_einsum_cat(copy_model: Callable[[str], Path]) -> None:
+    mask = torch.rand(1, 1, 6, 6) > 0.7
+    _fix_and_compare(
+        copy_model, "transformer_block.py", "Block", Example((torch.randn(2, 5, 16), mask)), TRANSFORMER_DIFF
+    )
+
+
+def test_one_relu_reused_across_stages_gets_one_per_call(copy_model: Callable[[str], Path]) -> None:
+    _fix_and_compare(copy_model, "reused_relu.py", "Stages", Example((torch.randn(1, 3, 8, 8),)), REUSED_DIFF)
+
+
+def test_comments_and_odd_formatting_survive_outside_the_changed_lines(copy_model: Callable[[str], Path]) -> None:
+    before = (Path(__file__).parent / "models" / "messy.py").read_bytes()
+    path = _fix_and_compare(copy_model, "messy.py", "Messy", Example((torch.randn(1, 3, 4, 4),)), MESSY_DIFF)
+    after = path.read_bytes()
+    changed = {b"        y = F.leaky_relu(y,   0.2)   # keep this comment", b"        z = (y",
+               b"             * 2.0)  # a scaled copy", b"        return torch.cat( ( y , z ), 1 )  # joined"}
+    kept = [line for line in before.split(b"\n") if line not in changed]
+    lines = after.split(b"\n")
+    position = 0
+    for line in kept:  # every other line, byte for byte and in order
+        position = lines.index(line, position) + 1

@@ -1,0 +1,164 @@
+"""Capture sees what eager sees: calling conventions, fallbacks, tensor checks, general shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import qready
+from qready.errors import InputError
+
+
+def _equal(a, b) -> bool:
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# -- calling conventions -----------------------------------------------------------------------
+
+
+class StarInputs(nn.Module):
+    """AIMET's test models' convention: ``forward(self, *inputs)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(inputs[0]) + inputs[1] * inputs[2])
+
+
+class EveryKind(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x, *rest, scale: float = 2.0, offset, **extra):
+        out = self.linear(x) * scale + offset
+        for r in rest:
+            out = out + r
+        if "bias" in extra:
+            out = out - extra["bias"]
+        return torch.relu(out)
+
+
+def test_star_inputs_with_three_tensors_prepare_and_verify(tmp_path) -> None:
+    model = StarInputs().eval()
+    inputs = tuple(torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    prepared = qready.prepare(model, inputs)
+    assert prepared.prepare_result.verified
+    assert _equal(prepared(*prepared.flatten_inputs(*inputs)), model(*inputs))
+    qready.save(prepared, tmp_path / "star")
+    loaded = qready.load(tmp_path / "star")
+    assert torch.equal(loaded(*loaded.flatten_inputs(*inputs)), model(*inputs))
+
+
+def test_var_positional_keyword_only_defaults_and_var_keyword_bind_like_python() -> None:
+    model = EveryKind().eval()
+    x, y, z, o, b = (torch.randn(2, 4, generator=torch.Generator().manual_seed(i)) for i in range(5))
+    prepared = qready.prepare(model, (x, y, z), example_kwargs={"offset": o, "bias": b})
+    result = prepared.prepare_result
+    assert result.verified and result.inputs_flattened
+    assert result.input_names == ["x", "rest_0", "rest_1", "offset", "extra_bias"]
+    # keywords in another order bind to the same parameters
+    flat = prepared.flatten_inputs(x, y, z, bias=b, offset=o)
+    assert _equal(prepared(*flat), model(x, y, z, offset=o, bias=b))
+    with pytest.raises(InputError, match="offset"):
+        prepared.flatten_inputs(x, y, z, bias=b)
+
+
+class DictOnly(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.linear(inputs["a"]) + inputs["b"]
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_a_dict_as_the_only_positional_input_exports(exporter: str) -> None:
+    pytest.importorskip("onnxruntime", reason="QR001 runs the export in onnxruntime")
+    inputs = {"a": torch.randn(2, 4), "b": torch.randn(2, 4)}
+    report = qready.check(DictOnly().eval(), (inputs,), select=["QR001"], onnx_exporter=exporter)
+    assert report.findings == ()
+
+
+# -- an untraceable root keeps its module tree ---------------------------------------------------
+
+
+class Block(nn.Module):
+    """What a diffusers down block looks like to its parent: a plain flag, a container whose length
+    the parent reads, a property and a method."""
+
+    def __init__(self, cross: bool) -> None:
+        super().__init__()
+        self.has_cross_attention = cross
+        self.resnets = nn.ModuleList([nn.Linear(8, 8), nn.Linear(8, 8)])
+
+    @property
+    def width(self) -> int:
+        return self.resnets[0].in_features
+
+    def scale(self) -> float:
+        return 0.5 if self.has_cross_attention else 1.0
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        states = []
+        for resnet in self.resnets:
+            x = torch.relu(resnet(x)) * self.scale()
+            states.append(x)
+        if context is not None:
+            x = x + context
+        return x, tuple(states)
+
+
+class UntraceableUNetLike(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down_blocks = nn.ModuleList([Block(False), Block(True)])
+        self.out = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        steps = t.expand(x[x > 0].shape[0])  # a size that depends on the data: the root can't be a graph
+        kept = []
+        for block in self.down_blocks:
+            assert block.width == 8 and isinstance(block.resnets, nn.ModuleList)
+            if block.has_cross_attention:
+                x, states = block(x, context=context)
+            else:
+                x, states = block(x)
+            kept += states[-len(block.resnets):]
+        return self.out(x + sum(kept)) * steps.float().mean()
+
+
+def test_an_untraceable_root_keeps_containers_attributes_properties_and_methods_of_its_children() -> None:
+    model = UntraceableUNetLike().eval()
+    example = (torch.randn(2, 8), torch.tensor([3]), torch.randn(2, 8))
+    prepared = qready.prepare(model, example)
+    result = prepared.prepare_result
+    assert result.verified and result.leaves[0].module == ""
+    block = prepared.down_blocks[1]
+    assert type(block) is Block and type(prepared.down_blocks) is nn.ModuleList and len(block.resnets) == 2
+    assert block.has_cross_attention and block.width == 8 and block.scale() == 0.5
+    # the blocks' own functionals became modules, and the graph runs them
+    assert {"down_blocks.0.relu", "down_blocks.1.relu", "down_blocks.1.add"} <= {c.module for c in result.converted}
+    assert sorted(prepared.state_dict()) == sorted(model.state_dict())
+    other = (torch.randn(3, 8), torch.tensor([5]), torch.randn(3, 8))
+    assert torch.equal(prepared(*other), model(*other))
+
+
+def test_diffusers_unet_prepares_bit_identical() -> None:
+    diffusers = pytest.importorskip("diffusers", reason="the real case of an untraceable root with rich children")
+    torch.manual_seed(0)
+    model = diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, norm_num_groups=8, attention_head_dim=8,
+    ).eval()
+    example = (torch.randn(1, 4, 8, 8), torch.tensor([10]), torch.randn(1, 3, 16))
+    prepared = qready.prepare(model, example)
+    assert prepared.prepare_result.verified
+    assert torch.equal(prepared(*example).sample, model(*example).sample)
