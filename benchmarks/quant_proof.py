@@ -37,9 +37,9 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_section  # noqa: E402
-from zoo import _one_line, _positional, _quiet, _tail  # noqa: E402
-from zoo_models import ZooModel, zoo  # noqa: E402
+from common import write_section
+from zoo import _positional, _quiet, _shorten, _tail
+from zoo_models import ZooModel, zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "quant_proof"
@@ -67,6 +67,7 @@ MODELS: dict[str, tuple[int, ...] | None] = {
     "timm/vit_tiny_patch16_224": None,
     "timm/deit_tiny_patch16_224": None,
     "hf/vit": None,
+    "hf/yolos": None,  # a detector whose forward ends at boxes and logits (no NMS): see EXTRA
     "tv/ssdlite320_mobilenet_v3_large": None,
     "tv/lraspp_mobilenet_v3_large": (1, 3, 64, 64),
     "hf/bert": None,
@@ -76,8 +77,22 @@ MODELS: dict[str, tuple[int, ...] | None] = {
 }
 
 
+def _yolos() -> torch.nn.Module:
+    import transformers
+
+    config = transformers.YolosConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=[64, 64],
+        patch_size=16, num_detection_tokens=10, num_labels=5,
+    )
+    return transformers.YolosForObjectDetection(config)
+
+
+#: Models this benchmark adds to the zoo's.
+EXTRA = [ZooModel("hf/yolos", "hf-vision", _yolos, lambda: {"pixel_values": torch.randn(1, 3, 64, 64)})]
+
+
 def entries() -> list[ZooModel]:
-    by_name = {m.name: m for m in zoo()}
+    by_name = {m.name: m for m in [*zoo(), *EXTRA]}
     chosen = []
     for name, shape in MODELS.items():
         entry = by_name[name]
@@ -90,18 +105,33 @@ def entries() -> list[ZooModel]:
 # --- one model, three versions (in the worker process) ---------------------------------------------
 
 
+def _randomize_zero_weights(model: torch.nn.Module) -> list[str]:
+    """Draw the weights a model initializes to all zeros (torchvision's ViT head, YOLOS's detection tokens and
+    position embeddings) from N(0, 0.02): an all-zero output, or tokens that are zero before a LayerNorm,
+    would make SQNR meaningless. Biases (one dimension) stay as they are."""
+    generator = torch.Generator().manual_seed(0)
+    drawn = []
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() >= 2 and parameter.is_floating_point() and not parameter.any():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+                drawn.append(name)
+    return drawn
+
+
 def measure(entry: ZooModel) -> dict[str, Any]:
     import qready
     from qready.example_inputs import Example, as_example, fresh_like
 
     model = entry.model()
+    record_zero = _randomize_zero_weights(model)
     example = as_example(entry.example())
-    record: dict[str, Any] = {"name": entry.name, "family": entry.family, "versions": {}}
+    record: dict[str, Any] = {"name": entry.name, "family": entry.family, "versions": {}, "zero_weights_drawn": record_zero}
     for version in VERSIONS:
         start = time.perf_counter()
         try:
             built, to_inputs = _version(version, model, example)
-        except Exception as error:  # a preparation that fails is a result
+        except Exception as error:  # noqa: BLE001 - a failure is a result here
             record["versions"][version] = {"prepared": False, "error": _one_line(error)}
             continue
         runs = {
@@ -124,7 +154,9 @@ def _version(version: str, model: torch.nn.Module, example: Any) -> tuple[torch.
     if version == "qready":
         with _quiet():
             prepared = qready.prepare(model, example, target="aimet").eval()
-        return prepared, lambda e: Example(tuple(prepared.flatten_inputs(*e.args, **e.kwargs)))
+        if hasattr(prepared, "flatten_inputs"):
+            return prepared, lambda e: Example(tuple(prepared.flatten_inputs(*e.args, **e.kwargs)))
+        return prepared, lambda e: Example(_positional(model, e))  # kept its own forward (untraceable root)
     work = copy.deepcopy(model)
     if version == "aimet":
         from aimet_torch.model_preparer import prepare_model
@@ -147,7 +179,7 @@ def _quantize(model: torch.nn.Module, runs: dict[str, Any]) -> dict[str, Any]:
             reference = _floats(tensor_leaves(held_out.call(model)))
             sim = target.build_sim(model, runs["example"])
             sim.compute_encodings(lambda m: [run.call(m) for run in runs["calibration"]])
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a failure is a result here
         out["error"] = _one_line(error)
         return out
     out["sim"] = True
@@ -159,7 +191,7 @@ def _quantize(model: torch.nn.Module, runs: dict[str, Any]) -> dict[str, Any]:
         with torch.no_grad(), _quiet():
             quantized = _floats(tensor_leaves(held_out.call(sim.model)))
         out["sqnr_db"] = _sqnr(reference, quantized)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a failure is a result here
         out["run_error"] = _one_line(error)
         return out
     out["export"] = _export(sim, runs["example"], held_out, reference)
@@ -173,18 +205,24 @@ def _export(sim: Any, example: Any, held_out: Any, reference: torch.Tensor) -> d
         try:
             with _quiet():
                 files = sim.export(directory, "model", example)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a failure is a result here
             return {"ok": False, "stage": "export", "error": _one_line(error)}
         try:
             session = ort.InferenceSession(str(Path(directory) / "model.onnx"), providers=["CPUExecutionProvider"])
             names = [i.name for i in session.get_inputs()]
             tensors = [a for a in held_out.args if isinstance(a, torch.Tensor)]
             outputs = session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a failure is a result here
             return {"ok": False, "stage": "onnxruntime", "error": _one_line(error)}
     exported = _floats([torch.from_numpy(o) for o in outputs if o.dtype.kind == "f"])
     sqnr = _sqnr(reference, exported) if exported.shape == reference.shape else None
     return {"ok": True, "files": [f for f in files if f.endswith((".onnx", ".encodings"))], "onnx_sqnr_db": sqnr}
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """The error's type and text on one line (AIMET lists the unregistered classes on the lines after the first)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return _shorten(f"{type(error).__name__}: {text}" if text else type(error).__name__, limit) or ""
 
 
 def _floats(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -277,10 +315,12 @@ def report(records: list[dict[str, Any]]) -> str:
     cells = ("sim builds", "ops behind a quantizer (of N)", "SQNR W8A8 (dB)", "export + ORT run")
     makers = (_cell_sim, _cell_ops, _cell_sqnr, _cell_export)
     lines = [
-        "Each cell: original / AIMET `prepare_model` / qready `prepare(target=\"aimet\")`. Random weights "
-        "(`weights=None`, seed 0): SQNR says how much W8A8 simulation noise each version has on the same "
-        "calibration (3 seeded draws) and held-out input, not a trained model's accuracy. "
-        "`-`: the step before failed.",
+        (
+            "Each cell: original / AIMET `prepare_model` / qready `prepare(target=\"aimet\")`. Random weights "
+            "(`weights=None`, seed 0): SQNR says how much W8A8 simulation noise each version has on the same "
+            "calibration (3 seeded draws) and held-out input, not a trained model's accuracy. "
+            "`-`: the step before failed."
+        ),
         "",
         "| model | " + " | ".join(cells) + " |",
         "|---|" + "---|" * len(cells),
