@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from qready.dataflow import OpCall, ValueFlow
 from qready.example_inputs import Example
 from qready.guard import blame_forward, require_tensor_output
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
@@ -40,6 +41,7 @@ class OpSite:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     count: int = 0
+    feeds_values: bool = True  # False: every result only decided a Python branch or was a boolean mask
 
 
 @dataclass
@@ -91,19 +93,27 @@ class _Recorder(TorchFunctionMode):
         self.sites: dict[tuple[Any, ...], OpSite] = {}
         self.covered = 0
         self.total = 0
+        self.flow = ValueFlow()
+        self.site_calls: dict[int, list[OpCall]] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        site = None
         if self.stack and is_value_changing(func, args, kwargs):
             self.total += 1
             call, leaf = self.stack[-1]
             if leaf:
                 self.covered += 1
             else:
-                self._record_site(func, call.path, args, kwargs)
-        return call_through(func, args, kwargs)
+                site = self._record_site(func, call.path, args, kwargs)
+        result = call_through(func, args, kwargs)
+        if self.stack:
+            op_call = self.flow.op(args, kwargs, result, in_leaf=self.stack[-1][1])
+            if site is not None and op_call is not None:
+                self.site_calls.setdefault(id(site), []).append(op_call)
+        return result
 
-    def _record_site(self, func: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> None:
+    def _record_site(self, func: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> OpSite:
         file, line = user_location(skip=3)
         key = (path, file, line, func)
         site = self.sites.get(key)
@@ -112,6 +122,14 @@ class _Recorder(TorchFunctionMode):
                 op_name(func), path, file, line, func, _shallow(args), _shallow(kwargs)
             )
         site.count += 1
+        return site
+
+    def resolve_flow(self, output: Any) -> None:
+        """Which sites feed values, once the forward is done (see qready.dataflow)."""
+        self.flow.read_by_module(output)
+        self.flow.resolve()
+        for site in self.sites.values():
+            site.feeds_values = any(c.feeds_values for c in self.site_calls.get(id(site), ())) or id(site) not in self.site_calls
 
 
 def _shallow(value: Any) -> Any:
@@ -155,6 +173,8 @@ def observe(
         call = ModuleCall(len(calls), key, paths[key][0], parent, file, line)
         calls.append(call)
         recorder.stack.append((call, leaf[key]))
+        if leaf[key]:  # a leaf's inputs are what its quantizers see
+            recorder.flow.read_by_module((args, kwargs))
         for value_path, value in _enumerate_inputs(args, kwargs):
             _note_io(io_issues, call.path, module, "input", value_path, value)
 
@@ -173,6 +193,7 @@ def observe(
         except Exception as error:  # the user's to fix, unless qready's own hooks raised it
             raise blame_forward(model, example, error) from error
     require_tensor_output(model, output)
+    recorder.resolve_flow(output)
 
     return Observation(
         output=output,

@@ -11,9 +11,11 @@ module where it happened as a leaf.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import math
 import operator
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -478,6 +480,53 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
     patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        return tracer.trace(root)
+        with _answers_like_tensors():
+            return tracer.trace(root)
     finally:
         root.__class__ = cls
+
+
+# Code that must see the proxy as the proxy it is: the tracer's own, and qready's.
+_TRACING_MODULES = (
+    "torch.fx", "qready", "torch.utils._pytree", "torch.nn.parameter", "torch.overrides", "torch._tensor",
+    "torch.nn.modules.module",
+)
+_real_isinstance = isinstance
+_real_callable = callable
+
+
+def _tensor_value(obj: Any) -> Any:
+    """The example's value behind a traced proxy, when the proxy stands for a tensor."""
+    if type(obj) is not _ConcreteProxy:
+        return _MISSING
+    value = obj.tracer.values.get(obj.node, _MISSING)  # type: ignore[attr-defined]
+    if not _real_isinstance(value, torch.Tensor):
+        return _MISSING
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    if caller.startswith(_TRACING_MODULES):
+        return _MISSING
+    return value
+
+
+def _isinstance(obj: Any, classes: Any) -> bool:
+    if _real_isinstance(obj, classes):
+        return True
+    value = _tensor_value(obj)
+    return value is not _MISSING and _real_isinstance(value, classes)
+
+
+def _callable(obj: Any) -> bool:
+    return _real_callable(obj) and _tensor_value(obj) is _MISSING
+
+
+@contextlib.contextmanager
+def _answers_like_tensors() -> Iterator[None]:
+    """While the user's forward is traced, a proxy standing for a tensor answers ``isinstance``
+    (and with it ``torch.is_tensor``, ``torch.jit.isinstance``, einops' backend lookup) and
+    ``callable`` as the tensor would: the trace takes the branch eager takes."""
+    builtins.isinstance, builtins.callable = _isinstance, _callable
+    try:
+        yield
+    finally:
+        builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
+
