@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test test-torch2.13 docs zoo bench clean
+.PHONY: demo test lint test-torch2.13 docs zoo bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,12 @@ demo: $(VENV)/.base
 	$(VENV)/bin/python -c "import qready, torch; m = qready.load('out/resnet18_prepared').eval(); \
 	print(qready.check(m, (torch.randn(1, 3, 224, 224),), select=['QR003', 'QR004', 'QR005']).to_dict()['summary'])"
 
-test: $(VENV)/.test
+# ruff and mypy as configured in pyproject.toml: bugs, not style
+lint: $(VENV)/.test
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 # docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it drifts)

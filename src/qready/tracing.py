@@ -524,7 +524,7 @@ def _answers_like_tensors() -> Iterator[None]:
     """While the user's forward is traced, a proxy standing for a tensor answers ``isinstance``
     (and with it ``torch.is_tensor``, ``torch.jit.isinstance``, einops' backend lookup) and
     ``callable`` as the tensor would: the trace takes the branch eager takes."""
-    builtins.isinstance, builtins.callable = _isinstance, _callable
+    builtins.isinstance, builtins.callable = _isinstance, _callable  # type: ignore[assignment]  # same call, a looser annotation
     try:
         yield
     finally:

@@ -327,8 +327,8 @@ class _Planner:
             raise _Unfixable(f"{first.module!r} is called from several files; {PREPARE}")
         source = self._source(files.pop())
         calls = []
-        for _, line in sites:  # type: ignore[assignment]  # mixed-type loop variable
-            for node in source.by_line.get(line, []):  # type: ignore[call-overload]  # mixed-type loop variable
+        for _, line in sites:
+            for node in source.by_line.get(line, []):
                 if isinstance(node, cst.Call) and _is_self_attribute(node.func, attribute):
                     calls.append(node)
         count = max(f.count for f in group)

@@ -53,7 +53,7 @@ class _Rewriter(cst.CSTTransformer):
             else:
                 code = self.edits.module.code_for_node(_part(updated, operand.slot))
             parts.append(f"{operand.keyword}={code}" if operand.keyword else code)
-        call = cst.parse_expression(f"{edit.self_name}.{edit.name}({', '.join(parts)})")  # type: ignore[arg-type]  # an operand without a slot always carries its code
+        call = cst.parse_expression(f"{edit.self_name}.{edit.name}({', '.join(parts)})")
         if isinstance(updated, cst.AugAssign):  # x += y  ->  x = self.add(x, y), in place as before
             return cst.Assign(targets=[cst.AssignTarget(updated.target)], value=call)
         return call
