@@ -11,7 +11,7 @@ import torch
 
 from qready.caches import describe_cache, is_cache, own_copy
 from qready.errors import InputError
-from qready.structure import flatten, node_type_of, unflatten
+from qready.structure import flatten, map_leaves, node_type_of, unflatten
 
 __all__ = ["Example", "as_example", "fresh_like", "tensor_leaves"]
 
@@ -110,21 +110,7 @@ def _fresh_tensor(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def tensor_leaves(value: Any) -> list[torch.Tensor]:
     """Every tensor inside a (nested) output, in a stable order."""
     leaves: list[torch.Tensor] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, torch.Tensor):
-            leaves.append(v)
-        elif isinstance(v, Mapping):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, (list, tuple)):
-            for item in v:
-                walk(item)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            for f in dataclasses.fields(v):
-                walk(getattr(v, f.name))
-
-    walk(value)
+    map_leaves(value, leaves.append)
     return leaves
 
 

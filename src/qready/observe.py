@@ -23,6 +23,7 @@ from qready.example_inputs import Example
 from qready.guard import blame_forward, require_tensor_output
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
 from qready.source import call_through, user_location
+from qready.structure import map_leaves
 
 __all__ = [
     "Observation", "OpSite", "ModuleCall", "IOIssue", "observe",
@@ -134,15 +135,7 @@ class _Recorder(TorchFunctionMode):
 
 def _shallow(value: Any) -> Any:
     """Keep literal arguments (to suggest ``nn.Softmax(dim=-1)``), drop tensor storage."""
-    if isinstance(value, torch.Tensor):
-        return _TensorStub(tuple(value.shape), value.dtype)
-    if isinstance(value, tuple):
-        return tuple(_shallow(v) for v in value)
-    if isinstance(value, list):
-        return [_shallow(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _shallow(v) for k, v in value.items()}
-    return value
+    return map_leaves(value, lambda t: _TensorStub(tuple(t.shape), t.dtype))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from qready.passes.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
-from qready.structure import flatten
+from qready.structure import flatten, map_leaves
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
 
 __all__ = ["prepare_copy", "prepare_children"]
@@ -201,15 +201,8 @@ def _outermost(calls: dict[str, list[Example]]) -> list[str]:
 
 
 def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(_clone(v) for v in value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(_clone(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    return value
+    """Every tensor inside ``value`` cloned, in dataclasses and caches too (the one walker)."""
+    return map_leaves(value, lambda t: t.detach().clone())
 
 
 def _same_signature(calls: list[Example]) -> bool:
