@@ -13,13 +13,19 @@ import torch
 from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
 from qready.findings import Coverage, Report
+from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
 from qready.observe import (
-    forward_failure, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
+    forward_failure,
+    nested_too_deep,
+    preserved,
+    require_runnable,
+    require_tensor_output,
+    too_deep,
 )
 from qready.preparing import prepare_children, prepare_copy, verify_prepared
-from qready.tracing import TraceFailure
 from qready.rules import CheckContext, select_rules
 from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.tracing import TraceFailure
 
 __all__ = ["check", "prepare"]
 
@@ -69,6 +75,11 @@ def check(
     require_runnable(model)
     rules = select_rules(select, ignore)
     example = as_example(example_inputs, example_kwargs)
+    if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
+        return check_without_weights(
+            lambda codes: check(model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress),
+            model, example, [rule.code for rule in rules],
+        )
     ctx = CheckContext(model, example, onnx_exporter=onnx_exporter)
     findings = []
     timings: dict[str, float] = {}
@@ -141,6 +152,11 @@ def prepare(
     for path in excluded:
         if path not in known:
             raise InputError(f"--exclude {path!r} is not a submodule of {type(model).__name__}; see model.named_modules()")
+    if has_meta_weights(model):  # no weights: the structure is prepared around the same meta tensors
+        return prepare_without_weights(
+            lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, **options),
+            model, example, verify=verify,
+        )
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
         fresh = fresh_like(example, seed=1)

@@ -1,0 +1,76 @@
+"""Models without weights (parameters on the meta device): check and prepare from the config alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import qready
+from qready.errors import ModelError
+from qready.reporting.text_format import summary_line
+from tests.models.llm import FAMILIES, prompt, tiny_config, transformers_or_skip
+
+accelerate = pytest.importorskip("accelerate", reason="accelerate is part of the test extra")
+
+
+def _empty(family: str, **overrides) -> torch.nn.Module:
+    transformers = transformers_or_skip()
+    with accelerate.init_empty_weights():
+        return getattr(transformers, FAMILIES[family][1])(tiny_config(family, **overrides)).eval()
+
+
+def _real(family: str) -> torch.nn.Module:
+    transformers = transformers_or_skip()
+    torch.manual_seed(0)
+    return getattr(transformers, FAMILIES[family][1])(tiny_config(family)).eval()
+
+
+def _located(report) -> list[tuple]:
+    return sorted((f.code, f.module, f.op, f.file, f.line) for f in report.findings)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_check_on_meta_finds_what_it_finds_with_weights_and_says_what_it_skipped(use_cache: bool) -> None:
+    inputs = {"input_ids": prompt(), "use_cache": use_cache}
+    empty = _empty("llama")
+    report = qready.check(empty, inputs)
+    assert set(report.skipped) == {"QR001", "QR002"} and "meta device" in report.skipped["QR001"]
+    assert report.rules_run == ("QR003", "QR004", "QR005")
+    assert all(p.is_meta for p in empty.parameters())  # nothing was materialized on the model
+    with_weights = qready.check(_real("llama"), inputs, select=["QR003", "QR004", "QR005"])
+    assert _located(report) == _located(with_weights) and report.coverage == with_weights.coverage
+    assert report.to_dict()["skipped"]["QR002"].startswith("the weights are on the meta device")
+    assert "QR001, QR002 skipped" in summary_line(report)
+
+
+def test_torch_device_meta_works_for_check_too() -> None:
+    transformers = transformers_or_skip()
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(tiny_config("llama")).eval()
+    report = qready.check(model, {"input_ids": prompt(), "use_cache": False})  # masks read .item() on positions
+    assert report.coverage.total > 0 and "meta_shapes" in report.timings
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gemma3"])
+def test_prepare_on_meta_is_verified_against_the_original_with_the_same_seeded_weights(family: str) -> None:
+    empty = _empty(family)
+    prepared = qready.prepare(empty, {"input_ids": prompt()})
+    result = prepared.prepare_result
+    assert result.ok and result.verified and not result.leaves
+    # the structure around the very same meta tensors: no weights were made for good
+    assert all(p.is_meta for p in prepared.parameters())
+    assert {id(p) for p in prepared.parameters()} <= {id(p) for p in empty.parameters()}
+    assert prepared.output_names[1] == "output_cache_0_key"
+
+
+def test_constants_folded_from_meta_buffers_are_refused_with_the_fix() -> None:
+    transformers = transformers_or_skip()
+    with torch.device("meta"):  # buffers too: rotary inv_freq has no values
+        model = transformers.LlamaForCausalLM(tiny_config("llama")).eval()
+    with pytest.raises(ModelError, match="inv_freq.*accelerate.init_empty_weights"):
+        qready.prepare(model, {"input_ids": prompt()}, verify=False)
+
+
+def test_only_exporter_rules_selected_on_meta_runs_nothing_and_says_why() -> None:
+    report = qready.check(_empty("gpt2"), {"input_ids": prompt()}, select=["QR001"])
+    assert report.rules_run == () and set(report.skipped) == {"QR001"} and report.ok
