@@ -199,6 +199,7 @@ def prepare_without_weights(
     from qready.example_inputs import fresh_like
     from qready.preparing import verify_prepared
 
+    _require_declared_ties(model)
     device = example_device(example)
     prepared, how = _in_shapes_then_values(model, device, lambda: run_prepare(verify=False, share_weights=True))
     _require_no_folded_meta(model, prepared)
@@ -229,3 +230,22 @@ def _require_no_folded_meta(model: torch.nn.Module, prepared: torch.nn.Module) -
             f"the meta device ({', '.join(sources[:3]) or 'none named'}), so they have no values and no checkpoint "
             "holds them; build the model under accelerate.init_empty_weights(), which keeps buffers real"
         )
+
+
+def _require_declared_ties(model: torch.nn.Module) -> None:
+    """A Hugging Face model that ties its output embedding to its input one (``tie_word_embeddings``)
+    but holds two tensors was untied on the way to meta (``init_empty_weights`` re-registers each
+    parameter): prepared that way, it would need both in the checkpoint, which holds one."""
+    config = getattr(model, "config", None)
+    declared = getattr(model, "_tied_weights_keys", None)
+    if not isinstance(declared, dict) or not getattr(config, "tie_word_embeddings", False):
+        return
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    for target, source in declared.items():
+        if target in tensors and source in tensors and tensors[target] is not tensors[source]:
+            from qready.errors import ModelError
+
+            raise ModelError(
+                f"{type(model).__name__} declares {target!r} tied to {source!r} (tie_word_embeddings), but they are "
+                "two tensors on the meta device; call model.tie_weights() before preparing it"
+            )

@@ -21,19 +21,21 @@ import operator
 import os
 import tempfile
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.fx as fx
+from torch import fx
 
+from qready.checkpoints import with_checkpoint
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, SaveError
 from qready.files import follow_umask
 from qready.prepared import PreparedModule
 from qready.structure import rebuild_type
 
-__all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "check_destination", "load", "save"]
 
 FORMAT_VERSION = 1
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
@@ -54,6 +56,12 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     manifest = _manifest(prepared)
     tensors, aliases = _unique_tensors(prepared)
     manifest["aliases"] = aliases
+    # prepared from a config alone: the structure is saved, the weights come at load time (weights=)
+    manifest["without_values"] = {
+        name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+        for name, t in tensors.items() if t.is_meta
+    }
+    tensors = {name: t for name, t in tensors.items() if not t.is_meta}
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as error:
@@ -61,7 +69,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     try:
         code = _source(prepared)
         (tmp / _CODE).write_text(code, encoding="utf-8")
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / _WEIGHTS))
+        save_file(_own_storages(tensors), str(tmp / _WEIGHTS))
         manifest["sha256"] = {name: _sha256(tmp / name) for name in (_CODE, _WEIGHTS)}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         follow_umask(tmp, *(tmp / name for name in _OWN_FILES))
@@ -163,8 +171,15 @@ def _is_qready_manifest(path: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("written_by") == "qready"
 
 
-def load(directory: str | os.PathLike[str]) -> PreparedModule:
-    """Rebuild a model written by ``save`` (or ``qready prepare -o``)."""
+def load(directory: str | os.PathLike[str], *, weights: Any = None) -> PreparedModule:
+    """Rebuild a model written by ``save`` (or ``qready prepare -o``).
+
+    ``weights`` fills it from the original model's checkpoint, by the original's
+    keys: a ``state_dict``, a ``.safetensors`` (or ``.pt``) file, or a directory as
+    ``save_pretrained`` writes it, sharded or not. Tensors are read one at a
+    time; tied weights stay one tensor. Required for a model prepared without
+    weights (parameters on the meta device).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -200,7 +215,7 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
     except (SafetensorError, OSError, ValueError) as error:
         raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
     try:
-        return _rebuild(root_dir, manifest, tensors)
+        return _rebuild(root_dir, manifest, with_checkpoint(manifest, tensors, weights, root_dir))
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest that lacks or mangles an entry
         raise LoadError(
             f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({type(error).__name__}: {error}); "
@@ -208,7 +223,7 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
         ) from error
 
 
-def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PreparedModule:
+def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> PreparedModule:
     holder = _build_tree(manifest["modules"])
     _attach_tensors(holder, manifest, tensors)
     _attach_tensor_attributes(holder, manifest["modules"])
@@ -365,6 +380,21 @@ def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor],
     return tensors, aliases
 
 
+def _own_storages(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor contiguous and in its own storage, as safetensors requires: constants the trace
+    captured may be views of one tensor (a rotary ``cos`` unsqueezed once per layer)."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in seen and tensor.numel():
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[name] = tensor
+    return out
+
+
 def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
     root = torch.nn.Module()
     for entry in modules:  # named_modules order: parents before children
@@ -393,7 +423,7 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
     return root
 
 
-def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
     params = manifest["parameters"]
     aliases = manifest["aliases"]
     entries = {m["path"]: m for m in manifest["modules"]}
