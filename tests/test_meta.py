@@ -16,7 +16,9 @@ accelerate = pytest.importorskip("accelerate", reason="accelerate is part of the
 def _empty(family: str, **overrides) -> torch.nn.Module:
     transformers = transformers_or_skip()
     with accelerate.init_empty_weights():
-        return getattr(transformers, FAMILIES[family][1])(tiny_config(family, **overrides)).eval()
+        model = getattr(transformers, FAMILIES[family][1])(tiny_config(family, **overrides)).eval()
+    model.tie_weights()  # init_empty_weights re-registers each parameter, which unties them
+    return model
 
 
 def _real(family: str) -> torch.nn.Module:
@@ -74,3 +76,40 @@ def test_constants_folded_from_meta_buffers_are_refused_with_the_fix() -> None:
 def test_only_exporter_rules_selected_on_meta_runs_nothing_and_says_why() -> None:
     report = qready.check(_empty("gpt2"), {"input_ids": prompt()}, select=["QR001"])
     assert report.rules_run == () and set(report.skipped) == {"QR001"} and report.ok
+
+
+def test_cli_checks_and_prepares_a_config_json_alone(tmp_path) -> None:
+    import io
+    import json
+
+    from qready.cli import main
+
+    tiny_config("llama", tie_word_embeddings=True).save_pretrained(tmp_path / "config")
+    spec = f"hf:{tmp_path / 'config' / 'config.json'}"
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["check", spec, "--input", "int64:1x8", "--format", "json"], stdout=out, stderr=err)
+    report = json.loads(out.getvalue())
+    assert code == 1 and report["rules_run"] == ["QR003", "QR004", "QR005"] and set(report["skipped"]) == {"QR001", "QR002"}
+    assert report["model"] == "LlamaForCausalLM" and report["summary"]["counts"]["QR003"] > 0
+    # --kwargs change the config: a depth-reduced twin
+    code = main(
+        ["prepare", f"hf:{tmp_path / 'config'}", "--kwargs", '{"num_hidden_layers": 1}', "--input", "int64:1x8",
+         "-o", str(tmp_path / "prepared")], stdout=io.StringIO(), stderr=err,
+    )
+    assert code == 0, err.getvalue()
+    manifest = json.loads((tmp_path / "prepared" / "manifest.json").read_text())
+    assert "model.layers.0.mlp.up_proj.weight" in manifest["without_values"]
+    assert not any(key.startswith("model.layers.1.") for key in manifest["without_values"])
+    with pytest.raises(Exception, match="prepared without weights"):
+        qready.load(tmp_path / "prepared")
+
+
+def test_cli_config_spec_errors_are_one_line(tmp_path) -> None:
+    import io
+
+    from qready.cli import main
+
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    err = io.StringIO()
+    assert main(["check", f"hf:{tmp_path}", "--input", "int64:1x8"], stdout=io.StringIO(), stderr=err) == 2
+    assert 'has no "model_type"' in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1

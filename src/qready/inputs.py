@@ -17,7 +17,7 @@ from qready.errors import InputError, SpecError
 from qready.example_inputs import Example, as_example
 from qready.source import error_location
 
-__all__ = ["load_model", "load_object", "parse_input", "parse_kwargs", "load_example"]
+__all__ = ["load_example", "load_model", "load_object", "parse_input", "parse_kwargs"]
 
 _DTYPES = {
     "float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
@@ -78,7 +78,12 @@ def _import_file(spec: str, path: Path) -> Any:
 
 
 def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
-    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance."""
+    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance;
+    ``hf:path/to/config.json`` builds a Hugging Face model without weights (``kwargs`` change the config)."""
+    from qready.hf_config import PREFIX, model_from_config
+
+    if spec.startswith(PREFIX):
+        return model_from_config(spec, kwargs)
     obj = load_object(spec)
     if isinstance(obj, torch.nn.Module):
         if kwargs:

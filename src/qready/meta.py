@@ -56,7 +56,7 @@ def has_meta_weights(model: torch.nn.Module) -> bool:
 def skipped_reason(code: str) -> str:
     tool = "torch.onnx.export" if code == "QR001" else "torch.jit.trace"
     return (
-        f"the weights are on the meta device and {tool} needs real values; "
+        f"the weights are on the meta device, and exporting ({tool}) needs real values; "
         "run it on a model with weights (a depth-reduced twin, with fewer layers, is enough)"
     )
 
