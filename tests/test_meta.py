@@ -113,3 +113,14 @@ def test_cli_config_spec_errors_are_one_line(tmp_path) -> None:
     err = io.StringIO()
     assert main(["check", f"hf:{tmp_path}", "--input", "int64:1x8"], stdout=io.StringIO(), stderr=err) == 2
     assert 'has no "model_type"' in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("family", ["mixtral", "qwen2_moe"])
+def test_mixture_of_experts_on_meta_in_bfloat16_checks_and_prepares(family: str) -> None:
+    # transformers routes experts through grouped_mm for weights that are not on the CPU (meta included),
+    # which takes bfloat16: the dtype MoE checkpoints ship in
+    model = _empty(family).to(torch.bfloat16)
+    report = qready.check(model, {"input_ids": prompt()})
+    assert report.coverage.total > 0 and set(report.skipped) == {"QR001", "QR002"}
+    prepared = qready.prepare(model, {"input_ids": prompt()})
+    assert prepared.prepare_result.ok and prepared.prepare_result.verified
