@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_section  # noqa: E402
+from common import machine, write_section
 
 # The published configs' shapes, written by hand (no download): what sets the structure and the size.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -208,12 +208,12 @@ def report(rows: list[dict[str, Any]], scaling: list[dict[str, Any]], trip: dict
     lines = [
         "## LLMs at their real size, without weights",
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/llm_scale.py --configs {args.configs} "
+        (f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/llm_scale.py --configs {args.configs} "
         f"--layers {args.layers} --tokens {args.tokens}{' --no-roundtrip' if args.no_roundtrip else ''}`. "
         "Each check and prepare runs in its own process (peak RSS is that process's, Python and torch included), "
         f"on a {args.tokens}-token prompt, parameters on meta (`init_empty_weights`, bfloat16). "
         "Targets: check (QR003-QR005) < 60 s and < 4 GB, prepare of the structure (`verify=False`) < 120 s and < 4 GB. "
-        "Times are wall-clock on a machine shared with other jobs: they vary by tens of percent between runs.",
+        "Times are wall-clock on a machine shared with other jobs: they vary by tens of percent between runs."),
         "",
         "| config | params | task | seconds | peak RSS GB | ran on | result |",
         "|---|---|---|---|---|---|---|",
@@ -240,12 +240,12 @@ def report(rows: list[dict[str, Any]], scaling: list[dict[str, Any]], trip: dict
     if trip:
         lines += [
             "",
-            f"Round trip with weights: a {trip['params_m']:.0f}M-parameter Llama (tied embeddings) saved by "
+            (f"Round trip with weights: a {trip['params_m']:.0f}M-parameter Llama (tied embeddings) saved by "
             f"`save_pretrained` in {trip['shards']} shards; prefill and decode step prepared from its config on meta "
             f"in {trip['prepare_s']:.1f} s (saved without weights: {trip['saved_weights_bytes']} bytes of buffers), "
             f"loaded with `weights=` the shard directory in {trip['load_s']:.1f} s. Prefill logits bit-identical: "
             f"**{trip['prefill_equal']}**; decode logits and cache bit-identical (fed the loaded prefill's cache): "
-            f"**{trip['decode_equal']}**; lm_head tied to embed_tokens: **{trip['tied']}**.",
+            f"**{trip['decode_equal']}**; lm_head tied to embed_tokens: **{trip['tied']}**."),
         ]
     return "\n".join(lines)
 
