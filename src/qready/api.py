@@ -13,6 +13,7 @@ import torch
 from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
 from qready.findings import Report
+from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
 from qready.guard import (
     blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
 )
@@ -77,6 +78,11 @@ def check(
     select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
     rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
+    if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
+        return check_without_weights(
+            lambda codes: check(model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target),
+            model, example, [rule.code for rule in rules],
+        )
     run = run_rules(model, example, rules, onnx_exporter=onnx_exporter, target=chosen_target, progress=progress)
     return Report(
         model=type(model).__name__,
@@ -133,6 +139,11 @@ def prepare(
     for path in excluded:
         if path not in known:
             raise InputError(f"--exclude {path!r} is not a submodule of {type(model).__name__}; see model.named_modules()")
+    if has_meta_weights(model):  # no weights: the structure is prepared around the same meta tensors
+        return prepare_without_weights(
+            lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, target=target, **options),
+            model, example, verify=verify,
+        )
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
         fresh = fresh_like(example, seed=1)

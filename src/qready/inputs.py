@@ -83,7 +83,12 @@ def _import_failed(path: Path, error: Exception) -> SpecError:
 
 
 def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
-    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance."""
+    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance;
+    ``hf:path/to/config.json`` builds a Hugging Face model without weights (``kwargs`` change the config)."""
+    from qready.hf_config import PREFIX, model_from_config
+
+    if spec.startswith(PREFIX):
+        return model_from_config(spec, kwargs)
     obj = load_object(spec)
     if isinstance(obj, torch.nn.Module):
         if kwargs:
