@@ -36,7 +36,7 @@ def model_from_config(spec: str, overrides: Mapping[str, Any] | None = None) -> 
     if not isinstance(fields, dict) or "model_type" not in fields:
         raise SpecError(f"{str(file)!r} has no \"model_type\"; give a Hugging Face config.json")
     try:
-        import accelerate  # type: ignore[import-untyped]
+        import accelerate
         import transformers
     except ImportError as error:
         raise SpecError(f"hf: SPECs need transformers and accelerate ({error}); pip install transformers accelerate") from error

@@ -100,7 +100,7 @@ class MetaWeights(TorchDispatchMode):
                 self.names[id(tensor)] = name
                 self._held.append(tensor)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         flat, spec = tree_flatten((args, kwargs))
         if self.values:
@@ -197,13 +197,13 @@ def prepare_without_weights(
     data), sharing the original's meta tensors; then, if asked, verified bit for bit against the original
     with every weight made real from the same seed in both."""
     from qready.example_inputs import fresh_like
-    from qready.preparing import verify_prepared
+    from qready.verify import verify_prepared
 
     _require_declared_ties(model)
     device = example_device(example)
     prepared, how = _in_shapes_then_values(model, device, lambda: run_prepare(verify=False, share_weights=True))
     _require_no_folded_meta(model, prepared)
-    result = prepared.prepare_result  # type: ignore[union-attr]
+    result = prepared.prepare_result
     result.timings[f"meta_{how}"] = result.timings.get("trace", 0.0)
     if verify:
         start = time.perf_counter()
