@@ -15,6 +15,7 @@ from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.source import error_location, user_location
+from qready.wording import shorten
 
 __all__ = ["JitTrace", "compare_outputs", "one_line"]
 
@@ -200,8 +201,7 @@ def _close(want: torch.Tensor, have: torch.Tensor) -> bool:
 
 def one_line(error: BaseException, limit: int = 240) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(lines[0], limit) if lines else type(error).__name__
 
 
 class _DataDependent(nn.Module):
