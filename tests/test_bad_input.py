@@ -24,6 +24,7 @@ from torch import nn
 import qready
 from invariants import assert_unchanged, snapshot
 from qready.cli import main
+from qready.serialize import FORMAT_VERSION
 
 BAD_MODELS = '''
 import torch
@@ -421,8 +422,7 @@ def test_a_manifest_with_another_format_version_is_rejected(saved: Path) -> None
     manifest = json.loads((saved / "manifest.json").read_text())
     manifest["format_version"] = 99
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    current = qready.serialize.FORMAT_VERSION
-    with pytest.raises(qready.LoadError, match=f"has format version 99, this qready reads {current}; prepare the model again"):
+    with pytest.raises(qready.LoadError, match=f"has format version 99, this qready reads {FORMAT_VERSION}; prepare the model again"):
         qready.load(saved)
 
 

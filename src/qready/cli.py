@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from qready.errors import QreadyError
+from qready.errors import QreadyError, one_line
 from qready.fixing.command import add_fix_options, add_fix_parser, run_fix, wants_fix
 
 if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
                 return _interrupted(stderr)
             if debug:
                 traceback.print_exc(file=stderr)
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            first = one_line(str(error), limit=None)
             stderr.write(f"qready: internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n")
             return EXIT_ERROR
 

@@ -48,7 +48,10 @@ class _Rewriter(cst.CSTTransformer):
             return updated.with_changes(func=func, args=reused)
         parts = []
         for operand in edit.operands:
-            code = operand.code if operand.slot is None else self.edits.module.code_for_node(_part(updated, operand.slot))
+            if operand.slot is None:
+                code = operand.code or ""
+            else:
+                code = self.edits.module.code_for_node(_part(updated, operand.slot))
             parts.append(f"{operand.keyword}={code}" if operand.keyword else code)
         call = cst.parse_expression(f"{edit.self_name}.{edit.name}({', '.join(parts)})")
         if isinstance(updated, cst.AugAssign):  # x += y  ->  x = self.add(x, y), in place as before
@@ -61,7 +64,8 @@ class _Rewriter(cst.CSTTransformer):
         body: list[Any] = []
         for before, after in zip(original.body, updated.body):
             body.append(after)
-            body.extend(cst.parse_statement(code + "\n") for code in self.edits.inserts.get(id(before), ()))
+            added = sorted(self.edits.inserts.get(id(before), ()), key=lambda item: item[0])
+            body.extend(cst.parse_statement(code + "\n") for _, code in added)
         return updated.with_changes(body=body)
 
     def _imports(self, module: cst.Module) -> cst.Module:

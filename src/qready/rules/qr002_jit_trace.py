@@ -11,13 +11,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from qready.errors import one_line
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.source import error_location, user_location
-from qready.wording import shorten
 
-__all__ = ["JitTrace", "compare_outputs", "one_line"]
+__all__ = ["JitTrace", "compare_outputs"]
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -198,11 +198,6 @@ def _close(want: torch.Tensor, have: torch.Tensor) -> bool:
         return True
     scale = want[finite].abs().max()
     return bool(((want - have)[finite].abs() <= ATOL + RTOL * scale).all())
-
-
-def one_line(error: BaseException, limit: int = 240) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return shorten(lines[0], limit) if lines else type(error).__name__
 
 
 class _DataDependent(nn.Module):
