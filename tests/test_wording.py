@@ -28,7 +28,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 def test_readme_example_output_is_what_check_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```\n\$ (qready check [^\n]+)\n(.*?)```", readme, re.S)
+    block = re.search(r"```\n\$ (qready check [^\n]+)\n(.*?)```", readme, re.DOTALL)
     assert block is not None, "the README shows a qready check command and its output"
     command, shown = block.group(1), block.group(2)
     monkeypatch.chdir(ROOT)
