@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test zoo bench clean
+.PHONY: demo test test-torch2.13 docs zoo bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.test
 	$(PY) -m pytest -q
+
+# docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it drifts)
+docs: $(VENV)/.base
+	$(PY) scripts/cli_reference.py
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/check_overhead.py

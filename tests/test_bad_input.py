@@ -24,6 +24,7 @@ from torch import nn
 import qready
 from invariants import assert_unchanged, snapshot
 from qready.cli import main
+from qready.serialize import FORMAT_VERSION
 
 BAD_MODELS = '''
 import torch
@@ -421,7 +422,7 @@ def test_a_manifest_with_another_format_version_is_rejected(saved: Path) -> None
     manifest = json.loads((saved / "manifest.json").read_text())
     manifest["format_version"] = 99
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(qready.LoadError, match="has format version 99, this qready reads 1; prepare the model again"):
+    with pytest.raises(qready.LoadError, match=f"has format version 99, this qready reads {FORMAT_VERSION}; prepare the model again"):
         qready.load(saved)
 
 

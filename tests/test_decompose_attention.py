@@ -63,6 +63,7 @@ def test_configurations_it_does_not_cover_are_left_alone() -> None:
 
 
 def test_prepare_for_aimet_decomposes_and_states_the_measured_difference(tmp_path) -> None:
+    pytest.importorskip("aimet_torch", reason="target='aimet' needs aimet-torch: pip install -e '.[interop]'")
     torch.manual_seed(0)
     model, x = TinyAttention().eval(), torch.randn(2, 5, 64)
     generic = qready.prepare(model, (x,))

@@ -97,3 +97,16 @@ class TestAimet:
         assert any("no quantizer  <root>  torch.Tensor.add (1 calls)" in line for line in lines)
         code = main([*argv, "--quantizer-coverage"], stdout=io.StringIO(), stderr=err)
         assert code == 2 and "--quantizer-coverage builds a toolkit's sim: pass --target aimet" in err.getvalue()
+
+
+def test_cli_prepare_for_aimet_states_the_decomposition_and_saves(tmp_path: Path) -> None:
+    pytest.importorskip("aimet_torch", reason="the aimet target needs aimet-torch: pip install -e '.[interop]'")
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["prepare", f"{SPEC}:TinyAttention", "--input", "2x5x64", "--target", "aimet", "-o", str(tmp_path / "p")]
+    code = main(argv, stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    [line] = [line for line in out.getvalue().splitlines() if "decomposed" in line]
+    assert line.startswith("<target>  decomposed  attention (torch.nn.MultiheadAttention): its fused eval kernel")
+    assert "max |difference| from the original" in line
+    loaded = qready.load(tmp_path / "p")
+    assert not any(isinstance(m, torch.nn.MultiheadAttention) for m in loaded.modules())

@@ -12,13 +12,15 @@ import torch
 
 from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
-from qready.findings import Coverage, Report
-from qready.observe import (
-    forward_failure, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
+from qready.findings import Report
+from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
+from qready.guard import (
+    blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
 )
-from qready.preparing import prepare_children, prepare_copy, verify_prepared
+from qready.preparing import prepare_children, prepare_copy
+from qready.rules import run_rules, select_rules
 from qready.tracing import TraceFailure
-from qready.rules import CheckContext, select_rules
+from qready.verify import verify_prepared
 from qready.rules.qr001_onnx_export import EXPORTERS
 from qready.suppression import configured_rules, suppressed
 from qready.targets import Target, get_target
@@ -26,7 +28,6 @@ from qready.targets.adapt import adapt_for_target, rules_for_target
 
 __all__ = ["check", "prepare"]
 
-_OBSERVED = ("QR003", "QR004", "QR005", "QR006")
 T = TypeVar("T")
 
 
@@ -77,38 +78,18 @@ def check(
     select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
     rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
-    ctx = CheckContext(model, example, onnx_exporter=onnx_exporter, target=chosen_target)
-    findings = []
-    timings: dict[str, float] = {}
-    with preserved(model):
-        if any(rule.code in _OBSERVED for rule in rules):
-            if progress:
-                progress("forward")
-            start = time.perf_counter()
-            observation = ctx.observation  # the forward runs once, before any rule: its errors are the user's
-            timings["observe"] = time.perf_counter() - start
-        else:
-            observation = None
-            try:
-                output = ctx.eager_output  # the exporters' rules compare with it: its errors are the user's too
-            except Exception as error:
-                raise ModelError(forward_failure(model, example, error)) from error
-            require_tensor_output(model, output)
-        for rule in rules:
-            if progress:
-                progress(rule.code)
-            start = time.perf_counter()
-            findings.extend(rule().check(ctx))
-            timings[rule.code] = time.perf_counter() - start
-    coverage = Coverage(observation.covered_ops, observation.total_ops) if observation else None
-    findings = suppressed(findings)  # `# qready: ignore[...]`, exclude, per-file-ignores
-    findings.sort(key=lambda f: (f.code, f.file or "", f.line or 0, f.module, f.op))
+    if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
+        return check_without_weights(
+            lambda codes: check(model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target),
+            model, example, [rule.code for rule in rules],
+        )
+    run = run_rules(model, example, rules, onnx_exporter=onnx_exporter, target=chosen_target, progress=progress)
     return Report(
         model=type(model).__name__,
-        findings=tuple(findings),
-        coverage=coverage,
+        findings=tuple(suppressed(run.findings)),  # `# qready: ignore[...]`, exclude, per-file-ignores
+        coverage=run.coverage,
         rules_run=tuple(rule.code for rule in rules),
-        timings=timings,
+        timings=run.timings,
     )
 
 
@@ -158,6 +139,11 @@ def prepare(
     for path in excluded:
         if path not in known:
             raise InputError(f"--exclude {path!r} is not a submodule of {type(model).__name__}; see model.named_modules()")
+    if has_meta_weights(model):  # no weights: the structure is prepared around the same meta tensors
+        return prepare_without_weights(
+            lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, target=target, **options),
+            model, example, verify=verify,
+        )
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
         fresh = fresh_like(example, seed=1)
@@ -166,7 +152,7 @@ def prepare(
             try:
                 references = (example.call(model), fresh.call(model))
             except Exception as error:  # the user's forward: theirs to fix
-                raise ModelError(forward_failure(model, example, error)) from error
+                raise blame_forward(model, example, error) from error
             require_tensor_output(model, references[0])
         work = _private_copy(model, share_weights)
         originals = references

@@ -38,7 +38,7 @@ from qready.conversions import conversion_for
 from qready.nn.generic import TorchFunction, dotted_path
 from qready.ops import is_leaf_module, is_value_changing, op_name
 from qready.passes.base import Change, add_module_in_scope
-from qready.source import display_path, is_internal
+from qready.source import call_through, display_path, is_internal
 
 __all__ = ["dispatch_call_sites", "install_call_site_dispatch", "SITES_ATTRIBUTE"]
 
@@ -65,19 +65,19 @@ class _SiteMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
         kwargs = kwargs or {}
         if self.leaf_depth or not is_value_changing(func, args, kwargs):
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         frame = _caller()
         if frame is None:
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         site = (*site_of(frame), func)
         self.seen[site] += 1
         key = (*site, self.seen[site])
         if self.routes is None:
             self.recorded.append((key, args, kwargs))
             self.where[key] = (frame.f_code.co_filename, frame.f_lineno)
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         module = self.routes.get(key)
-        return module(*args, **kwargs) if module is not None else func(*args, **kwargs)
+        return call_through(func if module is None else module, args, kwargs)
 
 
 def site_of(frame: Any) -> Site:

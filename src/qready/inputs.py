@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from qready.errors import InputError, SpecError
+from qready.errors import InputError, SpecError, one_line
 from qready.example_inputs import Example, as_example
 from qready.source import error_location
 from qready.user_code import NotPythonSource, import_source_file
@@ -77,13 +77,18 @@ def _import_failed(path: Path, error: Exception) -> SpecError:
     file, line = error_location(error)
     where = f" (at {file}:{line})" if file else ""
     return SpecError(
-        f"importing {str(path)!r} raised {type(error).__name__}: {_first_line(error)}{where}; "
+        f"importing {str(path)!r} raised {type(error).__name__}: {one_line(str(error), limit=None)}{where}; "
         "fix the file, or install what it imports"
     )
 
 
 def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
-    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance."""
+    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance;
+    ``hf:path/to/config.json`` builds a Hugging Face model without weights (``kwargs`` change the config)."""
+    from qready.hf_config import PREFIX, model_from_config
+
+    if spec.startswith(PREFIX):
+        return model_from_config(spec, kwargs)
     obj = load_object(spec)
     if isinstance(obj, torch.nn.Module):
         if kwargs:
@@ -106,16 +111,11 @@ def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.M
             else "fix the error there, or pass other arguments with --kwargs"
         )
         raise SpecError(
-            f"building {spec!r} raised {type(error).__name__}: {_first_line(error)}{where}; {hint}"
+            f"building {spec!r} raised {type(error).__name__}: {one_line(str(error), limit=None)}{where}; {hint}"
         ) from error
     if not isinstance(model, torch.nn.Module):
         raise SpecError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module; name what builds the model")
     return model
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def parse_input(text: str, generator: torch.Generator) -> torch.Tensor:
             return torch.randint(0, 2, shape, generator=generator).bool()
         return torch.randint(0, 10, shape, generator=generator).to(dtype)
     except (RuntimeError, MemoryError) as error:  # too large to allocate
-        raise InputError(f"--input {text!r}: cannot allocate a tensor of that shape ({_first_line(error)[:120]}); give a smaller shape") from error
+        raise InputError(f"--input {text!r}: cannot allocate a tensor of that shape ({one_line(str(error), limit=None)[:120]}); give a smaller shape") from error
 
 
 def load_example(

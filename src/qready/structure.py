@@ -20,7 +20,6 @@ import torch
 __all__ = [
     "NodeType",
     "flatten",
-    "is_plain",
     "leaf_names",
     "node_type_of",
     "rebuild_type",
@@ -49,6 +48,8 @@ class NodeType:
     stateful: bool = False
 
 
+# Kinds register themselves when their module is imported: qready.caches is, by
+# example_inputs, while ``import qready`` runs, so the walker knows caches before any call.
 _NODE_TYPES: dict[str, NodeType] = {}
 
 
@@ -61,13 +62,6 @@ def node_type_of(value: Any) -> NodeType | None:
         if node_type.matches(value):
             return node_type
     return None
-
-
-def is_plain(value: Any) -> bool:
-    """A tensor or (nested) tuple of tensors: what every exporter and quantizer accepts."""
-    if isinstance(value, torch.Tensor):
-        return True
-    return isinstance(value, tuple) and not hasattr(value, "_fields") and all(is_plain(v) for v in value)
 
 
 def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Callable[[Any], Any] | None = None) -> tuple[list[Any], Spec]:
@@ -213,7 +207,3 @@ def _unique(names: list[str]) -> list[str]:
             seen[name] = 0
         out.append(name)
     return out
-
-
-# Kinds registered by their own modules (they import this one): imported last, for their side effect.
-from qready import caches as _caches  # noqa: F401

@@ -11,10 +11,11 @@ module where it happened as a leaf.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
-import inspect
 import math
 import operator
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +26,9 @@ from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from qready.errors import QreadyError
+from qready.errors import QreadyError, described, internal_error
 from qready.ops import is_known_module
-from qready.source import user_location
+from qready.source import call_through, raised_by_qready, user_location
 
 __all__ = [
     "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
@@ -163,7 +164,7 @@ class ConcreteTracer(fx.Tracer):
             return self.create_proxy("call_module", path, args, kwargs)
         self.module_scope.append(path)
         try:
-            return forward(*args, **kwargs)
+            return call_through(forward, args, kwargs)
         except Exception:
             if self.failure_scope is None:
                 self.failure_scope = path
@@ -239,14 +240,15 @@ class ConcreteTracer(fx.Tracer):
             self._evaluating -= 1
 
     def _run(self, node: Node, args: Any, kwargs: Any) -> Any:
+        # the user's ops on the example's values: what they raise is the user's (call_through)
         if node.op == "call_function":
-            return node.target(*args, **kwargs)  # type: ignore[operator]
+            return call_through(node.target, args, kwargs)
         if node.op == "call_method":
-            return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+            return call_through(getattr(args[0], str(node.target)), args[1:], kwargs)
         if node.op == "call_module":
             module = self.root.get_submodule(str(node.target))
             if not self.meta:
-                return module.forward(*args, **kwargs)
+                return call_through(module.forward, args, kwargs)
             state = {
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
@@ -256,7 +258,7 @@ class ConcreteTracer(fx.Tracer):
             held = [(m, dict(m._parameters), dict(m._buffers)) for m in module.modules()]
             try:
                 with _state_unchanged(module):
-                    return torch.func.functional_call(module, state, args, kwargs)
+                    return call_through(torch.func.functional_call, (module, state, args, kwargs), {})
             except Exception:
                 _put_back(held)
                 if not type(module).__module__.startswith("torch.nn."):
@@ -432,11 +434,14 @@ def trace_with_leaves(
             if meta and _needed_real_values(error):
                 meta = False
                 continue
+            if not isinstance(error, fx.proxy.TraceError) and raised_by_qready(error):
+                # qready's own bug: never a leaf with the tracer's message as its reason
+                raise internal_error(f"qready's tracer failed on {type(root).__name__}", error) from error
             from qready.source import error_location
 
             scope = tracer.failure_scope
             file, line = error_location(error)
-            reason = _one_line(error)
+            reason = described(error, limit=200)
             if scope is None or scope == "":
                 if isinstance(error, DataDependentError) and error.specializable and not specialize_root:
                     specialize_root = True
@@ -475,16 +480,53 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
     patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        return tracer.trace(root)
+        with _answers_like_tensors():
+            return tracer.trace(root)
     finally:
         root.__class__ = cls
 
 
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+# Code that must see the proxy as the proxy it is: the tracer's own, and qready's.
+_TRACING_MODULES = (
+    "torch.fx", "qready", "torch.utils._pytree", "torch.nn.parameter", "torch.overrides", "torch._tensor",
+    "torch.nn.modules.module",
+)
+_real_isinstance = isinstance
+_real_callable = callable
 
 
-def signature_names(fn: Callable[..., Any]) -> list[str]:
-    return [p for p in inspect.signature(fn).parameters if p != "self"]
+def _tensor_value(obj: Any) -> Any:
+    """The example's value behind a traced proxy, when the proxy stands for a tensor."""
+    if type(obj) is not _ConcreteProxy:
+        return _MISSING
+    value = obj.tracer.values.get(obj.node, _MISSING)  # type: ignore[attr-defined]
+    if not _real_isinstance(value, torch.Tensor):
+        return _MISSING
+    caller = sys._getframe(2).f_globals.get("__name__", "")
+    if caller.startswith(_TRACING_MODULES):
+        return _MISSING
+    return value
+
+
+def _isinstance(obj: Any, classes: Any) -> bool:
+    if _real_isinstance(obj, classes):
+        return True
+    value = _tensor_value(obj)
+    return value is not _MISSING and _real_isinstance(value, classes)
+
+
+def _callable(obj: Any) -> bool:
+    return _real_callable(obj) and _tensor_value(obj) is _MISSING
+
+
+@contextlib.contextmanager
+def _answers_like_tensors() -> Iterator[None]:
+    """While the user's forward is traced, a proxy standing for a tensor answers ``isinstance``
+    (and with it ``torch.is_tensor``, ``torch.jit.isinstance``, einops' backend lookup) and
+    ``callable`` as the tensor would: the trace takes the branch eager takes."""
+    builtins.isinstance, builtins.callable = _isinstance, _callable
+    try:
+        yield
+    finally:
+        builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
+

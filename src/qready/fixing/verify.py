@@ -47,7 +47,7 @@ def verify_in_fresh_process(
     ``remaining`` are the QR003/QR004 findings the rewrite does not claim to fix;
     anything else the child's check reports is a failure.
     """
-    from qready.observe import preserved
+    from qready.guard import preserved
 
     fresh = fresh_like(example, seed=1)
     with preserved(model), torch.no_grad():

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from qready.errors import QreadyError
+from qready.errors import InternalError, QreadyError, described
 
 __all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_module_in_scope"]
 
@@ -48,8 +48,9 @@ class PassResult:
     changes: list[Change] = field(default_factory=list)
 
 
-class PassError(QreadyError):
-    """A pass failed; the message names the pass and the ones that ran before it."""
+class PassError(InternalError):
+    """A pass failed: a bug in qready (passes work on qready's own copy, after the trace
+    succeeded). The message names the pass and the ones that ran before it."""
 
 
 class Pass:
@@ -79,7 +80,10 @@ class PassManager:
                 raise
             except Exception as error:  # a bug in a pass: say which, after which
                 after = f" after {', '.join(done)}" if done else ""
-                raise PassError(f"pass {p.name} failed{after}: {type(error).__name__}: {error}") from error
+                raise PassError(
+                    f"pass {p.name} failed{after}: {described(error)}; this is a bug in qready, please report it "
+                    "(rerun with --debug for the traceback)"
+                ) from error
             gm = result.graph_module
             changes.extend(result.changes)
             done.append(p.name)

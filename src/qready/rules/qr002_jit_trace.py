@@ -11,12 +11,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from qready.errors import one_line
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.source import error_location, user_location
 
-__all__ = ["JitTrace", "compare_outputs", "one_line"]
+__all__ = ["JitTrace", "compare_outputs"]
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -196,12 +197,6 @@ def _close(want: torch.Tensor, have: torch.Tensor) -> bool:
         return True
     scale = want[finite].abs().max()
     return bool(((want - have)[finite].abs() <= ATOL + RTOL * scale).all())
-
-
-def one_line(error: BaseException, limit: int = 240) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _DataDependent(nn.Module):

@@ -10,6 +10,7 @@ is not counted: it is the toolkit's, not the model's.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,8 @@ import torch
 
 from qready.errors import InputError, ModelError
 from qready.example_inputs import Example, as_example
-from qready.observe import observe, preserved
+from qready.guard import preserved
+from qready.observe import observe
 from qready.targets import Target, get_target
 from qready.targets.base import Sim
 
@@ -84,8 +86,6 @@ def quantizer_coverage(
 
     The model runs in eval mode; it is not changed (the sim is built on a copy).
     """
-    import copy
-
     chosen = get_target(target)
     example = as_example(example_inputs)
     with preserved(model), torch.no_grad():
@@ -97,9 +97,14 @@ def quantizer_coverage(
                 f"{chosen.name}'s sim of {type(model).__name__} failed to calibrate on the example "
                 f"({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''})"
             ) from error
-        observation = observe(sim.model, example, is_leaf=chosen.is_quantized)
-    modules = dict(sim.model.named_modules())
-    quantizers = {path for path, module in modules.items() if chosen.is_quantizer(module)}
+    return sim_coverage(sim.model, example, chosen)
+
+
+def sim_coverage(sim_model: torch.nn.Module, example: Example, target: Target) -> QuantizerCoverage:
+    """One forward of a calibrated simulated model: the ops that ran inside a quantized module, and the others."""
+    with torch.no_grad():
+        observation = observe(sim_model, example, is_leaf=target.is_quantized)
+    quantizers = {path for path, module in sim_model.named_modules() if target.is_quantizer(module)}
 
     def in_quantizer(path: str) -> bool:
         parts = path.split(".")
@@ -111,7 +116,7 @@ def quantizer_coverage(
         if not in_quantizer(site.module)
     )
     return QuantizerCoverage(
-        target=chosen.name,
+        target=target.name,
         covered=observation.covered_ops,
         total=observation.covered_ops + sum(op.count for op in uncovered),
         uncovered=uncovered,
