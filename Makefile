@@ -45,6 +45,18 @@ lint: $(VENV)/.test
 test: lint
 	$(PY) -m pytest -q
 
+# The previous torch release, CPU build, without torchvision (not built for it here): the suite
+# again, the tests that need torchvision skipping with that reason.
+VENV_OLD := .venv-torch2.13
+$(VENV_OLD)/.test: pyproject.toml
+	$(PYTHON) -m venv $(VENV_OLD)
+	$(VENV_OLD)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test-core]'
+	touch $@
+
+test-torch2.13: $(VENV_OLD)/.test
+	$(VENV_OLD)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.'), torch.__version__"
+	$(VENV_OLD)/bin/python -m pytest -q
+
 # docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it drifts)
 docs: $(VENV)/.base
 	$(PY) scripts/cli_reference.py
@@ -57,4 +69,4 @@ zoo: $(VENV)/.bench
 	$(PY) benchmarks/zoo.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(VENV_OLD) .pytest_cache

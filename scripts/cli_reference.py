@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qready.cli import build_parser
 
-__all__ = ["render", "TARGET"]
+__all__ = ["TARGET", "render"]
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 

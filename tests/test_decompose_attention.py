@@ -70,6 +70,7 @@ def test_prepare_for_aimet_decomposes_and_states_the_measured_difference(tmp_pat
     assert any(type(m) is nn.MultiheadAttention for m in generic.modules())
     assert torch.equal(generic(x), model(x))  # no target: bit-identical, attention kept whole
 
+    pytest.importorskip("aimet_torch", reason="the aimet target needs aimet-torch: pip install -e '.[interop]'")
     prepared = qready.prepare(model, (x,), target="aimet")
     assert not any(isinstance(m, (nn.MultiheadAttention, DecomposedMultiheadAttention)) for m in prepared.modules())
     [change] = [c for c in prepared.prepare_result.changes if c.kind == "decomposed"]
@@ -91,3 +92,30 @@ def test_prepare_for_aimet_decomposes_and_states_the_measured_difference(tmp_pat
     loaded = qready.load(tmp_path / "saved")
     fresh = torch.randn(3, 7, 64)  # another batch size and length
     assert torch.equal(loaded(fresh), prepared(fresh))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, nested: bool) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=nested)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x, src_key_padding_mask=padding)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_attention_in_transformer_encoders(nested) -> None:
+    pytest.importorskip("aimet_torch", reason="target='aimet' needs aimet-torch: pip install -e '.[interop]'")
+    torch.manual_seed(0)
+    model = _Encoder(nested).eval()
+    x, padding = torch.randn(2, 5, 16), torch.tensor([[False] * 4 + [True], [False] * 5])
+    prepared = qready.prepare(model, (x, padding), target="aimet")
+    decomposed = [c for c in prepared.prepare_result.changes if c.kind == "decomposed"]
+    with torch.no_grad():
+        difference = (prepared(x, padding) - model(x, padding)).abs().max().item()
+    if nested:  # the nested-tensor kernel zeroes padded positions on a data-dependent condition: kept as it is
+        assert decomposed == [] and difference == 0.0
+    else:  # the layers read the decomposed attention and take their unfused path
+        assert [c.module for c in decomposed] == ["encoder.layers.0.self_attn", "encoder.layers.1.self_attn"]
+        assert difference <= dict(decomposed[0].details)["max_abs_diff"] < 1e-5

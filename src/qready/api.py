@@ -25,6 +25,7 @@ from qready.rules.qr001_onnx_export import EXPORTERS
 from qready.suppression import configured_rules, suppressed
 from qready.targets import Target, get_target
 from qready.targets.adapt import adapt_for_target, rules_for_target
+from qready.wording import a
 
 __all__ = ["check", "prepare"]
 
@@ -70,7 +71,7 @@ def check(
     decides coverage, and its rules (QR006) run; ``None`` is ``"generic"``.
     """
     if not isinstance(model, torch.nn.Module):
-        raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
+        raise InputError(f"model is {a(type(model).__name__)}, not a torch.nn.Module; pass the model instance")
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
@@ -130,7 +131,7 @@ def prepare(
     Verification then compares with the decomposed model, bit for bit.
     """
     if not isinstance(model, torch.nn.Module):
-        raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
+        raise InputError(f"model is {a(type(model).__name__)}, not a torch.nn.Module; pass the model instance")
     require_runnable(model)
     chosen_target = get_target(target)
     example = as_example(example_inputs, example_kwargs)

@@ -101,7 +101,7 @@ class _VersionRequested(Exception):
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="package.module:callable or path/to/file.py:Name")
+    parser.add_argument("spec", metavar="SPEC", help="package.module:callable, path/to/file.py:Name, or hf:path/to/config.json (no weights)")
     parser.add_argument("--input", action="append", metavar="[DTYPE:]SHAPE", help="e.g. 1x3x224x224 or int64:1x16")
     parser.add_argument("--inputs", metavar="MODULE:FUNCTION", help="function returning the example inputs")
     parser.add_argument("--kwargs", metavar="JSON", help="JSON keyword arguments for the model class or factory")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from qready.wording import shorten
+
 __all__ = [
     "QreadyError",
     "SpecError",
@@ -104,14 +106,14 @@ def one_line(error: BaseException | str, limit: int | None = 240) -> str:
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     if not text and isinstance(error, BaseException):
         text = type(error).__name__
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+    return text if limit is None or len(text) <= limit else shorten(text, limit)  # never ends inside a word
 
 
 def described(error: BaseException, limit: int | None = None) -> str:
     """``TypeName: first line`` of an error, or the type name alone when it has no message."""
     first = one_line(str(error), limit=None)
     text = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+    return text if limit is None or len(text) <= limit else shorten(text, limit)  # never ends inside a word
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colours some exporters put in their messages

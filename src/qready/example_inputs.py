@@ -12,6 +12,7 @@ import torch
 from qready.caches import describe_cache, is_cache, own_copy
 from qready.errors import InputError
 from qready.structure import flatten, map_leaves, node_type_of, unflatten
+from qready.wording import a
 
 __all__ = ["Example", "as_example", "fresh_like", "tensor_leaves"]
 
@@ -54,7 +55,7 @@ def as_example(example_inputs: Any, example_kwargs: Mapping[str, Any] | None = N
         )
     if not isinstance(example_inputs, tuple):
         raise InputError(
-            f"example_inputs is a {type(example_inputs).__name__}; pass a tuple of positional "
+            f"example_inputs is {a(type(example_inputs).__name__)}; pass a tuple of positional "
             "arguments, e.g. (torch.randn(1, 3, 224, 224),), or a dict of keyword arguments"
         )
     return Example(tuple(example_inputs), kwargs)

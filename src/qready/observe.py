@@ -131,6 +131,8 @@ class _Recorder(TorchFunctionMode):
         self.flow.resolve()
         for site in self.sites.values():
             site.feeds_values = any(c.feeds_values for c in self.site_calls.get(id(site), ())) or id(site) not in self.site_calls
+            if not site.feeds_values:  # not a quantization point: not counted in the coverage either
+                self.total -= site.count
 
 
 def _shallow(value: Any) -> Any:

@@ -183,6 +183,11 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     tied_aliases: dict[str, str]
 
+    def __init__(self, root: torch.nn.Module | dict[str, Any], graph: fx.Graph, class_name: str = "GraphModule") -> None:
+        super().__init__(root, graph, class_name)
+        if isinstance(root, torch.nn.Module):
+            keep_non_persistent(root, self)
+
     def hide_tied_copies(self, aliases: dict[str, str]) -> None:
         """Keep the state dict to the original's keys: an unrolled copy's shared tensors are
         left out of ``state_dict()`` and filled from the original's key on ``load_state_dict()``."""
@@ -199,6 +204,7 @@ class PreparedModule(Prepared, fx.GraphModule):
         # GraphModule's deepcopy keeps the graph and submodules but drops plain attributes:
         # carry ours over, so a copy still flattens, rebuilds and hides tied copies
         res = super().__deepcopy__(memo)
+        keep_non_persistent(self, res)
         for name in self._CARRIED:
             if name in self.__dict__:
                 object.__setattr__(res, name, copy.deepcopy(self.__dict__[name], memo))
@@ -238,6 +244,19 @@ class PreparedModule(Prepared, fx.GraphModule):
 
 def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
     return getattr(module, "tied_aliases", None) or getattr(module, "qready_tied_aliases", {})
+
+
+def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None:
+    """Buffers that are non-persistent in ``source`` stay so in ``copy_``: GraphModule before
+    torch 2.14 registers every buffer it copies as persistent (into the state dict)."""
+    for name, _ in copy_.named_buffers(remove_duplicate=False):
+        owner_path, _, attr = name.rpartition(".")
+        try:
+            owner = source.get_submodule(owner_path)
+        except AttributeError:
+            continue
+        if attr in owner._non_persistent_buffers_set:
+            copy_.get_submodule(owner_path)._non_persistent_buffers_set.add(attr)
 
 
 def _drop_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:

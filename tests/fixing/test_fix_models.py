@@ -278,3 +278,29 @@ def test_a_copy_of_torchvision_resnet_becomes_the_users_own_fixed_source(workdir
         assert line in diff
     assert diff.count("\n+") - diff.count("\n+++") == 5  # an import, two modules, two call sites: nothing else
     assert_same_model(original, build("resnet.py:resnet18"), example)
+
+
+SUBCLASS_DIFF = '''\
+--- a/subclass.py
++++ b/subclass.py
+@@ -12,5 +12,9 @@
+ 
+ class OnlyForward(Base):
+     """Squashes the base's features."""
++    def __init__(self, *args, **kwargs):
++        super().__init__(*args, **kwargs)
++        self.tanh = nn.Tanh()
++
+     def forward(self, x):
+-        return torch.tanh(self.conv(x))
++        return self.tanh(self.conv(x))
+'''
+
+
+def test_a_class_without_init_gets_one_that_passes_its_arguments_on(copy_model: Callable[[str], Path]) -> None:
+    copy_model("subclass.py")
+    original = build("subclass.py:OnlyForward", width=5)
+    example = Example((torch.randn(1, 3, 4, 4),))
+    result = fix("subclass.py:OnlyForward", example, kwargs={"width": 5})
+    assert (result.failure, result.not_fixed, result.diff) == (None, [], SUBCLASS_DIFF)
+    assert_same_model(original, build("subclass.py:OnlyForward", width=5), example)

@@ -111,6 +111,7 @@ class FileEdits:
     # they are written in the order the calls run (an inner call ends first)
     inserts: dict[int, list[tuple[tuple[int, int], str]]] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
+    new_inits: dict[int, str] = field(default_factory=dict)  # id(ClassDef) -> self name, for classes without __init__
     fixed: list[Finding] = field(default_factory=list)
     nodes: list[cst.CSTNode] = field(default_factory=list)  # keeps the ids above alive
 
@@ -253,7 +254,7 @@ class _Planner:
     def _call_edit(self, source: _Source, candidate: _Candidate, instance: nn.Module | None) -> tuple[Any, ...]:
         function, cls = source.scope(candidate.node)
         self_name = _self_name(function)
-        init_statement = source.super_init(cls)
+        init_statement = source.super_init(cls, self_name)
         values: list[Any] = []
         literals: dict[tuple[type, str], str] = {}
         for slot, node in candidate.args:
@@ -445,11 +446,13 @@ class _Source:
             raise _Unfixable(f"it is in function {current.name.value}(), not a method of the module's class; {PREPARE}")
         return current, cls
 
-    def super_init(self, cls: cst.ClassDef) -> cst.CSTNode:
-        """The ``super().__init__(...)`` statement of the class's own ``__init__``."""
+    def super_init(self, cls: cst.ClassDef, self_name: str) -> cst.CSTNode:
+        """The ``super().__init__(...)`` statement of the class's own ``__init__``; the class itself when
+        it has none (one that passes every argument on is then written for it)."""
         init = next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
         if init is None:
-            raise _Unfixable(f"class {cls.name.value} has no __init__ of its own to hold the new module; add one, or {PREPARE}")
+            self.edits.new_inits[id(cls)] = self_name
+            return cls
         for statement in init.body.body:
             if isinstance(statement, cst.SimpleStatementLine) and any(_is_init_call(s) for s in statement.body):
                 return statement

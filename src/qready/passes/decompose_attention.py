@@ -12,8 +12,10 @@ quantizer wraps. The weights are the instance's own, split per projection.
 The decomposed path computes in a different order than the fused kernel, so
 it is not bit-identical: ``prepare`` measures the difference on the example
 and a fresh input and reports it (about 1e-7 for a 64-dim attention).
-Configurations it does not cover (``bias_k``/``bias_v``, ``add_zero_attn``)
-are left as they are.
+Configurations it does not cover (``bias_k``/``bias_v``, ``add_zero_attn``,
+attention inside an ``nn.TransformerEncoder`` built with nested tensors enabled,
+the default) are left as they are. Inside an ``nn.TransformerEncoderLayer`` the
+decomposed module makes the layer take its unfused path.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class DecomposedMultiheadAttention(nn.Module):
         self.head_dim = attention.head_dim
         self.batch_first = attention.batch_first
         self.scaling = float(self.head_dim) ** -0.5
+        # What nn.TransformerEncoderLayer and nn.TransformerEncoder read before they take their own fused
+        # kernels: with no packed projection they take their unfused path, which calls this module.
+        self._qkv_same_embed_dim = attention._qkv_same_embed_dim
+        self.in_proj_weight = None
+        self.in_proj_bias = None
         e = attention.embed_dim
         if attention.in_proj_weight is not None:
             weights = attention.in_proj_weight.detach().split(e)
@@ -134,6 +141,17 @@ def _linear(weight: Tensor, bias: Tensor | None, in_features: int) -> nn.Linear:
     return linear
 
 
+def _under_nested_encoders(model: nn.Module) -> set[str]:
+    """Attention inside an ``nn.TransformerEncoder`` that may run its nested-tensor kernel: that kernel reads
+    the packed projection and zeroes padded positions on a data-dependent condition, so it stays."""
+    paths = set()
+    for path, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, nn.TransformerEncoder) and module.use_nested_tensor:
+            prefix = f"{path}." if path else ""
+            paths |= {prefix + inner for inner, child in module.named_modules() if isinstance(child, nn.MultiheadAttention)}
+    return paths
+
+
 def decomposable(attention: nn.MultiheadAttention) -> bool:
     return attention.bias_k is None and attention.bias_v is None and not attention.add_zero_attn
 
@@ -146,8 +164,9 @@ def decompose_attention(model: nn.Module) -> list[str]:
     """
     replaced: dict[int, nn.Module] = {}
     paths = []
+    nested = _under_nested_encoders(model)
     for path, module in list(model.named_modules(remove_duplicate=False)):
-        if type(module) is not nn.MultiheadAttention or not decomposable(module) or not path:
+        if type(module) is not nn.MultiheadAttention or not decomposable(module) or not path or path in nested:
             continue
         if id(module) not in replaced:
             replaced[id(module)] = DecomposedMultiheadAttention(module)

@@ -148,7 +148,8 @@ def _as_kwargs(model: nn.Module, example: Example) -> dict[str, Any]:
 def _capture_tracer_warnings(seen: dict[tuple[str | None, int | None, str], int]) -> Iterator[None]:
     """Record each TracerWarning at the user line on the stack when it was raised."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's own deprecation notice
+        # torch.jit.trace's own deprecation notice (a FutureWarning on torch 2.14, a DeprecationWarning on 2.13)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
         warnings.simplefilter("always", torch.jit.TracerWarning)
         original = warnings.showwarning
 

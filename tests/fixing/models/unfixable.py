@@ -100,3 +100,4 @@ class Ambiguous(nn.Module):
     def forward(self, x):
         h, w = x.shape[2:]
         return self.conv(x) * (h * w)
+
