@@ -499,7 +499,7 @@ def _tensor_value(obj: Any) -> Any:
     """The example's value behind a traced proxy, when the proxy stands for a tensor."""
     if type(obj) is not _ConcreteProxy:
         return _MISSING
-    value = obj.tracer.values.get(obj.node, _MISSING)  # type: ignore[attr-defined]
+    value = obj.tracer.values.get(obj.node, _MISSING)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
     if not _real_isinstance(value, torch.Tensor):
         return _MISSING
     caller = sys._getframe(2).f_globals.get("__name__", "")

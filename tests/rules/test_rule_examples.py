@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import qready
 from qready.rules import RULES, get_rule
@@ -24,6 +25,29 @@ def test_rule_example(rule, example) -> None:
         assert any(f.module == module and (op is None or f.op == op) for f in findings), (
             module, op, [(f.module, f.op) for f in findings],
         )
+    if example.message:
+        module, op = example.expect[0]
+        first = next(f for f in findings if f.module == module and (op is None or f.op == op))
+        assert example.message in first.message, (example.message, first.message)
+
+
+PREPARED = [pytest.param(rule, example, id=f"{rule.code}-{example.name}")
+            for rule in RULES for example in rule.examples() if example.prepare_fixes]
+
+
+@pytest.mark.parametrize("rule, example", PREPARED)
+def test_prepare_fixes_the_examples_it_says_it_fixes(rule, example) -> None:
+    """Fixit's expected_replacement, for prepare: the flagged example, prepared, is clean and computes the same."""
+    model, inputs = example.model().eval(), example.inputs()
+    prepared = qready.prepare(model, inputs)
+    args, kwargs = prepared.arguments_for(*inputs)
+    report = qready.check(prepared, args, example_kwargs=kwargs, select=[rule.code])
+    assert report.by_code(rule.code) == (), [f.message for f in report.findings]
+    assert torch.equal(prepared(*args, **kwargs), model(*inputs))
+
+
+def test_every_rule_that_prepare_fixes_has_an_example_that_shows_it() -> None:
+    assert {rule.code for rule, *_ in (p.values for p in PREPARED)} >= {"QR003", "QR004"}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)

@@ -80,7 +80,7 @@ class _Rewriter(cst.CSTTransformer):
         init = cst.parse_statement(code)
         body = list(updated.body.body)
         at = 1 if body and _is_docstring(body[0]) else 0
-        if at < len(body) and not body[at].leading_lines:  # type: ignore[attr-defined]
+        if at < len(body) and not body[at].leading_lines:  # type: ignore[attr-defined]  # libcst statements of a module body carry leading_lines
             body[at] = body[at].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
         body.insert(at, init)
         return updated.with_changes(body=updated.body.with_changes(body=body))

@@ -24,7 +24,11 @@ class RuleExample:
     """A small model that the rule must flag (``flagged=True``) or must pass.
 
     ``expect`` lists ``(module, op)`` pairs that the findings must contain, in
-    any order; ``op`` may be ``None`` to match any op.
+    any order; ``op`` may be ``None`` to match any op. ``message`` pins a fragment
+    of the first expected finding's message. ``prepare_fixes`` says that
+    ``qready.prepare`` makes the finding go away: the rule tests check it.
+    (No line pin: the examples live in qready's package, whose frames the source
+    locator skips, so their findings point at the caller, not at the example.)
     """
 
     name: str
@@ -33,6 +37,8 @@ class RuleExample:
     flagged: bool
     expect: tuple[tuple[str, str | None], ...] = ()
     target: str | None = None  # the --target the example is checked under (None: generic)
+    message: str = ""
+    prepare_fixes: bool = False
 
 
 @dataclass

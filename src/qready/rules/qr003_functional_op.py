@@ -80,14 +80,19 @@ class FunctionalOp(Rule):
             RuleExample(
                 "functional relu in a block", _FunctionalRelu, image_input, True,
                 (("", "torch.nn.functional.relu"),),
+                message="no module wraps it", prepare_fixes=True,
             ),
-            RuleExample("residual add", _ResidualAdd, image_input, True, (("", "torch.Tensor.add"),)),
+            RuleExample(
+                "residual add", _ResidualAdd, image_input, True, (("", "torch.Tensor.add"),),
+                message="torch.Tensor.add called in the forward", prepare_fixes=True,
+            ),
             RuleExample("relu as a module", _ModuleRelu, image_input, False),
             RuleExample("functional call inside a leaf", _LeafWithFunctional, image_input, False),
             RuleExample("a Python branch on a value and a boolean mask", _BranchAndMask, _ids_and_padding, False),
             RuleExample(
                 "a value that feeds both a branch and the output", _BranchOnUsedValue, image_input, True,
                 (("", "torch.Tensor.abs"),),
+                prepare_fixes=True,
             ),
         ]
 

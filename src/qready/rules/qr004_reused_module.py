@@ -74,9 +74,12 @@ class ReusedModule(Rule):
     @classmethod
     def examples(cls) -> list[RuleExample]:
         return [
-            RuleExample("relu on two branches", _TwoBranchRelu, image_input, True, (("relu", "torch.nn.modules.activation.ReLU"),)),
-            RuleExample("block in a loop", _LoopedBlock, image_input, True, (("block", None),)),
-            RuleExample("one instance, two parents", _SharedChild, image_input, True, (("a.act", None),)),
+            RuleExample(
+                "relu on two branches", _TwoBranchRelu, image_input, True, (("relu", "torch.nn.modules.activation.ReLU"),),
+                message="runs 2 times in one forward", prepare_fixes=True,
+            ),
+            RuleExample("block in a loop", _LoopedBlock, image_input, True, (("block", None),), prepare_fixes=True),
+            RuleExample("one instance, two parents", _SharedChild, image_input, True, (("a.act", None),), prepare_fixes=True),
             RuleExample("one module per call", _OnePerCall, image_input, False),
         ]
 
