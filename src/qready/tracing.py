@@ -249,6 +249,9 @@ class ConcreteTracer(fx.Tracer):
             module = self.root.get_submodule(str(node.target))
             if not self.meta:
                 return call_through(module.forward, args, kwargs)
+            if type(module) in _SHAPE_PRESERVING and len(args) == 1 and not kwargs and _is_meta_tensor(args[0]):
+                # its output is its input's shape and dtype; batch_norm's meta kernel is a slow Python decomposition
+                return torch.empty_like(args[0])
             state = {
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
@@ -330,6 +333,18 @@ def _state_unchanged(module: torch.nn.Module) -> Iterator[None]:
             now.clear()
             now.update(attributes)
             raise _NeedsRealValues(f"{type(module).__name__} changes its own state when it runs")
+
+
+# Leaf modules whose output has exactly the shape and dtype of their one input.
+_SHAPE_PRESERVING = frozenset({
+    torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.ReLU, torch.nn.ReLU6,
+    torch.nn.Identity, torch.nn.Dropout, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.SiLU, torch.nn.GELU,
+    torch.nn.Sigmoid, torch.nn.Tanh,
+})
+
+
+def _is_meta_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_meta
 
 
 # Size questions; ``dim()`` and ``ndim`` stay static even when the sizes depend on the data.
@@ -420,7 +435,9 @@ def trace_with_leaves(
         tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
         # each attempt on its own copies: a forward that writes into its inputs (a static KV cache's
         # index_copy_) must not change the example, nor what the next attempt sees
-        tracer.placeholder_values = [v.clone() if isinstance(v, torch.Tensor) else v for v in placeholder_values]
+        tracer.placeholder_values = [
+            v.clone() if isinstance(v, torch.Tensor) and not meta else v for v in placeholder_values
+        ]  # meta attempts read only stand-ins of them
         try:
             graph = _trace(tracer, root, forward)
             _constants_are_not_state(root, graph)
