@@ -43,14 +43,9 @@ _ONNX_OP_TYPES: dict[type, str] = {
     qnn.Interpolate: "Resize",
     qnn.Clamp: "Clip",
     qnn.MaskedFill: "Where",
-    qnn.FunctionalConv1d: "Conv",
-    qnn.FunctionalConv2d: "Conv",
-    qnn.FunctionalConv3d: "Conv",
-    qnn.FunctionalLinear: "Gemm",
-    qnn.FunctionalLayerNorm: "LayerNormalization",
-    qnn.FunctionalBatchNorm: "BatchNormalization",
-    qnn.FunctionalGroupNorm: "GroupNormalization",
 }
+# Not the Functional* modules (FunctionalConv2d, FunctionalBatchNorm...): AIMET takes a "Conv" or a
+# "BatchNormalization" to own its weights as parameters, and theirs come in as forward arguments.
 
 
 def register_qready_modules() -> dict[type, type]:
