@@ -148,7 +148,7 @@ def test_inputs_of_another_structure_are_refused_in_one_line() -> None:
     model = tiny_llm("llama")
     cache = _run(model, input_ids=prompt()).cache
     decode = qready.prepare(model, {"input_ids": prompt(1), "cache": cache}, verify=False)
-    with pytest.raises(InputError, match="traced with argument\(s\) cache; pass them as the example did"):
+    with pytest.raises(InputError, match=r"traced with argument\(s\) cache; pass them as the example did"):
         decode.flatten_inputs(input_ids=prompt(1))
 
 

@@ -161,4 +161,74 @@ def test_diffusers_unet_prepares_bit_identical() -> None:
     example = (torch.randn(1, 4, 8, 8), torch.tensor([10]), torch.randn(1, 3, 16))
     prepared = qready.prepare(model, example)
     assert prepared.prepare_result.verified
-    assert torch.equal(prepared(*example).sample, model(*example).sample)
+    assert prepared.prepare_result.leaves == []  # the root traces: torch.is_tensor(timestep) holds on the stand-in
+    assert torch.equal(prepared.call_original(*example).sample, model(*example).sample)
+
+
+# -- inside the traced forward, a tensor is a tensor ---------------------------------------------
+
+
+class TypeChecks(nn.Module):
+    """Each check takes the other branch (and a wrong result) if the tracer's stand-in answers
+    differently from the tensor it stands for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(t):
+            t = torch.tensor([t]) * 100
+        x = x * 2 if isinstance(x, torch.Tensor) else x - 100
+        if not torch.jit.isinstance(x, torch.Tensor):
+            x = x - 100
+        if callable(x):
+            x = x + 100
+        return torch.relu(self.linear(x)) * t
+
+
+class EinopsAttention(nn.Module):
+    """monai SwinUNETR's pattern: einops around a projection reused for two inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        import einops
+
+        q = einops.rearrange(self.proj(x), "b (h d) -> b h d", h=2)
+        k = einops.rearrange(self.proj(y), "b (h d) -> b h d", h=2)
+        return einops.reduce(q * k, "b h d -> b d", "sum")
+
+
+class WithEinops(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = EinopsAttention()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, x.flip(0))
+
+
+def test_isinstance_is_tensor_jit_isinstance_and_callable_answer_as_in_eager() -> None:
+    model = TypeChecks().eval()
+    example = (torch.randn(2, 8), torch.tensor([3.0]))
+    prepared = qready.prepare(model, example)
+    assert prepared.prepare_result.verified and prepared.prepare_result.leaves == []
+    ops = [str(n.target) for n in prepared.graph.nodes]
+    assert "mul" in ops and not any("sub" in op for op in ops)
+    other = (torch.randn(2, 8), torch.tensor([-1.0]))
+    assert torch.equal(prepared(*other), model(*other))
+
+
+def test_a_module_calling_einops_is_traced_through_and_its_reuse_unrolled() -> None:
+    pytest.importorskip("einops", reason="the einops calls are the case")
+    model = WithEinops().eval()
+    x = torch.randn(2, 8)
+    assert {f.code for f in qready.check(model, (x,), select=["QR004"]).findings} == {"QR004"}
+    prepared = qready.prepare(model, (x,))
+    result = prepared.prepare_result
+    assert result.verified and result.leaves == [] and [c.module for c in result.unrolled] == ["attention.proj_1"]
+    assert qready.check(prepared, (x,), select=["QR003", "QR004"]).findings == ()
+    assert torch.equal(prepared(x), model(x))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-import torchvision
+from optional import torchvision
 from torch import nn
 
 import qready

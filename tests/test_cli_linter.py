@@ -209,3 +209,12 @@ def test_a_module_in_the_current_directory_is_a_spec(tmp_path: Path, monkeypatch
     code, out, err = run("check", "cnn_here:Deep", "--input", "2x4", "--select", "QR004")
     assert code == 0, err
     assert out.startswith("Deep: ok")
+
+
+def test_prepare_quiet_prints_nothing_and_its_json_has_timings_only_on_request(tmp_path: Path) -> None:
+    code, out, err = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path / "a"), "--quiet")
+    assert (code, out, err) == (0, "", "") and (tmp_path / "a" / "manifest.json").is_file()
+    _, out, _ = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path / "b"), "--format", "json")
+    assert json.loads(out)["timings"] == {}
+    _, out, _ = run("prepare", f"{SEED}:FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path / "c"), "--format", "json", "--timings")
+    assert "trace" in json.loads(out)["timings"]

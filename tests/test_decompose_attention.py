@@ -70,6 +70,7 @@ def test_prepare_for_aimet_decomposes_and_states_the_measured_difference(tmp_pat
     assert any(type(m) is nn.MultiheadAttention for m in generic.modules())
     assert torch.equal(generic(x), model(x))  # no target: bit-identical, attention kept whole
 
+    pytest.importorskip("aimet_torch", reason="the aimet target needs aimet-torch: pip install -e '.[interop]'")
     prepared = qready.prepare(model, (x,), target="aimet")
     assert not any(isinstance(m, (nn.MultiheadAttention, DecomposedMultiheadAttention)) for m in prepared.modules())
     [change] = [c for c in prepared.prepare_result.changes if c.kind == "decomposed"]

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 import torch
-import torchvision
+from optional import torchvision
 
 import qready
 from models import seed

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from qready.errors import QreadyError
+from qready.errors import QreadyError, one_line
 from qready.fixing.command import add_fix_options, add_fix_parser, run_fix, wants_fix
 
 if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
@@ -38,7 +38,7 @@ CHECK_FORMATS = ("text", "json", "sarif", "github", "html")  # the names in qrea
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> None:  # type: ignore[override]  # argparse's error returns NoReturn; this one raises a QreadyError instead
         raise QreadyError(f"{message} (see {self.prog} --help)")
 
 
@@ -51,16 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="report where a model breaks the five model guidelines")
     _add_model_arguments(check)
     check.add_argument("--format", choices=CHECK_FORMATS, default="text", help="html needs -o FILE")
-    check.add_argument("--select", type=_codes, action="extend", help="rule codes, names or code prefixes to run (comma-separated, repeatable)")
+    check.add_argument("--select", type=_codes, action="extend", help="rule codes, names or code prefixes to run, comma-separated (default: all)")
     check.add_argument("--extend-select", type=_codes, action="extend", default=[], help="rules to run in addition to --select (or to the default)")
     check.add_argument("--ignore", type=_codes, action="extend", help="rule codes, names or code prefixes to skip")
-    check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None)
+    check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None, help="the exporter QR001 runs (default: dynamo)")
     check.add_argument(
         "--quantizer-coverage", action="store_true",
         help="also build the --target toolkit's sim and count the ops that run behind a quantizer (text format)",
     )
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
-    check.add_argument("-o", "--output", help="write the report to this file instead of stdout")
+    check.add_argument("-o", "--output", metavar="FILE", help="write the report to this file instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print how many findings each rule has, not the findings (text format)")
     check.add_argument("--show-all", action="store_true", help="one line per finding: do not group a source line's findings across modules")
     _add_output_arguments(check)
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(prepare)
     prepare.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory to write (must not exist)")
     prepare.add_argument("--exclude", action="append", default=[], metavar="MODULE_PATH", help="keep this submodule whole")
-    prepare.add_argument("--format", choices=("text", "json"), default="text")
+    prepare.add_argument("--format", choices=("text", "json"), default="text", help="what prepare changed, as lines or as JSON")
     prepare.add_argument("--html", metavar="FILE", help="also write an HTML report: the check of the original and what prepare did")
     prepare.add_argument("--no-tie-weights", action="store_true", help="give unrolled copies their own weights")
     prepare.add_argument("--no-verify", action="store_true", help="skip the bit-for-bit comparison and re-check")
@@ -101,10 +101,10 @@ class _VersionRequested(Exception):
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="package.module:callable or path/to/file.py:Name")
+    parser.add_argument("spec", metavar="SPEC", help="package.module:callable, path/to/file.py:Name, or hf:path/to/config.json (no weights)")
     parser.add_argument("--input", action="append", metavar="[DTYPE:]SHAPE", help="e.g. 1x3x224x224 or int64:1x16")
     parser.add_argument("--inputs", metavar="MODULE:FUNCTION", help="function returning the example inputs")
-    parser.add_argument("--kwargs", help="JSON keyword arguments for the model class or factory")
+    parser.add_argument("--kwargs", metavar="JSON", help="JSON keyword arguments for the model class or factory")
     parser.add_argument(
         "--target", default=None, metavar="TOOLKIT",
         help="the quantization toolkit: generic (default, the guidelines) or aimet (its quantized module classes)",
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
                 return _interrupted(stderr)
             if debug:
                 traceback.print_exc(file=stderr)
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            first = one_line(str(error), limit=None)
             stderr.write(f"qready: internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n")
             return EXIT_ERROR
 
@@ -244,7 +244,7 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     raise QreadyError(f"unknown command {options.command!r}")
 
 
-def _load(options: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load(options: argparse.Namespace):
     import torch
 
     from qready.inputs import load_example, load_model, parse_kwargs
@@ -272,7 +272,7 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     _check_report_paths(options.output)
     select = options.select
     if options.extend_select:
-        select = [*(select or [rule.code for rule in select_rules()]), *options.extend_select]
+        select = [*(select or ["QR"]), *options.extend_select]  # "QR": every rule that can run
     select_rules(select, options.ignore)  # an unknown code fails now, before the model is built
     progress = options.format == "text" and not options.quiet and stderr.isatty()
     model, example = _load(options)
@@ -338,19 +338,19 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     except VerificationError as error:
         if error.prepared is None:
             raise
-        failure, prepared = error, error.prepared
+        failure, prepared = error, error.prepared  # type: ignore[assignment]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     _INTERRUPTS.stop_if_seen()
     result = prepared.prepare_result
-    shown = result if options.timings else dataclasses.replace(result, timings={})
+    shown = result if options.timings else dataclasses.replace(result, timings={})  # type: ignore[type-var]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if options.format == "json":
-        emit_prepare_json(shown, stdout)
+        emit_prepare_json(shown, stdout)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     elif not options.quiet:
-        emit_prepare_text(shown, stdout, _color(options.color, stdout))
+        emit_prepare_text(shown, stdout, _color(options.color, stdout))  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if report is not None:
         from qready.reporting.html import render_html
 
         # written even when verification failed: that is when the report is most needed
-        page = render_html(report, module_paths=_module_types(model), prepare_result=result)
+        page = render_html(report, module_paths=_module_types(model), prepare_result=result)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         _write(options.html, lambda stream, color: stream.write(page), stdout, options.color)
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
@@ -359,10 +359,10 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         stderr.write(f"qready: {type(prepared).__name__} kept its own Python forward, so it cannot be saved as code; nothing written\n")
         return EXIT_FINDINGS
     _INTERRUPTS.stop_if_seen()
-    save(prepared, options.output, overwrite=options.force)
+    save(prepared, options.output, overwrite=options.force)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if options.format == "text" and not options.quiet:
         stdout.write(f"wrote {options.output}\n")
-    return EXIT_OK if result.ok else EXIT_FINDINGS
+    return EXIT_OK if result.ok else EXIT_FINDINGS  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
 
 
 def _check_report_paths(*paths: str | None) -> None:
@@ -426,7 +426,7 @@ class _Progress:
             self.console.print(f"  {mark} {code} {get_rule(code).name:<14} {report.timings.get(code, 0.0):6.2f} s  {tally}")
 
 
-def _write(path: str | None, write, stdout: TextIO, color_choice: str = "auto") -> None:  # type: ignore[no-untyped-def]
+def _write(path: str | None, write, stdout: TextIO, color_choice: str = "auto") -> None:
     if path is None:
         write(stdout, _color(color_choice, stdout))
         return

@@ -38,7 +38,7 @@ from qready.conversions import conversion_for
 from qready.nn.generic import TorchFunction, dotted_path
 from qready.ops import is_leaf_module, is_value_changing, op_name
 from qready.passes.base import Change, add_module_in_scope
-from qready.source import display_path, is_internal
+from qready.source import call_through, display_path, is_internal
 
 __all__ = ["dispatch_call_sites", "install_call_site_dispatch", "SITES_ATTRIBUTE"]
 
@@ -62,22 +62,22 @@ class _SiteMode(TorchFunctionMode):
         self.where: dict[SiteKey, tuple[str, int]] = {}  # file and line, for the report only
         self.leaf_depth = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.leaf_depth or not is_value_changing(func, args, kwargs):
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         frame = _caller()
         if frame is None:
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         site = (*site_of(frame), func)
         self.seen[site] += 1
         key = (*site, self.seen[site])
         if self.routes is None:
             self.recorded.append((key, args, kwargs))
             self.where[key] = (frame.f_code.co_filename, frame.f_lineno)
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         module = self.routes.get(key)
-        return module(*args, **kwargs) if module is not None else func(*args, **kwargs)
+        return call_through(func if module is None else module, args, kwargs)
 
 
 def site_of(frame: Any) -> Site:
@@ -91,7 +91,7 @@ def site_of(frame: Any) -> Site:
 
 
 def _caller() -> Any:
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None and is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
@@ -143,7 +143,7 @@ def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], An
             if previous[path] is None:
                 del owner.forward
             else:
-                owner.forward = previous[path]  # type: ignore[method-assign]
+                owner.forward = previous[path]  # type: ignore[assignment]  # the instance-level forward it had
     changes = []
     for path, owner in owners.items():
         sites = []
@@ -185,7 +185,7 @@ def install_call_site_dispatch(owner: torch.nn.Module, *, check_source: bool = F
                     "sees no values; prepare the model again from the source it runs with",
                     stacklevel=3,
                 )
-    owner.forward = DispatchingForward(owner, vars(owner).get("forward"))  # type: ignore[method-assign]
+    owner.forward = DispatchingForward(owner, vars(owner).get("forward"))
 
 
 def _missing_site(module_name: str, qualname: str, offset: int) -> str | None:
@@ -206,7 +206,7 @@ def _missing_site(module_name: str, qualname: str, offset: int) -> str | None:
 
 
 def _wrap(owner: torch.nn.Module, recorder: _SiteMode) -> None:
-    owner.forward = DispatchingForward(owner, vars(owner).get("forward"), recorder)  # type: ignore[method-assign]
+    owner.forward = DispatchingForward(owner, vars(owner).get("forward"), recorder)
 
 
 class DispatchingForward:

@@ -11,7 +11,8 @@ import torch
 
 from qready.caches import describe_cache, is_cache, own_copy
 from qready.errors import InputError
-from qready.structure import flatten, node_type_of, unflatten
+from qready.structure import flatten, map_leaves, node_type_of, unflatten
+from qready.wording import a
 
 __all__ = ["Example", "as_example", "fresh_like", "tensor_leaves"]
 
@@ -54,7 +55,7 @@ def as_example(example_inputs: Any, example_kwargs: Mapping[str, Any] | None = N
         )
     if not isinstance(example_inputs, tuple):
         raise InputError(
-            f"example_inputs is a {type(example_inputs).__name__}; pass a tuple of positional "
+            f"example_inputs is {a(type(example_inputs).__name__)}; pass a tuple of positional "
             "arguments, e.g. (torch.randn(1, 3, 224, 224),), or a dict of keyword arguments"
         )
     return Example(tuple(example_inputs), kwargs)
@@ -81,7 +82,7 @@ def fresh_like(example: Example, seed: int = 0) -> Example:
             return type(value)(draw(v) for v in value)
         if isinstance(value, Mapping):
             try:
-                return type(value)({k: draw(v) for k, v in value.items()})
+                return type(value)({k: draw(v) for k, v in value.items()})  # type: ignore[call-arg]  # a concrete Mapping class, rebuilt from a dict
             except TypeError:
                 return {k: draw(v) for k, v in value.items()}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -110,21 +111,7 @@ def _fresh_tensor(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def tensor_leaves(value: Any) -> list[torch.Tensor]:
     """Every tensor inside a (nested) output, in a stable order."""
     leaves: list[torch.Tensor] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, torch.Tensor):
-            leaves.append(v)
-        elif isinstance(v, Mapping):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, (list, tuple)):
-            for item in v:
-                walk(item)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            for f in dataclasses.fields(v):
-                walk(getattr(v, f.name))
-
-    walk(value)
+    map_leaves(value, leaves.append)
     return leaves
 
 

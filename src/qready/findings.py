@@ -81,6 +81,7 @@ class Report:
     coverage: Coverage | None  # None when no rule ran the instrumented forward
     rules_run: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    skipped: dict[str, str] = field(default_factory=dict)  # rule code -> why it did not run
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -114,6 +115,7 @@ class Report:
             "rules_run": list(self.rules_run),
             "findings": [f.to_dict() for f in self.findings],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            **({"skipped": dict(self.skipped)} if self.skipped else {}),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:

@@ -9,6 +9,7 @@ left alone by ``prepare``. Everything else that takes a tensor is value-changing
 from __future__ import annotations
 
 import builtins
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +109,8 @@ def changes_values(func: Callable[..., Any]) -> bool:
 
 def _qualified_name(func: Any) -> str:
     if isinstance(func, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
-        return str(getattr(func, "overloadpacket", func)._qualified_op_name)
+        packet: Any = getattr(func, "overloadpacket", func)
+        return str(packet._qualified_op_name)
     return f"{getattr(func, '__module__', None)}.{getattr(func, '__qualname__', None)}"
 
 
@@ -137,8 +139,12 @@ def op_name(func: Callable[..., Any]) -> str:
     qualname = getattr(func, "__qualname__", name)
     if isinstance(func, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
         return "torch.ops." + str(func).replace("::", ".")  # torch.ops.torchvision.nms
-    if func in _OPERATOR_FUNCS:
-        return f"operator.{name}"
+    if func in _OPERATOR_FUNCS:  # `x + y` in a graph: named as check names it, torch.Tensor.add
+        return _operator_on_tensors(func) or f"operator.{name}"
+    if "<locals>" in qualname or module == "torch.functional":  # F.max_pool2d, torch.einsum: their public name
+        public = _public_names().get(id(func))
+        if public is not None:
+            return public
     if qualname.startswith(("TensorBase.", "Tensor.")):
         return f"torch.Tensor.{name}"
     if qualname.startswith("_VariableFunctionsClass.") or module in (None, "torch._C._VariableFunctions"):
@@ -150,6 +156,42 @@ def op_name(func: Callable[..., Any]) -> str:
     if module == "torch._C._special":
         return f"torch.special.{name.removeprefix('special_')}"
     return f"{module}.{qualname}" if module else name
+
+
+@functools.cache
+def _operator_on_tensors(func: Callable[..., Any]) -> str | None:
+    """The torch function an operator runs on tensors (``operator.truediv`` -> ``torch.Tensor.div``),
+    as the instrumented forward of ``check`` sees it: asked of torch, not listed by hand."""
+    seen: list[Callable[..., Any]] = []
+
+    class Recorder(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, f, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            seen.append(f)
+            return f(*args, **(kwargs or {}))
+
+    for sample in (torch.ones(2), torch.ones(2, dtype=torch.bool)):
+        seen.clear()
+        try:
+            with Recorder():
+                func(sample) if func in (operator.neg, operator.pos, operator.invert, operator.abs) else func(sample, sample)
+        except Exception:  # noqa: BLE001 - an operator tensors do not support: keep its own name
+            continue
+        if seen:
+            return op_name(seen[0])
+    return None
+
+
+@functools.cache
+def _public_names() -> dict[int, str]:
+    """Where torch exposes callables defined under other names (``boolean_dispatch.<locals>.fn``)."""
+    import torch.nn.functional as F
+
+    names: dict[int, str] = {}
+    for prefix, namespace in (("torch.nn.functional", F), ("torch", torch)):
+        for attr, value in vars(namespace).items():
+            if callable(value) and not attr.startswith("_") and id(value) not in names:
+                names[id(value)] = f"{prefix}.{attr}"
+    return names
 
 
 _OPERATOR_FUNCS = frozenset(

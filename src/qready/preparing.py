@@ -18,11 +18,10 @@ from typing import Any
 
 import torch
 
-from qready.caches import own_copy
 from qready.dispatch import dispatch_call_sites
-from qready.errors import QreadyError, VerificationError
+from qready.errors import QreadyError
 from qready.example_inputs import Example
-from qready.observe import preserved
+from qready.guard import preserved
 from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
@@ -30,11 +29,10 @@ from qready.passes.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
-from qready.structure import flatten, leaf_names
+from qready.structure import flatten, map_leaves
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
-from qready.verify import compare_exact, first_difference
 
-__all__ = ["prepare_copy", "prepare_children", "verify_prepared", "call_prepared"]
+__all__ = ["prepare_copy", "prepare_children"]
 
 
 def prepare_copy(
@@ -75,7 +73,7 @@ def _prepare_graph(
 
     start = time.perf_counter()
     passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
-    prepared, changes = passes(prepared)
+    prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     _keep_state_dict_keys(prepared, work)
@@ -142,9 +140,9 @@ def prepare_children(
                 child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights,
                 failure=TraceFailure("", str(error), None, None),
             )
-        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
+        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
         if prepared.saveable:
-            run_graph_in_place(child, prepared)
+            run_graph_in_place(child, prepared)  # type: ignore[arg-type]  # the passes return the GraphModule subclass they were given
         else:
             child.__class__ = type(child).__bases__[0]  # a child stays of its own class
             del child.prepare_result
@@ -169,54 +167,6 @@ def prepare_children(
         specialized=specialized,
         timings={"children": time.perf_counter() - start},
     ))
-
-
-def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
-    """Run a prepared model on the original model's arguments."""
-    # own copies of caches: a static cache is written in place, and the example is the user's
-    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
-
-
-def verify_prepared(
-    prepared: torch.nn.Module, example: Example, fresh: Example, references: tuple[Any, Any]
-) -> None:
-    """Bit-for-bit on the example and a fresh input, then no QR003/QR004 outside the leaves.
-
-    Raises VerificationError naming the first differing output and its max abs difference.
-    """
-    from qready.api import check
-
-    result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
-    for run, inputs, expected in (("example", example, references[0]), ("fresh", fresh, references[1])):
-        with preserved(prepared), torch.no_grad():
-            got = call_prepared(prepared, inputs)
-        expected_leaves, spec = flatten(expected)
-        got_leaves, _ = flatten(got)
-        names = result.output_names or leaf_names(spec, "output")
-        result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
-    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
-    recheck = check(prepared, args, example_kwargs=kwargs, select=("QR003", "QR004"))
-    allowed = [leaf.module for leaf in result.leaves] + result.excluded
-    for finding in recheck.findings:
-        # a module reused inside a leaf may also be registered elsewhere: any of its names counts
-        names = [finding.module, *(finding.detail("paths") or [])]
-        inside_leaf = any(p == "" or n == p or n.startswith(p + ".") for p in allowed for n in names)
-        (result.residual if inside_leaf else result.unexpected).append(finding)
-    differing = first_difference(result.diffs)
-    result.verified = differing is None and not result.unexpected
-    if differing is not None:
-        raise VerificationError(
-            f"prepared {result.model} differs from the original on the {differing.run} input: output "
-            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model",
-            prepared,
-        )
-    if result.unexpected:
-        first = result.unexpected[0]
-        raise VerificationError(
-            f"prepared {result.model} still has {len(result.unexpected)} {first.code} finding(s) outside the "
-            f"submodules left as leaves, first: {first.message}; please report this with the model",
-            prepared,
-        )
 
 
 def _submodule_calls(module: torch.nn.Module, example: Example) -> dict[str, list[Example]]:
@@ -251,15 +201,8 @@ def _outermost(calls: dict[str, list[Example]]) -> list[str]:
 
 
 def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(_clone(v) for v in value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(_clone(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    return value
+    """Every tensor inside ``value`` cloned, in dataclasses and caches too (the one walker)."""
+    return map_leaves(value, lambda t: t.detach().clone())
 
 
 def _same_signature(calls: list[Example]) -> bool:
@@ -312,7 +255,7 @@ def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> N
         owner = prepared
         source = work
         for part in owner_path.split(".") if owner_path else ():
-            source = source._modules[part]  # type: ignore[assignment]
+            source = source._modules[part]  # type: ignore[assignment]  # nn.Module._modules holds Module | None; the path exists
             child = owner._modules.get(part)
             if child is None:
                 child = torch.nn.Module()

@@ -23,20 +23,23 @@ import os
 import tempfile
 import warnings
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.fx as fx
+from torch import fx
 
+from qready.checkpoints import with_checkpoint
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
-from qready.errors import LoadError, SaveError
+from qready.errors import LoadError, QreadyError, SaveError, internal_error
 from qready.files import follow_umask, write_failed
 from qready.prepared import PreparedModule
+from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
 from qready.user_code import import_recorded, is_file_module, record_sources
 
-__all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "check_destination", "load", "save"]
 
 FORMAT_VERSION = 2  # 2: call sites keyed by module name and qualname, not by file
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
@@ -59,13 +62,19 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
     _record_user_sources(manifest, code, target)
     tensors, aliases = _unique_tensors(prepared)
     manifest["aliases"] = aliases
+    # prepared from a config alone: the structure is saved, the weights come at load time (weights=)
+    manifest["without_values"] = {
+        name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+        for name, t in tensors.items() if t.is_meta
+    }
+    tensors = {name: t for name, t in tensors.items() if not t.is_meta}
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as error:
         raise SaveError(f"cannot write in {str(parent)!r} ({error.strerror}); choose a writable directory") from error
     try:
         (tmp / _CODE).write_text(code, encoding="utf-8")
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / _WEIGHTS))
+        save_file(_own_storages(tensors), str(tmp / _WEIGHTS))
         manifest["sha256"] = {name: _sha256(tmp / name) for name in (_CODE, _WEIGHTS)}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         follow_umask(tmp, *(tmp / name for name in _OWN_FILES))
@@ -167,8 +176,15 @@ def _is_qready_manifest(path: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("written_by") == "qready"
 
 
-def load(directory: str | os.PathLike[str]) -> PreparedModule:
-    """Rebuild a model written by ``save`` (or ``qready prepare -o``)."""
+def load(directory: str | os.PathLike[str], *, weights: Any = None) -> PreparedModule:
+    """Rebuild a model written by ``save`` (or ``qready prepare -o``).
+
+    ``weights`` fills it from the original model's checkpoint, by the original's
+    keys: a ``state_dict``, a ``.safetensors`` (or ``.pt``) file, or a directory as
+    ``save_pretrained`` writes it, sharded or not. Tensors are read one at a
+    time; tied weights stay one tensor. Required for a model prepared without
+    weights (parameters on the meta device).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -203,6 +219,12 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
         tensors = load_file(str(root_dir / _WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
         raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise LoadError(
+            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({problem}); "
+            "the save is damaged, run qready prepare again"
+        )
     try:
         import_recorded(manifest.get("sources", {}), root_dir)
     except Exception as error:  # the user's own file raised while importing
@@ -211,11 +233,17 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
             "fix that file, or install what it imports"
         ) from error
     try:
-        model = _rebuild(root_dir, manifest, tensors)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest that lacks or mangles an entry
+        model = _rebuild(root_dir, manifest, with_checkpoint(manifest, tensors, weights, root_dir))
+    except QreadyError:
+        raise
+    except Exception as error:  # the manifest is well formed: qready's bug, or the user's classes'
+        if raised_by_qready(error):
+            raise internal_error(f"loading {str(root_dir)!r} failed inside qready", error) from error
+        file, line = error_location(error)
+        where = f" at {file}:{line}" if file else ""
         raise LoadError(
-            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({type(error).__name__}: {error}); "
-            "the save is damaged, run qready prepare again"
+            f"rebuilding the model saved in {str(root_dir)!r} raised {type(error).__name__}: {error}{where}; "
+            "the classes it names must be importable and behave as when it was saved"
         ) from error
     _warn_unbuildable_outputs(manifest["output_spec"])
     return model
@@ -275,7 +303,43 @@ def _warn_unbuildable_outputs(output_spec: dict[str, Any] | None) -> None:
         )
 
 
-def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PreparedModule:
+# The manifest's entries and their JSON types, as _rebuild reads them.
+_MANIFEST_ENTRIES: dict[str, type | tuple[type, ...]] = {
+    "class_name": str, "modules": list, "parameters": dict, "buffers": list, "aliases": dict, "training": dict,
+    "outputs_flattened": bool, "input_names": list, "output_names": list, "tied_aliases": dict,
+}
+_MODULE_ENTRIES: dict[str, type | tuple[type, ...]] = {"path": str, "leaf": bool}
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What makes a manifest unreadable (an entry missing or of the wrong type), or None."""
+    for key, kind in _MANIFEST_ENTRIES.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"entry {key!r} is missing or not a {_json_type(kind)}"
+    for key in ("input_spec", "output_spec"):  # an object, or null for a plain tensor
+        if not isinstance(manifest.get(key, ()), (dict, type(None))):
+            return f"entry {key!r} is missing or not an object"
+    for index, entry in enumerate(manifest["modules"]):
+        if not isinstance(entry, dict):
+            return f"modules[{index}] is not an object"
+        for key, kind in _MODULE_ENTRIES.items():
+            if not isinstance(entry.get(key), kind):
+                return f"modules[{index}] has no {_json_type(kind)} {key!r}"
+        if not isinstance(entry.get("alias_of", entry.get("type")), str):
+            return f"modules[{index}] names neither its type nor the module it aliases"
+        if "alias_of" not in entry and not all(
+            isinstance(entry.get(key), list) for key in ("non_persistent", "none_parameters", "none_buffers")
+        ):
+            return f"modules[{index}] lacks its lists of non-persistent buffers and None entries"
+    return None
+
+
+def _json_type(kind: type | tuple[type, ...]) -> str:
+    names = {str: "string", list: "list", dict: "object", bool: "boolean"}
+    return names.get(kind, "value") if isinstance(kind, type) else "value"
+
+
+def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> PreparedModule:
     holder = _build_tree(manifest["modules"], manifest.get("sources", {}))
     _attach_tensors(holder, manifest, tensors)
     _attach_tensor_attributes(holder, manifest["modules"])
@@ -432,6 +496,21 @@ def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor],
     return tensors, aliases
 
 
+def _own_storages(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor contiguous and in its own storage, as safetensors requires: constants the trace
+    captured may be views of one tensor (a rotary ``cos`` unsqueezed once per layer)."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in seen and tensor.numel():
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[name] = tensor
+    return out
+
+
 def _build_tree(modules: list[dict[str, Any]], sources: dict[str, dict[str, Any]]) -> torch.nn.Module:
     root = torch.nn.Module()
     for entry in modules:  # named_modules order: parents before children
@@ -464,7 +543,7 @@ def _build_tree(modules: list[dict[str, Any]], sources: dict[str, dict[str, Any]
     return root
 
 
-def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
     params = manifest["parameters"]
     aliases = manifest["aliases"]
     entries = {m["path"]: m for m in manifest["modules"]}
@@ -483,7 +562,7 @@ def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: di
         owner_path, _, attr = name.rpartition(".")
         owner = root.get_submodule(owner_path) if owner_path else root
         if name in params:
-            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]
+            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]  # the tensor came from a Parameter entry of the manifest
         else:
             owner.register_buffer(attr, objects[source], persistent=name not in non_persistent)
 

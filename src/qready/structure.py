@@ -7,6 +7,7 @@ fresh process.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import keyword
@@ -20,8 +21,8 @@ import torch
 __all__ = [
     "NodeType",
     "flatten",
-    "is_plain",
     "leaf_names",
+    "map_leaves",
     "node_type_of",
     "rebuild_type",
     "register_node_type",
@@ -49,6 +50,8 @@ class NodeType:
     stateful: bool = False
 
 
+# Kinds register themselves when their module is imported: qready.caches is, by
+# example_inputs, while ``import qready`` runs, so the walker knows caches before any call.
 _NODE_TYPES: dict[str, NodeType] = {}
 
 
@@ -61,13 +64,6 @@ def node_type_of(value: Any) -> NodeType | None:
         if node_type.matches(value):
             return node_type
     return None
-
-
-def is_plain(value: Any) -> bool:
-    """A tensor or (nested) tuple of tensors: what every exporter and quantizer accepts."""
-    if isinstance(value, torch.Tensor):
-        return True
-    return isinstance(value, tuple) and not hasattr(value, "_fields") and all(is_plain(v) for v in value)
 
 
 def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Callable[[Any], Any] | None = None) -> tuple[list[Any], Spec]:
@@ -113,6 +109,50 @@ def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Ca
 
     spec = walk(value)
     return leaves, spec
+
+
+def map_leaves(value: Any, fn: Callable[[Any], Any], is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """``value`` rebuilt with ``fn`` applied to each tensor (or whatever ``is_leaf`` accepts).
+
+    The same containers ``flatten`` knows, each rebuilt as its own type: registered kinds
+    (caches), namedtuples, tuples and lists, mappings (``OrderedDict``, ``ModelOutput``),
+    dataclasses. Anything else is returned as it is, never refused: this walker serves values
+    qready only passes along (clones of a submodule's arguments, stand-ins in a report).
+    """
+    is_leaf = is_leaf or (lambda v: isinstance(v, torch.Tensor))
+
+    def walk(v: Any) -> Any:
+        if is_leaf(v):
+            return fn(v)
+        node_type = node_type_of(v)
+        if node_type is not None:
+            keys, children, extra = node_type.children(v)
+            return node_type.rebuild({"kind": node_type.kind, **extra, "keys": keys}, [walk(c) for c in children])
+        if isinstance(v, tuple) and hasattr(v, "_fields"):
+            return type(v)(*(walk(item) for item in v))
+        if type(v) in (tuple, list):
+            return type(v)(walk(item) for item in v)
+        if type(v) is dict:
+            return {k: walk(item) for k, item in v.items()}
+        if isinstance(v, Mapping):
+            try:
+                rebuilt = copy.copy(v)  # keeps the mapping's class and attributes
+                for k, item in v.items():
+                    rebuilt[k] = walk(item)  # type: ignore[index]  # a mutable mapping: copied from one
+            except TypeError:  # read-only or uncopyable: the items in a plain dict
+                return {k: walk(item) for k, item in v.items()}
+            return rebuilt
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            fields = {f.name: walk(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            record = copy.copy(v)
+            for name, item in fields.items():
+                object.__setattr__(record, name, item)  # frozen ones too
+            return record
+        if isinstance(v, (tuple, list)):
+            return type(v)(walk(item) for item in v)
+        return v
+
+    return walk(value)
 
 
 def unflatten(spec: Spec, leaves: list[Any] | tuple[Any, ...]) -> Any:
@@ -213,7 +253,3 @@ def _unique(names: list[str]) -> list[str]:
             seen[name] = 0
         out.append(name)
     return out
-
-
-# Kinds registered by their own modules (they import this one): imported last, for their side effect.
-from qready import caches as _caches  # noqa: F401

@@ -24,15 +24,16 @@ import fnmatch
 import linecache
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomllib
+
 from qready.errors import InputError
 from qready.findings import Finding
 
-__all__ = ["Config", "load_config", "configured_rules", "suppressed", "inline_codes"]
+__all__ = ["Config", "configured_rules", "inline_codes", "load_config", "suppressed"]
 
 _INLINE = re.compile(r"#\s*qready:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 _ALL = "*"
@@ -138,7 +139,7 @@ def configured_rules(
 
 def inline_codes(file: str, line: int) -> set[str] | None:
     """The codes a ``# qready: ignore[...]`` comment on that line names (``{"*"}`` for all), or None."""
-    match = _INLINE.search(linecache.getline(file, line))
+    match = _INLINE.search(linecache.getline(os.path.realpath(file), line))
     if match is None:
         return None
     codes = match.group("codes")
@@ -161,9 +162,9 @@ def _silenced(finding: Finding, config: Config) -> bool:
         return True
     lines = [(finding.file, finding.line)] if finding.line is not None else []
     for site in finding.detail("call_sites", ()) or ():
-        file, _, line = str(site).rpartition(":")
-        if line.isdigit():
-            lines.append((file, int(line)))
+        site_file, _, site_line = str(site).rpartition(":")
+        if site_line.isdigit():
+            lines.append((site_file, int(site_line)))
     for file, line in lines:
         codes = inline_codes(file, line)
         if codes is not None and (_ALL in codes or finding.code in codes):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 import torch
 
@@ -72,8 +77,8 @@ TRANSFORMER_DIFF = '''\
  class Attention(nn.Module):
      def __init__(self, dim: int, heads: int) -> None:
          super().__init__()
-+        self.div_scores = qready.nn.Div()
 +        self.einsum = qready.nn.Einsum("bhqd,bhkd->bhqk")
++        self.div_scores = qready.nn.Div()
 +        self.masked_fill_scores = qready.nn.MaskedFill()
 +        self.softmax_attn = nn.Softmax(dim=-1)
 +        self.einsum_1 = qready.nn.Einsum("bhqk,bhkd->bhqd")
@@ -210,3 +215,92 @@ def test_comments_and_odd_formatting_survive_outside_the_changed_lines(copy_mode
     position = 0
     for line in kept:  # every other line, byte for byte and in order
         position = lines.index(line, position) + 1
+
+
+PACKAGE_BLOCKS_DIFF = """\
+--- a/twofiles/blocks.py
++++ b/twofiles/blocks.py
+@@ -1,11 +1,14 @@
+ import torch.nn.functional as F
+ from torch import nn
++from . import ops
+ 
+ 
+ class Block(nn.Module):
+     def __init__(self, width):
+         super().__init__()
++        self.silu = nn.SiLU()
++        self.add = ops.Add()
+         self.conv = nn.Conv2d(width, width, 1)
+ 
+     def forward(self, x):
+-        return F.silu(self.conv(x)) + x
++        return self.add(self.silu(self.conv(x)), x)
+"""
+
+
+def test_a_package_of_two_files_with_an_ops_module(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(Path(__file__).parent / "models" / "twofiles", workdir / "twofiles")
+    monkeypatch.syspath_prepend(str(workdir))
+    example = Example((torch.randn(1, 4, 4, 4),))
+    original = build("twofiles.net:Net")
+    result = fix("twofiles.net:Net", example, ops_module="twofiles/ops.py")
+    assert (result.failure, result.not_fixed) == (None, [])
+    assert result.written == ["twofiles/blocks.py", "twofiles/net.py", "twofiles/ops.py"]
+    assert result.diffs["twofiles/blocks.py"] == PACKAGE_BLOCKS_DIFF
+    assert "from . import ops\n" in (workdir / "twofiles" / "net.py").read_text()
+    assert "        self.cat = ops.Cat(dim=1)\n" in (workdir / "twofiles" / "net.py").read_text()
+    for name in list(sys.modules):  # the package as it is on disk now
+        if name.startswith("twofiles"):
+            monkeypatch.delitem(sys.modules, name)
+    assert_same_model(original, build("twofiles.net:Net"), example)
+    assert not fix("twofiles.net:Net", example, ops_module="twofiles/ops.py").changed
+
+
+def test_a_copy_of_torchvision_resnet_becomes_the_users_own_fixed_source(workdir: Path) -> None:
+    torchvision = pytest.importorskip("torchvision", reason="the source of a real model comes from torchvision")
+    text = Path(torchvision.models.resnet.__file__).read_text()
+    text = re.sub(r"^from \.\.([\w.]*) import", r"from torchvision.\1 import", text, flags=re.MULTILINE)
+    text = re.sub(r"^from \.([\w.]*) import", r"from torchvision.models.\1 import", text, flags=re.MULTILINE)
+    text = text.replace("@register_model()\n", "")  # torchvision's registry holds these names already
+    (workdir / "resnet.py").write_text(text)
+    example = Example((torch.randn(1, 3, 32, 32),))
+    original = build("resnet.py:resnet18")
+    result = fix("resnet.py:resnet18", example)
+    assert (result.failure, result.not_fixed, result.written) == (None, [], ["resnet.py"])
+    diff = result.diffs["resnet.py"]
+    for line in (
+        "+        self.add_identity = qready.nn.Add(inplace=True)\n",  # after super().__init__() in BasicBlock
+        "+        self.relu2 = nn.ReLU(inplace=True)\n",
+        "-        out += identity\n-        out = self.relu(out)\n",
+        "+        out = self.add_identity(out, identity)\n+        out = self.relu2(out)\n",
+    ):
+        assert line in diff
+    assert diff.count("\n+") - diff.count("\n+++") == 5  # an import, two modules, two call sites: nothing else
+    assert_same_model(original, build("resnet.py:resnet18"), example)
+
+
+SUBCLASS_DIFF = '''\
+--- a/subclass.py
++++ b/subclass.py
+@@ -12,5 +12,9 @@
+ 
+ class OnlyForward(Base):
+     """Squashes the base's features."""
++    def __init__(self, *args, **kwargs):
++        super().__init__(*args, **kwargs)
++        self.tanh = nn.Tanh()
++
+     def forward(self, x):
+-        return torch.tanh(self.conv(x))
++        return self.tanh(self.conv(x))
+'''
+
+
+def test_a_class_without_init_gets_one_that_passes_its_arguments_on(copy_model: Callable[[str], Path]) -> None:
+    copy_model("subclass.py")
+    original = build("subclass.py:OnlyForward", width=5)
+    example = Example((torch.randn(1, 3, 4, 4),))
+    result = fix("subclass.py:OnlyForward", example, kwargs={"width": 5})
+    assert (result.failure, result.not_fixed, result.diff) == (None, [], SUBCLASS_DIFF)
+    assert_same_model(original, build("subclass.py:OnlyForward", width=5), example)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FIXABLE", "FixResult", "LIBRARY", "NotFixed", "fix"]
+__all__ = ["FIXABLE", "LIBRARY", "FixResult", "NotFixed", "fix"]
 
 
 def __getattr__(name: str) -> Any:

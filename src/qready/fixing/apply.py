@@ -73,11 +73,13 @@ def fix(
     """
     from qready.api import check
     from qready.inputs import load_model
-    from qready.rules import get_rule
+    from qready.rules import select_rules
+    from qready.suppression import configured_rules
 
     kwargs = dict(kwargs or {})
     example = as_example(example_inputs)
-    chosen = [get_rule(k).code for k in select] if select else list(FIXABLE)
+    select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
+    chosen = [rule.code for rule in select_rules(select or FIXABLE, ignore)]
     rules = [code for code in chosen if code in FIXABLE]
     if not rules:
         raise InputError(f"fix works on {', '.join(FIXABLE)}; select at least one of them")
@@ -86,7 +88,7 @@ def fix(
 
     torch.manual_seed(0)  # the same weights the CLI's check sees
     model = load_model(spec, kwargs)
-    report = check(model, example, select=rules, ignore=ignore)
+    report = check(model, example, select=rules, ignore=())
     findings = [f for f in report.findings if not _op_module_io(model, f)]
     plan = plan_fixes(findings, model, ops_module=str(ops_path) if ops_path else None)
     result = FixResult(not_fixed=plan.not_fixed)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["add_fix_parser", "add_fix_options", "wants_fix", "run_fix"]
+__all__ = ["add_fix_options", "add_fix_parser", "run_fix", "wants_fix"]
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -25,8 +25,8 @@ def add_fix_parser(commands: Any, add_model_arguments: Callable[[argparse.Argume
     fix = commands.add_parser("fix", help="rewrite the model's own source so it follows QR003/QR004, verified")
     add_model_arguments(fix)
     add_fix_options(fix, with_fix=False)
-    fix.add_argument("--select", type=_codes, help="comma-separated rule codes or names to fix (QR003,QR004,QR005)")
-    fix.add_argument("--ignore", type=_codes, help="comma-separated rule codes or names to leave alone")
+    fix.add_argument("--select", type=_codes, action="extend", help="comma-separated rule codes or names to fix (QR003,QR004,QR005)")
+    fix.add_argument("--ignore", type=_codes, action="extend", help="comma-separated rule codes or names to leave alone")
     fix.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -44,8 +44,7 @@ def run_fix(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         options.spec, example, kwargs=kwargs, write=not options.diff, ops_module=options.ops_module,
         select=options.select, ignore=options.ignore,
     )
-    for item in result.not_fixed:
-        stdout.write(item.line() + "\n")
+    stdout.writelines(item.line() + "\n" for item in result.not_fixed)
     if result.failure is not None:
         stderr.write(f"qready: fix not written: {result.failure}\n")
         return EXIT_FINDINGS

@@ -14,7 +14,7 @@ import qready.nn as qnn
 from qready.errors import InputError
 from qready.nn import _base
 
-__all__ = ["MARKER", "ops_module_source", "existing_classes"]
+__all__ = ["MARKER", "existing_classes", "ops_module_source"]
 
 MARKER = "# Written by `qready fix --ops-module`"
 _HEADER = '''"""Modules for ops that torch.nn has no class for: one torch op each, no parameters or buffers.

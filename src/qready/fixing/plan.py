@@ -18,8 +18,9 @@ import importlib
 import inspect
 import operator
 import os
+import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from qready.fixing.names import NameAllocator, context_name
 from qready.nn.generic import TorchFunction
 from qready.source import is_internal
 
-__all__ = ["NotFixed", "FileEdits", "CallEdit", "Operand", "Plan", "plan_fixes", "LIBRARY"]
+__all__ = ["LIBRARY", "CallEdit", "FileEdits", "NotFixed", "Operand", "Plan", "plan_fixes"]
 
 LIBRARY = "in library code: use `qready prepare`"
 PREPARE = "`qready prepare` rewrites it in the graph instead"
@@ -59,6 +60,10 @@ _COMPARISON: dict[type[cst.BaseCompOp], Callable[..., Any]] = {
     cst.GreaterThan: operator.gt, cst.GreaterThanEqual: operator.ge, cst.LessThan: operator.lt,
     cst.LessThanEqual: operator.le, cst.Equal: operator.eq, cst.NotEqual: operator.ne,
 }
+# An operand that is a Python number however the model runs: a size read from a shape, math.*.
+_NUMBER = re.compile(
+    r"[\w.]+\.(shape|ndim)(\[[^\[\]]+\])?|[\w.]+\.(size|dim|numel)\([^()]*\)|len\(.*\)|(math\.\w+|int|float)\(.*\)"
+)
 # Operator names that read badly as attributes.
 _READABLE = {"truediv": "div", "and_": "bitwise_and", "or_": "bitwise_or", "xor": "bitwise_xor", "invert": "bitwise_not"}
 _EXPRESSIONS = (cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison, cst.AugAssign)
@@ -102,8 +107,11 @@ class FileEdits:
     module: cst.Module
     calls: dict[int, CallEdit] = field(default_factory=dict)
     renames: dict[int, str] = field(default_factory=dict)  # id(func Attribute) -> new attribute
-    inserts: dict[int, list[str]] = field(default_factory=dict)  # id(statement) -> statements after it
+    # id(statement) -> statements to add after it, each with the position of the call it serves:
+    # they are written in the order the calls run (an inner call ends first)
+    inserts: dict[int, list[tuple[tuple[int, int], str]]] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
+    new_inits: dict[int, str] = field(default_factory=dict)  # id(ClassDef) -> self name, for classes without __init__
     fixed: list[Finding] = field(default_factory=list)
     nodes: list[cst.CSTNode] = field(default_factory=list)  # keeps the ids above alive
 
@@ -162,8 +170,13 @@ class _Planner:
         self.allocators: dict[int, NameAllocator] = {}
         self.planned: set[int] = set()
         self.ops_classes: list[type[nn.Module]] = []
+        self.runs: Counter[tuple[Any, ...]] = Counter()
 
     def plan(self, findings: list[Finding]) -> Plan:
+        # how often each instance runs ops of one kind from one line (x.add and x.__radd__ are both Add)
+        for finding in findings:
+            if finding.code == "QR003":
+                self.runs[(finding.file, finding.line, finding.module, _module_kind(finding.op))] += finding.count
         not_fixed: list[NotFixed] = []
         groups: dict[tuple[Any, ...], list[Finding]] = defaultdict(list)
         for finding in findings:
@@ -207,7 +220,7 @@ class _Planner:
             candidate = source.candidate(node, instance)
             if isinstance(candidate, str):
                 indirect.append(candidate)
-            elif candidate is not None:
+            elif candidate is not None and not source.on_numbers(candidate):
                 found = lookup(candidate.func)
                 if found is not None and found.module == conversion.module:
                     matched.append(candidate)
@@ -215,18 +228,23 @@ class _Planner:
             if indirect:
                 raise _Unfixable(indirect[0])
             raise _Unfixable(f"no call of {first.op} is written on that line (it comes from code qready cannot follow); {PREPARE}")
-        count = max(f.count for f in group)
+        count = max(self.runs[(f.file, f.line, f.module, conversion.module)] for f in group)
         if count > len(matched):
             raise _Unfixable(
                 f"it runs {count} times in one forward of {repr(first.module) if first.module else 'the model'} from {len(matched)} call "
                 f"site(s) (a loop, or a method called more than once): one module there would be reused (QR004); "
                 "`qready prepare` unrolls it"
             )
+        if count < len(matched):  # some of them work on Python numbers, and source does not say which
+            raise _Unfixable(
+                f"{len(matched)} calls on that line could be the {count} that run on tensors; put the tensor "
+                f"op on a line of its own, or {PREPARE}"
+            )
         staged = [self._call_edit(source, candidate, instance) for candidate in matched if id(candidate.node) not in self.planned]
         for node, init_statement, statement, edit, imports in staged:
             self.planned.add(id(node))
             source.edits.calls[id(node)] = edit
-            source.edits.inserts.setdefault(id(init_statement), []).append(statement)
+            source.edits.inserts.setdefault(id(init_statement), []).append((source.end(node), statement))
             source.edits.nodes.extend([node, init_statement])
             for line in imports:
                 if line not in source.edits.imports:
@@ -236,7 +254,7 @@ class _Planner:
     def _call_edit(self, source: _Source, candidate: _Candidate, instance: nn.Module | None) -> tuple[Any, ...]:
         function, cls = source.scope(candidate.node)
         self_name = _self_name(function)
-        init_statement = source.super_init(cls)
+        init_statement = source.super_init(cls, self_name)
         values: list[Any] = []
         literals: dict[tuple[type, str], str] = {}
         for slot, node in candidate.args:
@@ -301,10 +319,10 @@ class _Planner:
                     "without changing what each parent holds; `qready prepare` unrolls it"
                 )
         attribute = first.module.rpartition(".")[2]
-        sites = []
+        sites: list[tuple[str, int]] = []
         for site in first.detail("call_sites", ()) or ():
-            file, _, line = str(site).rpartition(":")
-            sites.append((file, int(line)))
+            site_file, _, site_line = str(site).rpartition(":")
+            sites.append((site_file, int(site_line)))
         files = {file for file, _ in sites}
         if len(files) != 1:
             raise _Unfixable(f"{first.module!r} is called from several files; {PREPARE}")
@@ -330,14 +348,14 @@ class _Planner:
         if not all(_is_self_attribute(call.func, attribute, self_name) for call in calls):
             raise _Unfixable(f"self.{attribute} is not called through the method's own self; {PREPARE}")
         assignment = source.assignment(cls, attribute)
-        constructor = source.module.code_for_node(assignment.body[0].value)  # type: ignore[attr-defined]
+        constructor = source.module.code_for_node(assignment.body[0].value)  # type: ignore[attr-defined]  # libcst node types narrowed by the matcher above
         allocator = self._allocator(source, cls, self._instance(first.module.rpartition(".")[0]))
         statements = []
         for call in calls[1:]:
             name = allocator.copy_name(attribute)
             source.edits.renames[id(call.func)] = name
             source.edits.nodes.append(call.func)
-            statements.append(f"{self_name}.{name} = {constructor}")
+            statements.append((source.end(call), f"{self_name}.{name} = {constructor}"))
         source.edits.inserts.setdefault(id(assignment), []).extend(statements)
         source.edits.nodes.append(assignment)
         source.edits.fixed.extend(group)
@@ -408,10 +426,14 @@ class _Source:
 
     # Where a node sits.
 
+    def end(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self.positions[node].end
+        return position.line, position.column
+
     def scope(self, node: cst.CSTNode) -> tuple[cst.FunctionDef, cst.ClassDef]:
         current: cst.CSTNode | None = node
         while True:
-            current = self.parents.get(current)  # type: ignore[arg-type]
+            current = self.parents.get(current)  # type: ignore[arg-type]  # parents maps nodes to nodes; the walk stops at None
             if current is None:
                 raise _Unfixable(f"it is not inside a method of an nn.Module class; {PREPARE}")
             if isinstance(current, cst.Lambda):
@@ -424,12 +446,14 @@ class _Source:
             raise _Unfixable(f"it is in function {current.name.value}(), not a method of the module's class; {PREPARE}")
         return current, cls
 
-    def super_init(self, cls: cst.ClassDef) -> cst.CSTNode:
-        """The ``super().__init__(...)`` statement of the class's own ``__init__``."""
+    def super_init(self, cls: cst.ClassDef, self_name: str) -> cst.CSTNode:
+        """The ``super().__init__(...)`` statement of the class's own ``__init__``; the class itself when
+        it has none (one that passes every argument on is then written for it)."""
         init = next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
         if init is None:
-            raise _Unfixable(f"class {cls.name.value} has no __init__ of its own to hold the new module; add one, or {PREPARE}")
-        for statement in init.body.body:  # type: ignore[union-attr]
+            self.edits.new_inits[id(cls)] = self_name
+            return cls
+        for statement in init.body.body:
             if isinstance(statement, cst.SimpleStatementLine) and any(_is_init_call(s) for s in statement.body):
                 return statement
         raise _Unfixable(f"{cls.name.value}.__init__ has no super().__init__() call at its top level to add the module after")
@@ -456,7 +480,7 @@ class _Source:
                 f"self.{attribute} is not assigned exactly once in {cls.name.value}.__init__, so qready cannot tell "
                 f"how to build a second one; {PREPARE}"
             )
-        value = found[0].body[0].value  # type: ignore[attr-defined]
+        value = found[0].body[0].value  # type: ignore[attr-defined]  # libcst node types narrowed by the matcher above
         if not isinstance(value, cst.Call) or len(found[0].body) != 1:
             raise _Unfixable(
                 f"self.{attribute} is not built by a call in __init__ ({self.module.code_for_node(value)}), so a "
@@ -501,6 +525,13 @@ class _Source:
             return self._call(node, instance)
         return None
 
+    def on_numbers(self, candidate: _Candidate) -> bool:
+        """An operator whose operands are plainly Python numbers (``h * w`` of ``x.shape``, literals)."""
+        if not isinstance(candidate.node, (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
+            return False
+        codes = [self.module.code_for_node(node) for _, node in candidate.args]
+        return all(_is_literal_code(code) or _NUMBER.fullmatch(code.strip().strip("()").strip()) for code in codes)
+
     def _call(self, node: cst.Call, instance: nn.Module | None) -> _Candidate | str | None:
         callee = self._callee(node, instance)
         if not isinstance(callee, tuple):
@@ -508,7 +539,7 @@ class _Source:
         func, receiver = callee
         args: list[tuple[tuple[Any, ...], cst.BaseExpression]] = []
         if receiver:
-            args.append((("receiver",), node.func.value))  # type: ignore[attr-defined]
+            args.append((("receiver",), node.func.value))  # type: ignore[attr-defined]  # libcst node types narrowed by the matcher above
         kwargs: dict[str, tuple[tuple[Any, ...], cst.BaseExpression]] = {}
         for index, arg in enumerate(node.args):
             if arg.star:
@@ -574,6 +605,12 @@ class _Source:
                 return _Slot(slot)
         literals.setdefault((type(value), repr(value)), code)
         return value
+
+
+def _module_kind(op: str) -> str | None:
+    func = _resolve(op)
+    conversion = lookup(func) if func is not None else None
+    return conversion.module if conversion is not None else None
 
 
 def _signature_advice(finding: Finding) -> str:
@@ -695,7 +732,7 @@ def _local_names(function: cst.FunctionDef) -> set[str]:
             self._add(node.target)
 
         def visit_AsName(self, node: cst.AsName) -> None:
-            self._add(node.name)  # type: ignore[arg-type]
+            self._add(node.name)
 
         def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
             self._add(node.target)

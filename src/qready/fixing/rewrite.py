@@ -29,7 +29,7 @@ class _Rewriter(cst.CSTTransformer):
         super().__init__()
         self.edits = edits
 
-    def on_leave(self, original_node: Any, updated_node: Any) -> Any:  # type: ignore[override]
+    def on_leave(self, original_node: Any, updated_node: Any) -> Any:
         key = id(original_node)
         if key in self.edits.calls:
             return self._call(updated_node, self.edits.calls[key])
@@ -37,6 +37,8 @@ class _Rewriter(cst.CSTTransformer):
             return updated_node.with_changes(attr=cst.Name(self.edits.renames[key]))
         if isinstance(original_node, cst.IndentedBlock):
             return self._insert(original_node, updated_node)
+        if isinstance(original_node, cst.ClassDef) and id(original_node) in self.edits.new_inits:
+            return self._new_init(original_node, updated_node)
         if isinstance(original_node, cst.Module):
             return self._imports(updated_node)
         return updated_node
@@ -48,7 +50,10 @@ class _Rewriter(cst.CSTTransformer):
             return updated.with_changes(func=func, args=reused)
         parts = []
         for operand in edit.operands:
-            code = operand.code if operand.slot is None else self.edits.module.code_for_node(_part(updated, operand.slot))
+            if operand.slot is None:
+                code = operand.code or ""
+            else:
+                code = self.edits.module.code_for_node(_part(updated, operand.slot))
             parts.append(f"{operand.keyword}={code}" if operand.keyword else code)
         call = cst.parse_expression(f"{edit.self_name}.{edit.name}({', '.join(parts)})")
         if isinstance(updated, cst.AugAssign):  # x += y  ->  x = self.add(x, y), in place as before
@@ -61,8 +66,24 @@ class _Rewriter(cst.CSTTransformer):
         body: list[Any] = []
         for before, after in zip(original.body, updated.body):
             body.append(after)
-            body.extend(cst.parse_statement(code + "\n") for code in self.edits.inserts.get(id(before), ()))
+            added = sorted(self.edits.inserts.get(id(before), ()), key=lambda item: item[0])
+            body.extend(cst.parse_statement(code + "\n") for _, code in added)
         return updated.with_changes(body=body)
+
+    def _new_init(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        """``def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs)`` and the new modules,
+        first in the class body (after its docstring)."""
+        me = self.edits.new_inits[id(original)]
+        added = sorted(self.edits.inserts.get(id(original), ()), key=lambda item: item[0])
+        code = f"def __init__({me}, *args, **kwargs):\n    super().__init__(*args, **kwargs)\n"
+        code += "".join(f"    {statement}\n" for _, statement in added)
+        init = cst.parse_statement(code)
+        body = list(updated.body.body)
+        at = 1 if body and _is_docstring(body[0]) else 0
+        if at < len(body) and not body[at].leading_lines:  # type: ignore[attr-defined]
+            body[at] = body[at].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+        body.insert(at, init)
+        return updated.with_changes(body=updated.body.with_changes(body=body))
 
     def _imports(self, module: cst.Module) -> cst.Module:
         present = {module.code_for_node(s).strip() for s in module.body}

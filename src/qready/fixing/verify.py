@@ -47,7 +47,7 @@ def verify_in_fresh_process(
     ``remaining`` are the QR003/QR004 findings the rewrite does not claim to fix;
     anything else the child's check reports is a failure.
     """
-    from qready.observe import preserved
+    from qready.guard import preserved
 
     fresh = fresh_like(example, seed=1)
     with preserved(model), torch.no_grad():
@@ -63,11 +63,15 @@ def verify_in_fresh_process(
                 "fresh": (fresh.args, fresh.kwargs),
                 "references": references,
                 "state_dict": state,
-                "sources": {str(path): text for path, text in sources.items()},
                 "remaining": [_key(f) for f in remaining],
             },
             os.path.join(job, "job.pt"),
         )
+        # read first, before unpickling the example can import any of the user's modules
+        Path(job, "sources.json").write_text(json.dumps({
+            "sources": {str(path): text for path, text in sources.items()},
+            "sys_path": [p for p in sys.path if p],  # where the parent found the user's packages
+        }), encoding="utf-8")
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -103,7 +107,7 @@ def _serve_sources(sources: Mapping[str, str]) -> None:
             return compile(sources[path], self.get_filename(fullname), "exec", dont_inherit=True)
         return original(self, fullname)
 
-    importlib.machinery.SourceFileLoader.get_code = get_code  # type: ignore[method-assign]
+    importlib.machinery.SourceFileLoader.get_code = get_code  # type: ignore[method-assign,assignment]  # the loader's get_code is replaced for the run, with the same behaviour
 
     class NewFiles:
         @staticmethod
@@ -115,7 +119,7 @@ def _serve_sources(sources: Mapping[str, str]) -> None:
                     return importlib.util.spec_from_file_location(fullname, candidate)
             return None
 
-    sys.meta_path.insert(0, NewFiles())  # type: ignore[arg-type]
+    sys.meta_path.insert(0, NewFiles())
     for path, text in sources.items():
         linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)
 
@@ -126,8 +130,10 @@ def _child(job_dir: str) -> dict[str, Any]:
     from qready.inputs import load_model
     from qready.verify import compare_exact, first_difference
 
+    files = json.loads(Path(job_dir, "sources.json").read_text(encoding="utf-8"))
+    sys.path.extend(p for p in files["sys_path"] if p not in sys.path)
+    _serve_sources({os.path.realpath(p): t for p, t in files["sources"].items()})
     job = torch.load(os.path.join(job_dir, "job.pt"), weights_only=False)  # written by the parent, just now
-    _serve_sources({os.path.realpath(p): t for p, t in job["sources"].items()})
     torch.manual_seed(0)
     try:
         model = load_model(job["spec"], job["kwargs"])

@@ -76,18 +76,18 @@ def register_qready_modules() -> dict[type, type]:
 
 def _operand_count(cls: type) -> int:
     """Positional operands of the module's forward (``Add``: 2, ``Relu``-like: 1)."""
-    parameters = list(inspect.signature(cls.forward).parameters.values())[1:]
+    parameters = list(inspect.signature(cls.forward).parameters.values())[1:]  # type: ignore[attr-defined]  # AIMET's API is untyped; used as its documentation says
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind is p.VAR_POSITIONAL for p in parameters):
         return max(len(positional), 2)
     return max(len(positional), 1)
 
 
-def _quant_init(operands: int):  # type: ignore[no-untyped-def]
+def _quant_init(operands: int):
     def __quant_init__(self: Any) -> None:
         super(type(self), self).__quant_init__()
-        self.input_quantizers = torch.nn.ModuleList([None] * operands)
-        self.output_quantizers = torch.nn.ModuleList([None])
+        self.input_quantizers = torch.nn.ModuleList([None] * operands)  # type: ignore[list-item]  # AIMET's API is untyped; used as its documentation says
+        self.output_quantizers = torch.nn.ModuleList([None])  # type: ignore[list-item]  # AIMET's API is untyped; used as its documentation says
 
     return __quant_init__
 

@@ -156,9 +156,9 @@ def _expand(value: Any, concrete_of: Callable[[Any], Any]) -> Any:
         return value
     concrete = concrete_of(value)
     if isinstance(concrete, tuple) and not hasattr(concrete, "_fields"):
-        return tuple(value[i] for i in range(len(concrete)))
+        return tuple(value[i] for i in range(len(concrete)))  # type: ignore[index]  # fx.Proxy supports [] at run time
     if isinstance(concrete, list):
-        return [value[i] for i in range(len(concrete))]
+        return [value[i] for i in range(len(concrete))]  # type: ignore[index]  # fx.Proxy supports [] at run time
     return value
 
 

@@ -59,7 +59,8 @@ def summary_line(report: Report) -> str:
     warnings = len(report.findings) - errors
     verdict = "ok" if report.ok else f"{errors} error(s)"
     coverage = report.coverage or "coverage not measured (QR003-QR005 not selected)"
-    return f"{report.model}: {verdict}, {warnings} warning(s) [{counts}]; {coverage}"
+    skipped = f"; {', '.join(report.skipped)} skipped ({next(iter(report.skipped.values()))})" if report.skipped else ""
+    return f"{report.model}: {verdict}, {warnings} warning(s) [{counts}]; {coverage}{skipped}"
 
 
 def emit_text(report: Report, stream: TextIO, color: bool = False, *, show_all: bool = False, summary: bool = True) -> None:

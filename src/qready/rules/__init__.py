@@ -12,8 +12,11 @@ from qready.rules.qr003_functional_op import FunctionalOp
 from qready.rules.qr004_reused_module import ReusedModule
 from qready.rules.qr005_non_tensor_io import NonTensorIO
 from qready.rules.qr006_unquantizable_module import UnquantizableModule
+from qready.rules.runner import RuleRun, run_rules
 
-__all__ = ["RULES", "Rule", "RuleExample", "CheckContext", "get_rule", "matching_rules", "select_rules"]
+__all__ = [
+    "RULES", "Rule", "RuleExample", "CheckContext", "RuleRun", "get_rule", "matching_rules", "run_rules", "select_rules",
+]
 
 RULES: tuple[type[Rule], ...] = (
     OnnxExport, JitTrace, FunctionalOp, ReusedModule, NonTensorIO, UnquantizableModule,

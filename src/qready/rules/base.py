@@ -43,7 +43,6 @@ class CheckContext:
     example: Example
     onnx_exporter: str | None = None
     target: Target = field(default_factory=GenericTarget)
-    timings: dict[str, float] = field(default_factory=dict)
 
     @cached_property
     def observation(self) -> Observation:
@@ -69,6 +68,8 @@ class Rule:
     summary: ClassVar[str]
     before: ClassVar[str] = ""
     after: ClassVar[str] = ""
+    #: whether ``check`` reads ``ctx.observation`` (the instrumented forward runs once, before any rule)
+    observes: ClassVar[bool] = False
 
     def check(self, ctx: CheckContext) -> list[Finding]:
         raise NotImplementedError

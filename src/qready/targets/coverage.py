@@ -19,7 +19,8 @@ import torch
 
 from qready.errors import InputError, ModelError
 from qready.example_inputs import Example, as_example
-from qready.observe import observe, preserved
+from qready.guard import preserved
+from qready.observe import observe
 from qready.targets import Target, get_target
 from qready.targets.base import Sim
 

@@ -81,3 +81,23 @@ class Generated(nn.Module):
 _namespace = {"nn": nn, "torch": torch}
 exec(compile(_GENERATED, "<generated>", "exec"), _namespace)
 Generated = _namespace["Generated"]
+
+
+class ScalarArithmetic(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return self.conv(x) * (x.shape[2] * 0.5)
+
+
+class Ambiguous(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        h, w = x.shape[2:]
+        return self.conv(x) * (h * w)
+
