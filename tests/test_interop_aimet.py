@@ -98,5 +98,7 @@ def test_quantsim_builds_on_functional_modules_that_take_their_weights_as_inputs
     assert any(type(m).__name__ == "FunctionalBatchNorm" for m in prepared.modules())
     sim = get_target("aimet").build_sim(prepared, Example((x,)))
     sim.compute_encodings(lambda m: m(x))
+    [norm] = [m for m in sim.model.modules() if type(m).__name__ == "QuantizedFunctionalBatchNorm"]
+    assert len(norm.input_quantizers) == 1  # the activation; running statistics and affine stay unquantized
     with torch.no_grad():
         assert (sim.model(x) - prepared(x)).abs().max() < 0.2
