@@ -165,7 +165,7 @@ def _operator_on_tensors(func: Callable[..., Any]) -> str | None:
     seen: list[Callable[..., Any]] = []
 
     class Recorder(torch.overrides.TorchFunctionMode):
-        def __torch_function__(self, f, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        def __torch_function__(self, f: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             seen.append(f)
             return f(*args, **(kwargs or {}))
 
