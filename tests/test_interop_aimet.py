@@ -74,3 +74,31 @@ def test_qready_modules_join_aimets_supergroups_like_its_own() -> None:
     sim = QuantizationSimModel(qready.prepare(model, (x,)).eval(), dummy_input=x)
     add, relu = sim.model.get_submodule("layer1.0.add"), sim.model.get_submodule("layer1.0.relu_1")
     assert add.output_quantizers[0] is None and relu.output_quantizers[0] is not None
+
+
+class _FunctionalNorm(torch.nn.Module):
+    """Weights read by a functional call (as timm's RepVGG and GhostNet do): qready's FunctionalBatchNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.bn = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        return torch.nn.functional.batch_norm(self.conv(x), bn.running_mean, bn.running_var, bn.weight, bn.bias)
+
+
+def test_quantsim_builds_on_functional_modules_that_take_their_weights_as_inputs() -> None:
+    from qready.example_inputs import Example
+    from qready.targets import get_target
+
+    x = torch.randn(1, 3, 8, 8)
+    prepared = qready.prepare(_FunctionalNorm().eval(), (x,)).eval()
+    assert any(type(m).__name__ == "FunctionalBatchNorm" for m in prepared.modules())
+    sim = get_target("aimet").build_sim(prepared, Example((x,)))
+    sim.compute_encodings(lambda m: m(x))
+    [norm] = [m for m in sim.model.modules() if type(m).__name__ == "QuantizedFunctionalBatchNorm"]
+    assert len(norm.input_quantizers) == 1  # the activation; running statistics and affine stay unquantized
+    with torch.no_grad():
+        assert (sim.model(x) - prepared(x)).abs().max() < 0.2

@@ -43,14 +43,9 @@ _ONNX_OP_TYPES: dict[type, str] = {
     qnn.Interpolate: "Resize",
     qnn.Clamp: "Clip",
     qnn.MaskedFill: "Where",
-    qnn.FunctionalConv1d: "Conv",
-    qnn.FunctionalConv2d: "Conv",
-    qnn.FunctionalConv3d: "Conv",
-    qnn.FunctionalLinear: "Gemm",
-    qnn.FunctionalLayerNorm: "LayerNormalization",
-    qnn.FunctionalBatchNorm: "BatchNormalization",
-    qnn.FunctionalGroupNorm: "GroupNormalization",
 }
+# Not the Functional* modules (FunctionalConv2d, FunctionalBatchNorm...): AIMET takes a "Conv" or a
+# "BatchNormalization" to own its weights as parameters, and theirs come in as forward arguments.
 
 
 def register_qready_modules() -> dict[type, type]:
@@ -79,8 +74,19 @@ def register_qready_modules() -> dict[type, type]:
     return dict(_registered)
 
 
+# Normalizations taken as functions: only the activation is quantized. Their statistics and affine
+# parameters come in as operands; quantized to 8 bits like activations (a running variance near zero
+# rounds to zero) they wreck the output, and a toolkit folds or keeps them in higher precision.
+_ACTIVATION_ONLY = (
+    qnn.FunctionalBatchNorm, qnn.FunctionalLayerNorm, qnn.FunctionalGroupNorm, qnn.FunctionalInstanceNorm,
+    qnn.FunctionalRMSNorm,
+)
+
+
 def _operand_count(cls: type) -> int:
-    """Positional operands of the module's forward (``Add``: 2, ``Relu``-like: 1)."""
+    """Operands that get an input quantizer: the forward's positional ones (``Add``: 2, ``Relu``-like: 1)."""
+    if issubclass(cls, _ACTIVATION_ONLY):
+        return 1
     parameters = list(inspect.signature(cls.forward).parameters.values())[1:]  # type: ignore[attr-defined]  # AIMET's API is untyped; used as its documentation says
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind is p.VAR_POSITIONAL for p in parameters):
