@@ -55,7 +55,7 @@ def test_quantsim_builds_and_computes_encodings_on_prepared_resnet18() -> None:
     prepared = qready.prepare(model, (x,)).eval()
     sim = QuantizationSimModel(prepared, dummy_input=x)
     sim.compute_encodings(lambda m: m(x))
-    add = sim.model.get_submodule("layer1.0.add")
+    add = sim.model.get_submodule("layer1.0.iadd")  # `out += identity`: in place, as the source says
     assert len(add.input_quantizers) == 2 and add.output_quantizers[0].is_initialized()
     with torch.no_grad():
         error = (sim.model(x) - model(x)).abs().max().item()

@@ -160,7 +160,7 @@ def prepare(
         return prepared
     start = time.perf_counter()
     try:
-        verify_prepared(prepared, example, fresh, references)
+        verify_prepared(prepared, example, fresh, references, original=model)
     except VerificationError:
         specialized = prepared.prepare_result.specialized
         if not specialized:
@@ -172,7 +172,7 @@ def prepare(
             work = _private_copy(model, share_weights)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
-        verify_prepared(prepared, example, fresh, references)
+        verify_prepared(prepared, example, fresh, references, original=model)
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start
     return prepared
 

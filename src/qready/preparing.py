@@ -20,7 +20,7 @@ import torch
 
 from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError, VerificationError
-from qready.example_inputs import Example
+from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.observe import preserved
 from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
@@ -96,6 +96,7 @@ def _prepare_graph(
         output_names=signature.output_names,
         specialized=tracer.specialized,
         timings=timings,
+        fixed_sizes=list(dict.fromkeys(tracer.fixed_sizes)),
     )
     prepared.input_spec = signature.input_spec
     prepared.output_spec = signature.output_spec
@@ -176,22 +177,47 @@ def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
 
 
 def verify_prepared(
-    prepared: torch.nn.Module, example: Example, fresh: Example, references: tuple[Any, Any]
+    prepared: torch.nn.Module,
+    example: Example,
+    fresh: Example,
+    references: tuple[Any, Any],
+    original: torch.nn.Module | None = None,
 ) -> None:
-    """Bit-for-bit on the example and a fresh input, then no QR003/QR004 outside the leaves.
+    """Bit-for-bit on the example, a fresh input and (given the ``original``) inputs with another
+    batch size and sequence length, then no QR003/QR004 outside the leaves.
 
-    Raises VerificationError naming the first differing output and its max abs difference.
+    Raises VerificationError naming the first differing output and its max abs difference. An
+    input of another size that the original runs on and the prepared model rejects is noted in
+    ``shape_bound``.
     """
     from qready.api import check
 
     result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
-    for run, inputs, expected in (("example", example, references[0]), ("fresh", fresh, references[1])):
+    runs = [("example", example, references[0]), ("fresh", fresh, references[1])]
+    if original is not None:
+        runs += _other_sizes(original, example)
+    for run, inputs, expected in runs:
         with preserved(prepared), torch.no_grad():
-            got = call_prepared(prepared, inputs)
+            try:
+                got = call_prepared(prepared, inputs)
+            except Exception as error:
+                if run in ("example", "fresh"):
+                    raise
+                result.shape_bound.append(f"the original runs on the {run} input, the prepared model fails: {_one_line(error)}")
+                continue
         expected_leaves, spec = flatten(expected)
         got_leaves, _ = flatten(got)
         names = result.output_names or leaf_names(spec, "output")
-        result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
+        diffs = compare_exact(run, names, expected_leaves, got_leaves)
+        differing = first_difference(diffs)
+        if differing is not None and run not in ("example", "fresh") and result.fixed_sizes:
+            file, line = result.fixed_sizes[0]
+            result.shape_bound.append(
+                f"output {differing.name!r} differs on the {run} input (max abs diff {differing.max_abs_diff:.3g}): "
+                f"a size read from a tensor is fixed to the example's at {file}:{line}"
+            )
+            continue
+        result.diffs.extend(diffs)
     args, kwargs = prepared.arguments_for(*example.args, **example.kwargs)
     recheck = check(prepared, args, example_kwargs=kwargs, select=("QR003", "QR004"))
     allowed = [leaf.module for leaf in result.leaves] + result.excluded
@@ -215,6 +241,51 @@ def verify_prepared(
             f"submodules left as leaves, first: {first.message}; please report this with the model",
             prepared,
         )
+
+
+def _other_sizes(original: torch.nn.Module, example: Example) -> list[tuple[str, Example, Any]]:
+    """Inputs one larger along the batch dimension, and along the sequence dimension of token
+    inputs, with the original's outputs on them; a size the original itself rejects is skipped."""
+    tensors = tensor_leaves((example.args, example.kwargs))
+    candidates = []
+    if tensors and all(t.dim() > 0 for t in tensors) and len({t.shape[0] for t in tensors}) == 1:
+        candidates.append(("batch+1", 0, lambda t: True))
+    tokens = [t for t in tensors if t.dim() >= 2 and not t.dtype.is_floating_point]
+    if tokens and len({t.shape[1] for t in tokens}) == 1:
+        length = tokens[0].shape[1]
+        candidates.append(("length+1", 1, lambda t: t.dim() >= 2 and t.shape[1] == length))
+    runs = []
+    for name, dim, grows in candidates:
+        grown = _map_tensors(example, lambda t, dim=dim, grows=grows: torch.cat([t, t.narrow(dim, 0, 1)], dim) if grows(t) else t)
+        inputs = fresh_like(grown, seed=2)
+        try:
+            with preserved(original), torch.no_grad():
+                expected = inputs.call(original)
+        except Exception:  # the original's own sizes are fixed here: nothing to hold the prepared model to
+            continue
+        runs.append((name, inputs, expected))
+    return runs
+
+
+def _map_tensors(example: Example, change: Any) -> Example:
+    def walk(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return change(value)
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*(walk(v) for v in value))
+        if isinstance(value, (list, tuple)):
+            return type(value)(walk(v) for v in value)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return Example(walk(example.args), walk(example.kwargs))
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _submodule_calls(module: torch.nn.Module, example: Example) -> dict[str, list[Example]]:
