@@ -149,42 +149,23 @@ class _ConcreteProxy(fx.Proxy):
                 return element
         return super().__getitem__(key)  # type: ignore[misc]
 
-    # ``h += y`` on a tensor writes into h, and every alias of h sees it (``v = self.identity(h)``):
-    # record the in-place operator, not the ``h = h + y`` Python falls back to
-    def __iadd__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
-
-    def __isub__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
-
-    def __imul__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
-
-    def __itruediv__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
-
-    def __ifloordiv__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.ifloordiv, (self, other), {})
-
-    def __imod__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.imod, (self, other), {})
-
-    def __ipow__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.ipow, (self, other), {})
-
-    def __iand__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.iand, (self, other), {})
-
-    def __ior__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.ior, (self, other), {})
-
-    def __ixor__(self, other: Any) -> Any:
-        return self.tracer.create_proxy("call_function", operator.ixor, (self, other), {})
-
     def __setitem__(self, key: Any, value: Any) -> None:
         # ``x[:, 0] = v`` writes into x: record it as an in-place ``operator.setitem`` node, in
         # order, so later reads of x (in the graph, and of its example value now) see the write.
         self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
+
+def _in_place(op: Callable[[Any, Any], Any]) -> Callable[[fx.Proxy, Any], Any]:
+    def record(self: fx.Proxy, other: Any) -> Any:
+        return self.tracer.create_proxy("call_function", op, (self, other), {})
+
+    return record
+
+
+# ``h += y`` on a tensor writes into h, and every alias of h sees it (``v = self.identity(h)``):
+# record the in-place operator, not the ``h = h + y`` Python falls back to
+for _name in ("iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior", "ixor"):
+    setattr(_ConcreteProxy, f"__{_name}__", _in_place(getattr(operator, _name)))
 
 
 class ConcreteTracer(fx.Tracer):
