@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test zoo bench clean
+.PHONY: demo test lint test-torch2.13 docs zoo bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,29 @@ demo: $(VENV)/.base
 	$(VENV)/bin/python -c "import qready, torch; m = qready.load('out/resnet18_prepared').eval(); \
 	print(qready.check(m, (torch.randn(1, 3, 224, 224),), select=['QR003', 'QR004', 'QR005']).to_dict()['summary'])"
 
-test: $(VENV)/.test
+# ruff and mypy as configured in pyproject.toml: bugs, not style
+lint: $(VENV)/.test
+	$(PY) -m ruff check src tests benchmarks examples
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
+
+# The previous torch release, CPU build, without torchvision (not built for it here): the suite
+# again, the tests that need torchvision skipping with that reason.
+VENV_OLD := .venv-torch2.13
+$(VENV_OLD)/.test: pyproject.toml
+	$(PYTHON) -m venv $(VENV_OLD)
+	$(VENV_OLD)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test-core]'
+	touch $@
+
+test-torch2.13: $(VENV_OLD)/.test
+	$(VENV_OLD)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.'), torch.__version__"
+	$(VENV_OLD)/bin/python -m pytest -q
+
+# docs/cli.md is generated from the CLI's parser (tests/test_docs.py fails when it drifts)
+docs: $(VENV)/.base
+	$(PY) scripts/cli_reference.py
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/check_overhead.py
@@ -48,4 +69,4 @@ zoo: $(VENV)/.bench
 	$(PY) benchmarks/zoo.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(VENV_OLD) .pytest_cache

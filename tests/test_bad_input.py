@@ -24,6 +24,7 @@ from torch import nn
 import qready
 from invariants import assert_unchanged, snapshot
 from qready.cli import main
+from qready.serialize import FORMAT_VERSION
 
 BAD_MODELS = '''
 import torch
@@ -130,7 +131,7 @@ def leftovers(directory: Path) -> list[str]:
 # -- the CLI ------------------------------------------------------------------------------------
 
 CLI_CASES = [
-    ("{bad}:NOT_A_MODEL", ["--input", "1x4"], "is a int, not an nn.Module class or factory; name the model class"),
+    ("{bad}:NOT_A_MODEL", ["--input", "1x4"], "is an int, not an nn.Module class or factory; name the model class"),
     ("{bad}:raising_factory", ["--input", "1x4"], "raised RuntimeError: no weights here (at "),
     ("{dir}/broken.py:Model", ["--input", "1x4"], "raised ImportError: needs a GPU build (at "),
     ("{bad}:NoneOutput", ["--input", "1x4"], "forward of NoneOutput returned None; return the model's output tensor(s)"),
@@ -242,7 +243,7 @@ class RaisesHalfWay(nn.Module):
 API_CASES = [
     (lambda: nn.Linear(4, 4), lambda: torch.randn(1, 4), qready.InputError, r"example_inputs is a bare Tensor; wrap it in a tuple: \(x,\)"),
     (lambda: nn.Linear(4, 4), lambda: [torch.randn(1, 4)], qready.InputError, "example_inputs is a list; pass a tuple"),
-    (lambda: nn.Linear(4, 4), lambda: 3, qready.InputError, "example_inputs is a int; pass a tuple of positional arguments"),
+    (lambda: nn.Linear(4, 4), lambda: 3, qready.InputError, "example_inputs is an int; pass a tuple of positional arguments"),
     (lambda: nn.Linear(4, 4), lambda: (torch.randn(1, 5),), qready.ModelError, r"forward of Linear raised RuntimeError: mat1 and mat2 .* check that the example inputs \(float32\[1x5\]\) fit the model"),
     (lambda: nn.Conv2d(3, 3, 1), lambda: (torch.randn(1, 4),), qready.ModelError, "forward of Conv2d raised RuntimeError: Expected 3D"),
     (lambda: RaisesHalfWay(), lambda: (torch.randn(1, 4),), qready.ModelError, r"forward of RaisesHalfWay raised ValueError: half-way \(at .*test_bad_input.py:\d+\)"),
@@ -421,7 +422,7 @@ def test_a_manifest_with_another_format_version_is_rejected(saved: Path) -> None
     manifest = json.loads((saved / "manifest.json").read_text())
     manifest["format_version"] = 99
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(qready.LoadError, match="has format version 99, this qready reads 1; prepare the model again"):
+    with pytest.raises(qready.LoadError, match=f"has format version 99, this qready reads {FORMAT_VERSION}; prepare the model again"):
         qready.load(saved)
 
 
@@ -474,7 +475,7 @@ def test_a_disk_that_fills_up_while_saving_leaves_nothing(tmp_path: Path, monkey
 
     prepared = qready.prepare(nn.Sequential(nn.Linear(4, 4), nn.ReLU()).eval(), (torch.randn(1, 4),))
     monkeypatch.setattr(safetensors.torch, "save_file", full)
-    with pytest.raises(qready.SaveError, match=r"cannot write '.*out' \(No space left on device\); free space or choose another directory"):
+    with pytest.raises(qready.SaveError, match=r"cannot write '.*out' \(No space left on device\); free space or choose another place"):
         qready.save(prepared, tmp_path / "out")
     assert leftovers(tmp_path) == []
 

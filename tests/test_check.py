@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-import torchvision
+from optional import torchvision
 from torch import nn
 
 import qready
@@ -86,7 +86,7 @@ def test_mobilenet_v3_small_squeeze_excite_and_residual_adds() -> None:
     assert len(scales) == 9 and all(f.file.endswith("torchvision/ops/misc.py") for f in scales)
     assert len(qr003) == 15
     assert report.by_code("QR004") == () and report.by_code("QR005") == ()
-    assert (report.coverage.covered, report.coverage.total) == (140, 155)
+    assert (report.coverage.covered, report.coverage.total) == (141, 156)  # with the classifier's dropout
 
 
 def test_vit_b_16_class_token_concat_and_attention_outputs() -> None:

@@ -28,8 +28,8 @@ def test_check_text_lists_findings_and_a_summary_with_coverage() -> None:
     code, out, err = run("check", EXAMPLE, "--input", "1x3x16x16", "--ignore", "QR001")
     assert code == 1 and err == ""
     lines = out.strip().splitlines()
-    assert any("QR003  functional-op  <root>  torch.nn.functional.relu -> use nn.ReLU()" in line for line in lines)
-    assert any("every_rule.py:35  QR004  reused-module  relu" in line for line in lines)
+    assert any("error    QR003  functional-op  <root>  torch.nn.functional.relu -> use nn.ReLU()" in line for line in lines)
+    assert any("every_rule.py:35  error    QR004  reused-module  relu" in line for line in lines)
     assert lines[-1].startswith("EveryRule: ") and "coverage" in lines[-1] and "QR002" in lines[-1]
     assert "\x1b[" not in out  # no colour when stdout is not a terminal
 
@@ -83,7 +83,7 @@ def test_debug_shows_the_traceback() -> None:
 
 def test_rules_and_explain() -> None:
     code, out, _ = run("rules")
-    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["QR001", "QR002", "QR003", "QR004", "QR005"]
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["QR001", "QR002", "QR003", "QR004", "QR005", "QR006"]
     code, out, _ = run("explain", "functional-op")
     assert code == 0 and out.startswith("QR003 functional-op: ")
     assert "Fix by hand:" in out and "Before:" in out and "self.relu = nn.ReLU()" in out
@@ -208,3 +208,9 @@ def test_prepare_of_an_untraceable_root_reports_and_writes_nothing(tmp_path: Pat
     assert code == 1 and "kept its own Python forward" in err and "nothing written" in err
     assert "dispatched" in out and "verified bit-identical" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_explain_the_toolkit_rule() -> None:
+    code, out, _ = run("explain", "QR006")
+    assert code == 0 and out.startswith("QR006 unquantizable-module: ")
+    assert "--target aimet" in out and "QuantizationMixin.implements(MyGate)" in out

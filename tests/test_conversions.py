@@ -457,6 +457,47 @@ def test_entry_is_bit_identical(func: Callable[..., Any]) -> None:
             raise AssertionError(f"example {example} failed: {error!r}") from error
 
 
+@pytest.mark.parametrize("func", list(CONVERSIONS), ids=lambda func: CONVERSIONS[func].path)
+def test_the_pass_reaches_every_entry(func: Callable[..., Any]) -> None:
+    """The value-changing gate lets every entry through (F.dropout once stopped there, matched by
+    name), and FunctionalsToModules replaces the call by the entry's module, with the same result."""
+    from qready.ops import changes_values
+    from qready.passes.functionals_to_modules import FunctionalsToModules
+
+    assert changes_values(func), f"{CONVERSIONS[func].path} never reaches the conversion table"
+    example = EXAMPLES_BY_KEY[func][0]
+    call = example.call()
+    graph = fx.Graph()
+    tensors = list(_leaves(call))
+    placeholders = {id(t): graph.placeholder(f"t{i}") for i, t in enumerate(tensors)}
+    for node in placeholders.values():
+        node.meta["qready_tensor"] = True
+
+    def to_node(value: Any) -> Any:
+        return placeholders[id(value)] if isinstance(value, Tensor) else value
+
+    graph.output(graph.call_function(func, fx.node.map_aggregate(call[0], to_node), fx.node.map_aggregate(call[1], to_node)))
+    gm = fx.GraphModule(nn.Module(), graph)
+    result = FunctionalsToModules()(gm)
+    assert [change.kind for change in result.changes] == ["functional"]
+    assert not [n for n in gm.graph.nodes if n.op == "call_function" and n.target is func]
+    again = example.call()  # equal fresh inputs: the call may work in place
+    torch.manual_seed(1)  # dropout
+    expected = func(*call[0], **call[1])
+    torch.manual_seed(1)
+    _assert_same(result.graph_module(*_leaves(again)), expected)
+
+
+def test_a_user_function_named_like_a_data_movement_op_changes_values() -> None:
+    from qready.ops import changes_values
+
+    def view(t: Tensor) -> Tensor:  # the user's own, not torch's: matched by identity, not by name
+        return t * 2
+
+    assert changes_values(view) and not changes_values(torch.Tensor.view)
+    assert not changes_values(torch.Tensor.shape.__get__) and changes_values(F.dropout)
+
+
 def test_examples_use_table_keys_only() -> None:
     assert all(lookup(example.func) is not None for example in EXAMPLES)
 

@@ -166,7 +166,7 @@ def test_a_manifest_that_is_not_an_object_or_lacks_entries_is_a_load_error(tmp_p
         qready.load(tmp_path / "saved")
     del manifest["modules"]
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(qready.LoadError, match=r"does not describe a loadable model \(KeyError: 'modules'\)"):
+    with pytest.raises(qready.LoadError, match=r"does not describe a loadable model \(entry 'modules' is missing or not a list\); the save is damaged"):
         qready.load(tmp_path / "saved")
 
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 import torch
-import torchvision
+from optional import torchvision
 
 import qready
 from models import seed
@@ -56,7 +56,21 @@ def test_quantsim_builds_and_computes_encodings_on_prepared_resnet18() -> None:
     sim = QuantizationSimModel(prepared, dummy_input=x)
     sim.compute_encodings(lambda m: m(x))
     add = sim.model.get_submodule("layer1.0.iadd")  # `out += identity`: in place, as the source says
-    assert len(add.input_quantizers) == 2 and add.output_quantizers[0].is_initialized()
+    relu = sim.model.get_submodule("layer1.0.relu_1")  # Add + ReLU: one quantizer, after the ReLU
+    assert len(add.input_quantizers) == 2 and relu.output_quantizers[0].is_initialized()
     with torch.no_grad():
         error = (sim.model(x) - model(x)).abs().max().item()
     assert 0 < error < 0.5  # quantization noise, not a broken graph
+
+
+def test_qready_modules_join_aimets_supergroups_like_its_own() -> None:
+    """AIMET fuses Add + ReLU (one quantizer after the ReLU); qready's Add must be seen as an Add to join."""
+    from aimet_torch.quantsim import QuantizationSimModel
+
+    from qready.interop.aimet import register_qready_modules
+
+    register_qready_modules()
+    model, x = torchvision.models.resnet18().eval(), torch.randn(1, 3, 32, 32)
+    sim = QuantizationSimModel(qready.prepare(model, (x,)).eval(), dummy_input=x)
+    add, relu = sim.model.get_submodule("layer1.0.add"), sim.model.get_submodule("layer1.0.relu_1")
+    assert add.output_quantizers[0] is None and relu.output_quantizers[0] is not None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import torch
-import torchvision
+from optional import torchvision
 from torch import nn
 
 import qready

@@ -3,6 +3,7 @@
 from qready.api import check, prepare
 from qready.errors import (
     InputError,
+    InternalError,
     LoadError,
     ModelError,
     QreadyError,
@@ -35,6 +36,7 @@ __all__ = [
     "VerificationError",
     "SaveError",
     "LoadError",
+    "InternalError",
 ]
 
 __version__ = "0.1.0"

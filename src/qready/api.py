@@ -12,18 +12,23 @@ import torch
 
 from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
-from qready.findings import Coverage, Report
-from qready.observe import (
-    forward_failure, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
+from qready.findings import Report
+from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
+from qready.guard import (
+    blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
 )
-from qready.preparing import prepare_children, prepare_copy, verify_prepared
+from qready.preparing import prepare_children, prepare_copy
+from qready.rules import run_rules, select_rules
 from qready.tracing import TraceFailure
-from qready.rules import CheckContext, select_rules
+from qready.verify import verify_prepared
 from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.suppression import configured_rules, suppressed
+from qready.targets import Target, get_target
+from qready.targets.adapt import adapt_for_target, rules_for_target
+from qready.wording import a
 
 __all__ = ["check", "prepare"]
 
-_OBSERVED = ("QR003", "QR004", "QR005")
 T = TypeVar("T")
 
 
@@ -53,6 +58,7 @@ def check(
     ignore: Iterable[str] | None = None,
     onnx_exporter: str | None = None,
     progress: Callable[[str], None] | None = None,
+    target: str | Target | None = None,
 ) -> Report:
     """Run ``model`` on ``example_inputs`` and report where it breaks the five guidelines.
 
@@ -61,45 +67,30 @@ def check(
     runs in eval mode under ``torch.no_grad()``; its flags, parameters and hooks
     are as before afterwards, also when its forward raises. ``progress`` is
     called with ``"forward"`` and then each rule's code as the work starts.
+    ``target`` names the quantization toolkit (``"aimet"``): its own leaf set
+    decides coverage, and its rules (QR006) run; ``None`` is ``"generic"``.
     """
     if not isinstance(model, torch.nn.Module):
-        raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
+        raise InputError(f"model is {a(type(model).__name__)}, not a torch.nn.Module; pass the model instance")
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
-    rules = select_rules(select, ignore)
+    chosen_target = get_target(target)
+    select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
+    rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
-    ctx = CheckContext(model, example, onnx_exporter=onnx_exporter)
-    findings = []
-    timings: dict[str, float] = {}
-    with preserved(model):
-        if any(rule.code in _OBSERVED for rule in rules):
-            if progress:
-                progress("forward")
-            start = time.perf_counter()
-            observation = ctx.observation  # the forward runs once, before any rule: its errors are the user's
-            timings["observe"] = time.perf_counter() - start
-        else:
-            observation = None
-            try:
-                output = ctx.eager_output  # the exporters' rules compare with it: its errors are the user's too
-            except Exception as error:
-                raise ModelError(forward_failure(model, example, error)) from error
-            require_tensor_output(model, output)
-        for rule in rules:
-            if progress:
-                progress(rule.code)
-            start = time.perf_counter()
-            findings.extend(rule().check(ctx))
-            timings[rule.code] = time.perf_counter() - start
-    coverage = Coverage(observation.covered_ops, observation.total_ops) if observation else None
-    findings.sort(key=lambda f: (f.code, f.file or "", f.line or 0, f.module, f.op))
+    if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
+        return check_without_weights(
+            lambda codes: check(model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target),
+            model, example, [rule.code for rule in rules],
+        )
+    run = run_rules(model, example, rules, onnx_exporter=onnx_exporter, target=chosen_target, progress=progress)
     return Report(
         model=type(model).__name__,
-        findings=tuple(findings),
-        coverage=coverage,
+        findings=tuple(suppressed(run.findings)),  # `# qready: ignore[...]`, exclude, per-file-ignores
+        coverage=run.coverage,
         rules_run=tuple(rule.code for rule in rules),
-        timings=timings,
+        timings=run.timings,
     )
 
 
@@ -113,6 +104,7 @@ def prepare(
     tie_weights: bool = True,
     verify: bool = True,
     share_weights: bool = False,
+    target: str | Target | None = None,
 ) -> torch.nn.Module:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -131,16 +123,28 @@ def prepare(
     batch norms or train in place can't reach back into ``model``.
     ``share_weights=True`` skips that copy (faster, no second set of weights
     in memory): the two models then hold the very same tensors.
+
+    ``target="aimet"`` (a toolkit that exports ONNX) also decomposes what that
+    export cannot take (``nn.MultiheadAttention``'s fused eval kernel) into
+    modules; that step is not bit-identical, and its measured difference from
+    the original is in ``prepare_result.changes`` (kind ``"decomposed"``).
+    Verification then compares with the decomposed model, bit for bit.
     """
     if not isinstance(model, torch.nn.Module):
-        raise InputError(f"model is a {type(model).__name__}, not a torch.nn.Module; pass the model instance")
+        raise InputError(f"model is {a(type(model).__name__)}, not a torch.nn.Module; pass the model instance")
     require_runnable(model)
+    chosen_target = get_target(target)
     example = as_example(example_inputs, example_kwargs)
     excluded = sorted(set(exclude))
     known = {name for name, _ in model.named_modules(remove_duplicate=False)}
     for path in excluded:
         if path not in known:
             raise InputError(f"--exclude {path!r} is not a submodule of {type(model).__name__}; see model.named_modules()")
+    if has_meta_weights(model):  # no weights: the structure is prepared around the same meta tensors
+        return prepare_without_weights(
+            lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, target=target, **options),
+            model, example, verify=verify,
+        )
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
         fresh = fresh_like(example, seed=1)
@@ -149,31 +153,36 @@ def prepare(
             try:
                 references = (example.call(model), fresh.call(model))
             except Exception as error:  # the user's forward: theirs to fix
-                raise ModelError(forward_failure(model, example, error)) from error
+                raise blame_forward(model, example, error) from error
             require_tensor_output(model, references[0])
         work = _private_copy(model, share_weights)
+        originals = references
+        references, decomposed = adapt_for_target(chosen_target, model, work, example, fresh, originals)
     copied = time.perf_counter() - start
 
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
-    prepared.prepare_result.timings["reference"] = copied
+    prepared.prepare_result.timings["reference"] = copied  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if references is None:
         return prepared
     start = time.perf_counter()
     try:
         verify_prepared(prepared, example, fresh, references, original=model)
     except VerificationError:
-        specialized = prepared.prepare_result.specialized
+        specialized = prepared.prepare_result.specialized  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         if not specialized:
             raise
         # A branch on tensor data, specialized to the example, does not hold on another input:
         # keep the model's own forward and prepare what it calls instead.
-        file, line, _ = specialized[0]
+        file, line, _ = specialized[0]  # type: ignore[index]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         with preserved(model), torch.no_grad():
             work = _private_copy(model, share_weights)
+            adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         verify_prepared(prepared, example, fresh, references, original=model)
-    prepared.prepare_result.timings["verify"] = time.perf_counter() - start
+        prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared
 
 

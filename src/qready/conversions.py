@@ -432,7 +432,7 @@ _register([F.selu_, torch.selu_], lambda input: None,
           _Module(nn.SELU, fixed={"inplace": True}))
 _register([F.threshold, torch.threshold], lambda input, threshold, value, inplace=False: None,
           _Module(nn.Threshold, ["threshold", "value", "inplace"]))
-_register([F.threshold_, torch.threshold_], lambda input, threshold, value: None,
+_register([F.threshold_, torch.threshold_], lambda input, threshold, value: None,  # type: ignore[attr-defined]  # F.threshold_ exists at run time; torch's stubs omit it
           _Module(nn.Threshold, ["threshold", "value"], fixed={"inplace": True}))
 _register([F.softplus], lambda input, beta=1.0, threshold=20.0: None,
           _Module(nn.Softplus, ["beta", "threshold"]))
@@ -535,7 +535,7 @@ for _cls, _out_of_place, _in_place in [
     (qnn.Ceil, [torch.ceil, T.ceil], [torch.ceil_, T.ceil_]),
 ]:
     _register(_out_of_place, _UNARY, _Module(_cls))
-    _register(_in_place, _UNARY, _Module(_cls, fixed=_INPLACE))
+    _register(_in_place, _UNARY, _Module(_cls, fixed=_INPLACE))  # type: ignore[arg-type]  # one loop variable over several classes or callables of mixed types
 _register([torch.round, T.round], lambda input, *, decimals=0: None,
           _Module(qnn.Round, ["decimals"]))
 _register([torch.round_, T.round_], lambda input, *, decimals=0: None,
@@ -554,7 +554,7 @@ _register([torch.clamp_max_, T.clamp_max_], lambda input, max: None,
           _Module(qnn.ClampMax, dynamic=["max"], fixed=_INPLACE))
 
 # Comparisons and logic: boolean tensors used as values (masks).
-for _cls, _keys in [
+for _cls, _keys in [  # type: ignore[assignment]  # one loop variable over several classes or callables of mixed types
     (qnn.Greater, [operator.gt, torch.gt, torch.greater, T.gt, T.greater, T.__gt__]),
     (qnn.GreaterEqual, [operator.ge, torch.ge, torch.greater_equal, T.ge, T.greater_equal,
                         T.__ge__]),
@@ -566,7 +566,7 @@ for _cls, _keys in [
     (qnn.LogicalOr, [torch.logical_or, T.logical_or]),
     (qnn.LogicalXor, [torch.logical_xor, T.logical_xor]),
 ]:
-    _register(_keys, _BINARY, _Module(_cls, operands=["input", "other"]))
+    _register(_keys, _BINARY, _Module(_cls, operands=["input", "other"]))  # type: ignore[arg-type]  # one loop variable over several classes or callables of mixed types
 for _cls, _out_of_place, _in_place, _reflected in [
     (qnn.BitwiseAnd, [operator.and_, torch.bitwise_and, T.bitwise_and, T.__and__],
      [operator.iand, T.bitwise_and_, T.__iand__], [T.__rand__]),
@@ -672,7 +672,7 @@ for _f_max, _torch_max, _max_cls in [
 _register([F.avg_pool1d], _AVG_POOL_1D, _Module(nn.AvgPool1d, _AVG_POOL))
 _register([F.avg_pool2d], _AVG_POOL_ND, _Module(nn.AvgPool2d, [*_AVG_POOL, "divisor_override"]))
 _register([F.avg_pool3d], _AVG_POOL_ND, _Module(nn.AvgPool3d, [*_AVG_POOL, "divisor_override"]))
-for _avg_key, _avg_cls, _max_key, _max_cls in [
+for _avg_key, _avg_cls, _max_key, _max_cls in [  # type: ignore[assignment]  # one loop variable over several classes or callables of mixed types
     (F.adaptive_avg_pool1d, nn.AdaptiveAvgPool1d, F.adaptive_max_pool1d, nn.AdaptiveMaxPool1d),
     (F.adaptive_avg_pool2d, nn.AdaptiveAvgPool2d, F.adaptive_max_pool2d, nn.AdaptiveMaxPool2d),
     (F.adaptive_avg_pool3d, nn.AdaptiveAvgPool3d, F.adaptive_max_pool3d, nn.AdaptiveMaxPool3d),

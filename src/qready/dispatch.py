@@ -2,8 +2,9 @@
 
 A submodule left whole because torch.fx could not trace it (a branch on
 tensor data, detection post-processing) still calls ``F.relu``, ``x + y``,
-``torch.cat`` in its own forward. Here each such call site (file, line, op,
-and how many times that line has run in this forward) gets its own
+``torch.cat`` in its own forward. Here each such call site (the module and
+function it is written in, its line counted from the function's first line,
+the op, and how many times that line has run in this forward) gets its own
 ``qready.nn.TorchFunction`` module registered in the owner's scope, and a
 torch function mode routes the call through it while the owner's forward
 runs. The numbers are the same (the module calls the same function with the
@@ -12,11 +13,19 @@ same arguments), and a quantizer now has a module to sit on.
 Calls made inside leaf modules (``F.conv2d`` in ``nn.Conv2d``) are not
 touched. A call site the example never reached runs as before: correct, but
 not covered, and it shows up when the prepared model is checked.
+
+Sites are keyed by the module's ``__name__`` and the function's qualified
+name, never by a file path: a model saved from one checkout and loaded from
+another (CI, site-packages, a notebook) finds its sites again. A site that the
+loaded source no longer has is named in a warning when the model is loaded.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,13 +38,16 @@ from qready.conversions import conversion_for
 from qready.nn.generic import TorchFunction, dotted_path
 from qready.ops import is_leaf_module, is_value_changing, op_name
 from qready.passes.base import Change, add_module_in_scope
-from qready.source import display_path, is_internal
+from qready.source import call_through, display_path, is_internal
 
 __all__ = ["dispatch_call_sites", "install_call_site_dispatch", "SITES_ATTRIBUTE"]
 
-SITES_ATTRIBUTE = "qready_call_sites"  # plain data on the owner: (file, line, op path, occurrence, module name)
+# Plain data on the owner, one tuple per site:
+# (Python module name, function qualname, line offset in the function, op path, occurrence, module name).
+SITES_ATTRIBUTE = "qready_call_sites"
 
-SiteKey = tuple[str, int, Any, int]
+Site = tuple[str, str, int]  # where the call is written: module __name__, function qualname, line offset
+SiteKey = tuple[str, str, int, Any, int]  # ... and the op called there, and which run of that line
 
 
 class _SiteMode(TorchFunctionMode):
@@ -45,29 +57,41 @@ class _SiteMode(TorchFunctionMode):
         super().__init__()
         self.owner = owner
         self.routes = routes  # None: record only
-        self.seen: Counter[tuple[str, int, Any]] = Counter()
+        self.seen: Counter[tuple[str, str, int, Any]] = Counter()
         self.recorded: list[tuple[SiteKey, tuple, dict]] = []
+        self.where: dict[SiteKey, tuple[str, int]] = {}  # file and line, for the report only
         self.leaf_depth = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.leaf_depth or not is_value_changing(func, args, kwargs):
-            return func(*args, **kwargs)
+            return call_through(func, args, kwargs)
         frame = _caller()
         if frame is None:
-            return func(*args, **kwargs)
-        site = (frame.f_code.co_filename, frame.f_lineno, func)
+            return call_through(func, args, kwargs)
+        site = (*site_of(frame), func)
         self.seen[site] += 1
         key = (*site, self.seen[site])
         if self.routes is None:
             self.recorded.append((key, args, kwargs))
-            return func(*args, **kwargs)
+            self.where[key] = (frame.f_code.co_filename, frame.f_lineno)
+            return call_through(func, args, kwargs)
         module = self.routes.get(key)
-        return module(*args, **kwargs) if module is not None else func(*args, **kwargs)
+        return call_through(func if module is None else module, args, kwargs)
+
+
+def site_of(frame: Any) -> Site:
+    """Where a frame's code is written, in terms that survive moving the source elsewhere."""
+    code = frame.f_code
+    return (
+        frame.f_globals.get("__name__", ""),
+        getattr(code, "co_qualname", code.co_name),
+        frame.f_lineno - code.co_firstlineno,
+    )
 
 
 def _caller() -> Any:
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None and is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
@@ -119,17 +143,19 @@ def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], An
             if previous[path] is None:
                 del owner.forward
             else:
-                owner.forward = previous[path]  # type: ignore[method-assign]
+                owner.forward = previous[path]  # type: ignore[assignment]  # the instance-level forward it had
     changes = []
     for path, owner in owners.items():
         sites = []
-        for (file, line, func, occurrence), _, _ in modes[path].recorded:
+        for key, _, _ in modes[path].recorded:
+            module_name, qualname, offset, func, occurrence = key
+            file, line = modes[path].where[key]
             try:
                 target = dotted_path(func)
             except ValueError:
                 continue  # a callable that can't be named again stays a plain call, reported by check
             name = add_module_in_scope(owner, "", conversion_for(func).name, TorchFunction(target))
-            sites.append((file, line, target, occurrence, name))
+            sites.append((module_name, qualname, offset, target, occurrence, name))
             changes.append(
                 Change(
                     "dispatched", op_name(func), path, f"{path}.{name}" if path else name,
@@ -143,13 +169,44 @@ def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], An
     return changes
 
 
-def install_call_site_dispatch(owner: torch.nn.Module) -> None:
-    """Route ``owner``'s call sites through the modules its ``qready_call_sites`` name."""
-    owner.forward = DispatchingForward(owner, vars(owner).get("forward"))  # type: ignore[method-assign]
+def install_call_site_dispatch(owner: torch.nn.Module, *, check_source: bool = False) -> None:
+    """Route ``owner``'s call sites through the modules its ``qready_call_sites`` name.
+
+    With ``check_source`` (on load), each site must still be in the source that is imported now:
+    one that is not is named in a warning, since its calls would bypass their module unseen.
+    """
+    if check_source:
+        for module_name, qualname, offset, target, _, name in getattr(owner, SITES_ATTRIBUTE, ()):
+            problem = _missing_site(module_name, qualname, offset)
+            if problem:
+                warnings.warn(
+                    f"call site {target} at {module_name}.{qualname} (line {offset} of the function) of "
+                    f"{type(owner).__qualname__} {problem}, so its calls bypass {name!r} and a quantizer there "
+                    "sees no values; prepare the model again from the source it runs with",
+                    stacklevel=3,
+                )
+    owner.forward = DispatchingForward(owner, vars(owner).get("forward"))
+
+
+def _missing_site(module_name: str, qualname: str, offset: int) -> str | None:
+    """Why the site cannot be found in the source imported now, or None when it can."""
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception:  # the user's module: whatever importing it raises, the site is lost
+        return f"is in module {module_name!r}, which cannot be imported"
+    for part in qualname.replace(".<locals>", "").split("."):
+        found = getattr(found, part, None)
+    code = getattr(inspect.unwrap(found), "__code__", None) if found is not None else None
+    if code is None:
+        return f"is in {qualname}, which {module_name} no longer defines"
+    lines = [line for _, _, line in code.co_lines() if line is not None]
+    if not lines or code.co_firstlineno + offset not in lines:
+        return "is no longer on a line of that function"
+    return None
 
 
 def _wrap(owner: torch.nn.Module, recorder: _SiteMode) -> None:
-    owner.forward = DispatchingForward(owner, vars(owner).get("forward"), recorder)  # type: ignore[method-assign]
+    owner.forward = DispatchingForward(owner, vars(owner).get("forward"), recorder)
 
 
 class DispatchingForward:
@@ -180,6 +237,6 @@ def _routes(owner: torch.nn.Module) -> dict[SiteKey, torch.nn.Module]:
     from qready.nn.generic import resolve_dotted_path
 
     return {
-        (file, line, resolve_dotted_path(target), occurrence): owner.get_submodule(name)
-        for file, line, target, occurrence, name in getattr(owner, SITES_ATTRIBUTE, ())
+        (module_name, qualname, offset, resolve_dotted_path(target), occurrence): owner.get_submodule(name)
+        for module_name, qualname, offset, target, occurrence, name in getattr(owner, SITES_ATTRIBUTE, ())
     }

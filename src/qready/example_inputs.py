@@ -9,7 +9,10 @@ from typing import Any
 
 import torch
 
+from qready.caches import describe_cache, is_cache, own_copy
 from qready.errors import InputError
+from qready.structure import flatten, map_leaves, node_type_of, unflatten
+from qready.wording import a
 
 __all__ = ["Example", "as_example", "fresh_like", "tensor_leaves"]
 
@@ -22,7 +25,8 @@ class Example:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def call(self, model: torch.nn.Module) -> Any:
-        return model(*self.args, **self.kwargs)
+        # a KV cache grows in the forward: each call gets its own, the example's stays as it was
+        return model(*own_copy(self.args), **own_copy(self.kwargs))
 
     def describe(self) -> str:
         parts = [_describe(v) for v in self.args]
@@ -51,7 +55,7 @@ def as_example(example_inputs: Any, example_kwargs: Mapping[str, Any] | None = N
         )
     if not isinstance(example_inputs, tuple):
         raise InputError(
-            f"example_inputs is a {type(example_inputs).__name__}; pass a tuple of positional "
+            f"example_inputs is {a(type(example_inputs).__name__)}; pass a tuple of positional "
             "arguments, e.g. (torch.randn(1, 3, 224, 224),), or a dict of keyword arguments"
         )
     return Example(tuple(example_inputs), kwargs)
@@ -69,13 +73,16 @@ def fresh_like(example: Example, seed: int = 0) -> Example:
     def draw(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return _fresh_tensor(value, generator)
+        if node_type_of(value) is not None:  # a cache: new tensors of the same shapes in a new one
+            leaves, spec = flatten(value)
+            return unflatten(spec, [draw(leaf) for leaf in leaves])
         if isinstance(value, tuple) and hasattr(value, "_fields"):
             return type(value)(*(draw(v) for v in value))
         if isinstance(value, (list, tuple)):
             return type(value)(draw(v) for v in value)
         if isinstance(value, Mapping):
             try:
-                return type(value)({k: draw(v) for k, v in value.items()})
+                return type(value)({k: draw(v) for k, v in value.items()})  # type: ignore[call-arg]  # a concrete Mapping class, rebuilt from a dict
             except TypeError:
                 return {k: draw(v) for k, v in value.items()}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -104,25 +111,13 @@ def _fresh_tensor(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def tensor_leaves(value: Any) -> list[torch.Tensor]:
     """Every tensor inside a (nested) output, in a stable order."""
     leaves: list[torch.Tensor] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, torch.Tensor):
-            leaves.append(v)
-        elif isinstance(v, Mapping):
-            for item in v.values():
-                walk(item)
-        elif isinstance(v, (list, tuple)):
-            for item in v:
-                walk(item)
-        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-            for f in dataclasses.fields(v):
-                walk(getattr(v, f.name))
-
-    walk(value)
+    map_leaves(value, leaves.append)
     return leaves
 
 
 def _describe(value: Any) -> str:
+    if is_cache(value):
+        return describe_cache(value)
     if isinstance(value, torch.Tensor):
         dtype = str(value.dtype).removeprefix("torch.")
         return f"{dtype}[{'x'.join(map(str, value.shape))}]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,15 +12,13 @@ from typing import TextIO
 
 from qready.errors import SaveError
 
-__all__ = ["atomic_text", "follow_umask"]
+__all__ = ["atomic_text", "check_report_path", "follow_umask", "write_failed"]
 
 
 @contextmanager
 def atomic_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """Write to a temporary file next to ``path``, then rename it into place."""
-    target = Path(path)
-    if target.is_dir():
-        raise SaveError(f"{str(target)!r} is a directory; give a file name for the report")
+    target = check_report_path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
     except OSError as error:
@@ -31,10 +30,32 @@ def atomic_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
         os.replace(tmp, target)
     except OSError as error:  # a full disk: no half-written report stays behind
         Path(tmp).unlink(missing_ok=True)
-        raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another place") from error
+        raise write_failed(target, error) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_report_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if a report can be written there, else a SaveError saying why: checked before
+    a long check or prepare runs, so a typo costs seconds, not the whole run."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise SaveError(f"{str(target)!r} is a directory; give a file name for the report")
+    if folder.exists() and not folder.is_dir():
+        raise SaveError(f"{str(folder)!r} is a file, not a directory; choose another place for {target.name!r}")
+    if not folder.exists():
+        raise SaveError(f"folder {str(folder)!r} for {target.name!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise SaveError(f"cannot write {str(target)!r} (permission denied); choose a writable place")
+    return target
+
+
+def write_failed(target: Path, error: OSError) -> SaveError:
+    """The one-line error for a write that failed part way; free space is the fix only when it ran out."""
+    fix = "free space or choose another place" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "choose another place"
+    return SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); {fix}")
 
 
 def follow_umask(*paths: Path) -> None:

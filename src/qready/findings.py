@@ -68,6 +68,9 @@ class Coverage:
     def __str__(self) -> str:
         return f"coverage {self.covered}/{self.total} ops ({100 * self.ratio:.1f}%)"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"covered": self.covered, "total": self.total, "ratio": round(self.ratio, 6)}
+
 
 @dataclass(frozen=True)
 class Report:
@@ -78,6 +81,7 @@ class Report:
     coverage: Coverage | None  # None when no rule ran the instrumented forward
     rules_run: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    skipped: dict[str, str] = field(default_factory=dict)  # rule code -> why it did not run
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -106,17 +110,12 @@ class Report:
                 "counts": self.counts(),
                 "errors": len(self.errors),
                 "warnings": len(self.findings) - len(self.errors),
-                "coverage": None
-                if self.coverage is None
-                else {
-                    "covered": self.coverage.covered,
-                    "total": self.coverage.total,
-                    "ratio": round(self.coverage.ratio, 6),
-                },
+                "coverage": None if self.coverage is None else self.coverage.to_dict(),
             },
             "rules_run": list(self.rules_run),
             "findings": [f.to_dict() for f in self.findings],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            **({"skipped": dict(self.skipped)} if self.skipped else {}),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:

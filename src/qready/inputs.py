@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -13,11 +13,13 @@ from typing import Any
 
 import torch
 
-from qready.errors import InputError, SpecError
+from qready.errors import InputError, SpecError, one_line
 from qready.example_inputs import Example, as_example
 from qready.source import error_location
+from qready.user_code import NotPythonSource, import_source_file
+from qready.wording import a
 
-__all__ = ["load_model", "load_object", "parse_input", "parse_kwargs", "load_example"]
+__all__ = ["load_example", "load_model", "load_object", "parse_input", "parse_kwargs"]
 
 _DTYPES = {
     "float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
@@ -28,19 +30,20 @@ _DTYPES = {
 _SHAPE = re.compile(r"^\d+(x\d+)*$")
 
 
-def load_object(spec: str) -> Any:
+def load_object(spec: str, what: str = "SPEC") -> Any:
     """Resolve ``package.module:attr`` or ``path/to/file.py:attr`` to the object it names."""
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
-        raise SpecError(f"SPEC {spec!r} is not of the form package.module:Name or path/to/file.py:Name")
+        raise SpecError(f"{what} {spec!r} is not of the form package.module:Name or path/to/file.py:Name")
     if target.endswith(".py") or "/" in target or "\\" in target:
-        module = _import_file(spec, Path(target))
+        module = _import_file(spec, Path(target), what)
     else:
+        _current_directory_on_path()
         try:
             module = importlib.import_module(target)
         except ImportError as error:
             raise SpecError(
-                f"cannot import {target!r} for SPEC {spec!r} ({error}); "
+                f"cannot import {target!r} for {what} {spec!r} ({error}); "
                 "install the package or give a path/to/file.py instead"
             ) from error
     obj: Any = module
@@ -52,33 +55,41 @@ def load_object(spec: str) -> Any:
     return obj
 
 
-def _import_file(spec: str, path: Path) -> Any:
+def _current_directory_on_path() -> None:
+    """``qready check cnn:SmallCNN`` from the model's folder imports as ``python -c "import cnn"`` does;
+    after installed packages, so a file in the folder never hides one of them."""
+    here = os.getcwd()
+    if not any(entry in ("", ".", here) for entry in sys.path):
+        sys.path.append(here)
+
+
+def _import_file(spec: str, path: Path, what: str = "SPEC") -> Any:
     if not path.is_file():
-        raise SpecError(f"no such file {str(path)!r} in SPEC {spec!r}; give an existing path/to/file.py:Name")
-    name = f"qready_user_{abs(hash(str(path.resolve())))}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise SpecError(f"cannot load {str(path)!r} as Python source; give a .py file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.resolve().parent))  # so the file's own sibling imports work
+        raise SpecError(f"no such file {str(path)!r} in {what} {spec!r}; give an existing path/to/file.py:Name")
     try:
-        module_spec.loader.exec_module(module)
+        return import_source_file(path)
+    except NotPythonSource as error:
+        raise SpecError(f"cannot load {str(path)!r} as Python source; give a .py file") from error
     except Exception as error:
-        del sys.modules[name]
-        file, line = error_location(error)
-        where = f" (at {file}:{line})" if file else ""
-        raise SpecError(
-            f"importing {str(path)!r} raised {type(error).__name__}: {_first_line(error)}{where}; "
-            "fix the file, or install what it imports"
-        ) from error
-    finally:
-        sys.path.remove(str(path.resolve().parent))
-    return module
+        raise _import_failed(path, error) from error
+
+
+def _import_failed(path: Path, error: Exception) -> SpecError:
+    file, line = error_location(error)
+    where = f" (at {file}:{line})" if file else ""
+    return SpecError(
+        f"importing {str(path)!r} raised {type(error).__name__}: {one_line(str(error), limit=None)}{where}; "
+        "fix the file, or install what it imports"
+    )
 
 
 def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
-    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance."""
+    """Build the model a SPEC names: a class or factory called with ``kwargs``, or an instance;
+    ``hf:path/to/config.json`` builds a Hugging Face model without weights (``kwargs`` change the config)."""
+    from qready.hf_config import PREFIX, model_from_config
+
+    if spec.startswith(PREFIX):
+        return model_from_config(spec, kwargs)
     obj = load_object(spec)
     if isinstance(obj, torch.nn.Module):
         if kwargs:
@@ -86,7 +97,7 @@ def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.M
         return obj
     if not callable(obj):
         raise SpecError(
-            f"{spec!r} is a {type(obj).__name__}, not an nn.Module class or factory; "
+            f"{spec!r} is {a(type(obj).__name__)}, not an nn.Module class or factory; "
             "name the model class, a function that builds the model, or a model instance"
         )
     try:
@@ -101,16 +112,11 @@ def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.M
             else "fix the error there, or pass other arguments with --kwargs"
         )
         raise SpecError(
-            f"building {spec!r} raised {type(error).__name__}: {_first_line(error)}{where}; {hint}"
+            f"building {spec!r} raised {type(error).__name__}: {one_line(str(error), limit=None)}{where}; {hint}"
         ) from error
     if not isinstance(model, torch.nn.Module):
-        raise SpecError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module; name what builds the model")
+        raise SpecError(f"{spec!r} returned {a(type(model).__name__)}, not a torch.nn.Module; name what builds the model")
     return model
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
@@ -147,7 +153,7 @@ def parse_input(text: str, generator: torch.Generator) -> torch.Tensor:
             return torch.randint(0, 2, shape, generator=generator).bool()
         return torch.randint(0, 10, shape, generator=generator).to(dtype)
     except (RuntimeError, MemoryError) as error:  # too large to allocate
-        raise InputError(f"--input {text!r}: cannot allocate a tensor of that shape ({_first_line(error)[:120]}); give a smaller shape") from error
+        raise InputError(f"--input {text!r}: cannot allocate a tensor of that shape ({one_line(str(error), limit=None)[:120]}); give a smaller shape") from error
 
 
 def load_example(
@@ -157,7 +163,7 @@ def load_example(
     if inputs and inputs_fn:
         raise InputError("give either --input shapes or --inputs FUNCTION, not both")
     if inputs_fn:
-        factory = load_object(inputs_fn)
+        factory = load_object(inputs_fn, "--inputs")
         if not callable(factory):
             raise InputError(f"--inputs {inputs_fn!r} is not callable; name a function returning the inputs")
         torch.manual_seed(seed)
@@ -169,7 +175,7 @@ def load_example(
             return as_example(value[0], value[1])
         if not isinstance(value, (tuple, Mapping)):
             raise InputError(
-                f"--inputs {inputs_fn!r} returned a {type(value).__name__}; return a tuple of positional "
+                f"--inputs {inputs_fn!r} returned {a(type(value).__name__)}; return a tuple of positional "
                 "arguments, e.g. (x,), a dict of keyword arguments, or (args, kwargs)"
             )
         return as_example(value)

@@ -10,8 +10,6 @@ nothing is traced or compiled, this works on any model that runs.
 from __future__ import annotations
 
 import dataclasses
-import reprlib
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -20,14 +18,15 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from qready.errors import ModelError
-from qready.example_inputs import Example, tensor_leaves
+from qready.dataflow import OpCall, ValueFlow
+from qready.example_inputs import Example
+from qready.guard import blame_forward, require_tensor_output
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
-from qready.source import error_location, user_location
+from qready.source import call_through, user_location
+from qready.structure import map_leaves
 
 __all__ = [
-    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe", "preserved", "forward_failure",
-    "require_runnable", "require_tensor_output", "too_deep", "nested_too_deep", "nesting_depth",
+    "Observation", "OpSite", "ModuleCall", "IOIssue", "observe",
 ]
 
 
@@ -43,6 +42,7 @@ class OpSite:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     count: int = 0
+    feeds_values: bool = True  # False: every result only decided a Python branch or was a boolean mask
 
 
 @dataclass
@@ -94,19 +94,27 @@ class _Recorder(TorchFunctionMode):
         self.sites: dict[tuple[Any, ...], OpSite] = {}
         self.covered = 0
         self.total = 0
+        self.flow = ValueFlow()
+        self.site_calls: dict[int, list[OpCall]] = {}
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        site = None
         if self.stack and is_value_changing(func, args, kwargs):
             self.total += 1
             call, leaf = self.stack[-1]
             if leaf:
                 self.covered += 1
             else:
-                self._record_site(func, call.path, args, kwargs)
-        return func(*args, **kwargs)
+                site = self._record_site(func, call.path, args, kwargs)
+        result = call_through(func, args, kwargs)
+        if self.stack:
+            op_call = self.flow.op(args, kwargs, result, in_leaf=self.stack[-1][1])
+            if site is not None and op_call is not None:
+                self.site_calls.setdefault(id(site), []).append(op_call)
+        return result
 
-    def _record_site(self, func: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> None:
+    def _record_site(self, func: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> OpSite:
         file, line = user_location(skip=3)
         key = (path, file, line, func)
         site = self.sites.get(key)
@@ -115,19 +123,21 @@ class _Recorder(TorchFunctionMode):
                 op_name(func), path, file, line, func, _shallow(args), _shallow(kwargs)
             )
         site.count += 1
+        return site
+
+    def resolve_flow(self, output: Any) -> None:
+        """Which sites feed values, once the forward is done (see qready.dataflow)."""
+        self.flow.read_by_module(output)
+        self.flow.resolve()
+        for site in self.sites.values():
+            site.feeds_values = any(c.feeds_values for c in self.site_calls.get(id(site), ())) or id(site) not in self.site_calls
+            if not site.feeds_values:  # not a quantization point: not counted in the coverage either
+                self.total -= site.count
 
 
 def _shallow(value: Any) -> Any:
     """Keep literal arguments (to suggest ``nn.Softmax(dim=-1)``), drop tensor storage."""
-    if isinstance(value, torch.Tensor):
-        return _TensorStub(tuple(value.shape), value.dtype)
-    if isinstance(value, tuple):
-        return tuple(_shallow(v) for v in value)
-    if isinstance(value, list):
-        return [_shallow(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _shallow(v) for k, v in value.items()}
-    return value
+    return map_leaves(value, lambda t: _TensorStub(tuple(t.shape), t.dtype))
 
 
 @dataclass(frozen=True)
@@ -136,14 +146,17 @@ class _TensorStub:
     dtype: torch.dtype
 
 
-def observe(model: torch.nn.Module, example: Example) -> Observation:
-    """Run ``model`` once on ``example`` and record what happened."""
+def observe(
+    model: torch.nn.Module, example: Example, *, is_leaf: Callable[[torch.nn.Module], bool] = is_leaf_module
+) -> Observation:
+    """Run ``model`` once on ``example`` and record what happened; ``is_leaf`` says where a
+    quantizer wraps a module whole (a target's leaf set; the guidelines' by default)."""
     paths: dict[int, list[str]] = {}
     modules: dict[int, torch.nn.Module] = {}
     for path, module in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(module), []).append(path)
         modules[id(module)] = module
-    leaf = {key: is_leaf_module(m) for key, m in modules.items()}
+    leaf = {key: is_leaf(m) for key, m in modules.items()}
     recorder = _Recorder()
     calls: list[ModuleCall] = []
     io_issues: dict[tuple[str, str, str], IOIssue] = {}
@@ -155,6 +168,8 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
         call = ModuleCall(len(calls), key, paths[key][0], parent, file, line)
         calls.append(call)
         recorder.stack.append((call, leaf[key]))
+        if leaf[key]:  # a leaf's inputs are what its quantizers see
+            recorder.flow.read_by_module((args, kwargs))
         for value_path, value in _enumerate_inputs(args, kwargs):
             _note_io(io_issues, call.path, module, "input", value_path, value)
 
@@ -170,9 +185,10 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
         stack.enter_context(recorder)
         try:
             output = example.call(model)
-        except Exception as error:  # the user's forward: any exception is theirs to fix
-            raise ModelError(forward_failure(model, example, error)) from error
+        except Exception as error:  # the user's to fix, unless qready's own hooks raised it
+            raise blame_forward(model, example, error) from error
     require_tensor_output(model, output)
+    recorder.resolve_flow(output)
 
     return Observation(
         output=output,
@@ -183,73 +199,6 @@ def observe(model: torch.nn.Module, example: Example) -> Observation:
         io_issues=list(io_issues.values()),
         paths=paths,
         modules=modules,
-    )
-
-
-def forward_failure(model: torch.nn.Module, example: Example, error: BaseException) -> str:
-    if isinstance(error, RecursionError) and nested_too_deep(model):
-        return too_deep(model)
-    file, line = error_location(error)
-    where = f" (at {file}:{line})" if file else ""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return (
-        f"forward of {type(model).__name__} raised {type(error).__name__}: {first}{where}; "
-        f"check that the example inputs {example.describe()} fit the model"
-    )
-
-
-def require_runnable(model: torch.nn.Module) -> None:
-    """Fail before any work on a model that has nothing to run."""
-    name = type(model).__name__
-    if getattr(type(model), "forward", None) is torch.nn.Module.forward:
-        raise ModelError(
-            f"{name} has no forward method, so there is nothing to run; pass the model that computes "
-            "the outputs, or define forward(self, ...)"
-        )
-    if isinstance(model, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)) and len(model) == 0:
-        raise ModelError(f"{name} is empty: it has no layers to check or prepare; add its layers or pass the model that holds them")
-
-
-def require_tensor_output(model: torch.nn.Module, output: Any) -> None:
-    """A model must produce at least one tensor: there is nothing to quantize otherwise."""
-    if not tensor_leaves(output):
-        shown = "None" if output is None else f"{reprlib.repr(output)} ({type(output).__name__}), no tensor"
-        raise ModelError(
-            f"forward of {type(model).__name__} returned {shown}; return the model's output "
-            "tensor(s): a tensor, or a tuple or dict of tensors"
-        )
-
-
-def nesting_depth(model: torch.nn.Module) -> int:
-    """How deep submodules nest below ``model`` (without recursion: it is asked of models too deep for it)."""
-    deepest = 0
-    stack = [(model, 0)]
-    seen: set[int] = set()
-    while stack:
-        module, depth = stack.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in module._modules.values() if child is not None)
-    return deepest
-
-
-def nested_too_deep(model: torch.nn.Module) -> bool:
-    """Whether nesting can explain a RecursionError: a plain forward takes about four frames a
-    level, qready's hooks and tracing a few more. Otherwise the recursion is a bug somewhere."""
-    return nesting_depth(model) * 4 >= sys.getrecursionlimit() // 2
-
-
-def too_deep(model: torch.nn.Module) -> str:
-    """The message for a RecursionError that nesting, not the model's code, caused."""
-    depth = nesting_depth(model)
-    limit = sys.getrecursionlimit()
-    suggested = max(2 * limit, 16 * depth + 1000)
-    return (
-        f"{type(model).__name__} nests submodules {depth} deep, too deep for Python's recursion limit ({limit}) "
-        f"with qready's instrumentation on top; raise it with sys.setrecursionlimit({suggested}) before calling "
-        "qready (for the CLI: in the file that defines the model), or nest less deeply"
     )
 
 
@@ -319,15 +268,3 @@ def _is_record(value: Any) -> bool:
 def _element_kind(values: list) -> str:
     kinds = {type(v).__name__ for v in values}
     return "x".join(sorted(kinds)) if len(kinds) == 1 else "mixed items"
-
-
-@contextmanager
-def preserved(model: torch.nn.Module) -> Iterator[None]:
-    """Run a block in eval mode and give the model its own training flags back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, training in flags:
-            module.training = training

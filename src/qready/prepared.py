@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.errors import InputError
 from qready.findings import Finding
 from qready.passes.base import Change
 from qready.passes.flatten_io import bind_inputs
@@ -153,7 +154,7 @@ class KeptForward(Prepared):
         return args, kwargs
 
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
-        return self(*args, **kwargs)  # type: ignore[operator]
+        return self(*args, **kwargs)  # type: ignore[operator]  # the module's own forward, called as nn.Module does
 
 
 _KEPT_CLASSES: dict[type, type] = {}
@@ -169,7 +170,7 @@ def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Modu
                 cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
             )
         model.__class__ = kept
-    model.prepare_result = result  # type: ignore[attr-defined]
+    model.prepare_result = result  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
     return model
 
 
@@ -190,6 +191,11 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     tied_aliases: dict[str, str]
 
+    def __init__(self, root: torch.nn.Module | dict[str, Any], graph: fx.Graph, class_name: str = "GraphModule") -> None:
+        super().__init__(root, graph, class_name)
+        if isinstance(root, torch.nn.Module):
+            keep_non_persistent(root, self)
+
     def hide_tied_copies(self, aliases: dict[str, str]) -> None:
         """Keep the state dict to the original's keys: an unrolled copy's shared tensors are
         left out of ``state_dict()`` and filled from the original's key on ``load_state_dict()``."""
@@ -206,10 +212,11 @@ class PreparedModule(Prepared, fx.GraphModule):
         # GraphModule's deepcopy keeps the graph and submodules but drops plain attributes:
         # carry ours over, so a copy still flattens, rebuilds and hides tied copies
         res = super().__deepcopy__(memo)
+        keep_non_persistent(self, res)
         for name in self._CARRIED:
             if name in self.__dict__:
                 object.__setattr__(res, name, copy.deepcopy(self.__dict__[name], memo))
-        return res  # type: ignore[return-value]
+        return res  # type: ignore[return-value]  # torch's stubs type the result of a call as Tensor | Module
 
     def keep_calling_convention(self) -> None:
         """Take the original model's arguments and return its output structure.
@@ -217,7 +224,7 @@ class PreparedModule(Prepared, fx.GraphModule):
         For a prepared submodule called from a forward that stays Python: the
         graph inside is the same, flattening happens around it.
         """
-        self.forward = OriginalCallingConvention(self)  # type: ignore[method-assign]
+        self.forward = OriginalCallingConvention(self)
 
     def arguments_for(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return self.flatten_inputs(*args, **kwargs), {}
@@ -235,11 +242,29 @@ class PreparedModule(Prepared, fx.GraphModule):
     def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The original model's arguments as the prepared model's flat tensor inputs."""
         leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
+        if len(leaves) != len(self.input_names):  # another structure: a cache with more layers, a missing input
+            raise InputError(
+                f"these inputs hold {len(leaves)} tensors, but the prepared model takes {len(self.input_names)} "
+                f"({', '.join(self.input_names)}); pass inputs structured like the example it was prepared with"
+            )
         return tuple(leaves)
 
 
 def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
     return getattr(module, "tied_aliases", None) or getattr(module, "qready_tied_aliases", {})
+
+
+def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None:
+    """Buffers that are non-persistent in ``source`` stay so in ``copy_``: GraphModule before
+    torch 2.14 registers every buffer it copies as persistent (into the state dict)."""
+    for name, _ in copy_.named_buffers(remove_duplicate=False):
+        owner_path, _, attr = name.rpartition(".")
+        try:
+            owner = source.get_submodule(owner_path)
+        except AttributeError:
+            continue
+        if attr in owner._non_persistent_buffers_set:
+            copy_.get_submodule(owner_path)._non_persistent_buffers_set.add(attr)
 
 
 def _drop_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
@@ -300,10 +325,10 @@ def run_graph_in_place(module: torch.nn.Module, prepared: PreparedModule) -> Non
     prepared.recompile()
     aliases = tied_aliases(module, set(prepared.state_dict()) - set(prepared.tied_aliases))
     if aliases:
-        module.qready_tied_aliases = aliases
+        module.qready_tied_aliases = aliases  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
         module._register_state_dict_hook(_drop_aliases)
         module._register_load_state_dict_pre_hook(_fill_aliases, with_module=True)
-    module.forward = GraphForward(  # type: ignore[method-assign]
+    module.forward = GraphForward(
         module, type(prepared).forward, prepared.input_spec, prepared.output_spec if prepared.outputs_flattened else None
     )
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from qready.dispatch import dispatch_call_sites
-from qready.errors import QreadyError, VerificationError
-from qready.example_inputs import Example, fresh_like, tensor_leaves
-from qready.observe import preserved
+from qready.errors import QreadyError
+from qready.example_inputs import Example
+from qready.guard import preserved
 from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
@@ -29,11 +29,10 @@ from qready.passes.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
-from qready.structure import flatten, leaf_names
+from qready.structure import flatten, map_leaves
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
-from qready.verify import compare_exact, first_difference
 
-__all__ = ["prepare_copy", "prepare_children", "verify_prepared", "call_prepared"]
+__all__ = ["prepare_copy", "prepare_children"]
 
 
 def prepare_copy(
@@ -74,7 +73,7 @@ def _prepare_graph(
 
     start = time.perf_counter()
     passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
-    prepared, changes = passes(prepared)
+    prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     _keep_state_dict_keys(prepared, work)
@@ -142,9 +141,9 @@ def prepare_children(
                 child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights,
                 failure=TraceFailure("", str(error), None, None),
             )
-        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
+        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
         if prepared.saveable:
-            run_graph_in_place(child, prepared)
+            run_graph_in_place(child, prepared)  # type: ignore[arg-type]  # the passes return the GraphModule subclass they were given
         else:
             child.__class__ = type(child).__bases__[0]  # a child stays of its own class
             del child.prepare_result
@@ -169,123 +168,6 @@ def prepare_children(
         specialized=specialized,
         timings={"children": time.perf_counter() - start},
     ))
-
-
-def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
-    """Run a prepared model on the original model's arguments."""
-    return prepared.call_original(*example.args, **example.kwargs)
-
-
-def verify_prepared(
-    prepared: torch.nn.Module,
-    example: Example,
-    fresh: Example,
-    references: tuple[Any, Any],
-    original: torch.nn.Module | None = None,
-) -> None:
-    """Bit-for-bit on the example, a fresh input and (given the ``original``) inputs with another
-    batch size and sequence length, then no QR003/QR004 outside the leaves.
-
-    Raises VerificationError naming the first differing output and its max abs difference. An
-    input of another size that the original runs on and the prepared model rejects is noted in
-    ``shape_bound``.
-    """
-    from qready.api import check
-
-    result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]
-    runs = [("example", example, references[0]), ("fresh", fresh, references[1])]
-    if original is not None:
-        runs += _other_sizes(original, example)
-    for run, inputs, expected in runs:
-        with preserved(prepared), torch.no_grad():
-            try:
-                got = call_prepared(prepared, inputs)
-            except Exception as error:
-                if run in ("example", "fresh"):
-                    raise
-                result.shape_bound.append(f"the original runs on the {run} input, the prepared model fails: {_one_line(error)}")
-                continue
-        expected_leaves, spec = flatten(expected)
-        got_leaves, _ = flatten(got)
-        names = result.output_names or leaf_names(spec, "output")
-        diffs = compare_exact(run, names, expected_leaves, got_leaves)
-        differing = first_difference(diffs)
-        if differing is not None and run not in ("example", "fresh") and result.fixed_sizes:
-            file, line = result.fixed_sizes[0]
-            result.shape_bound.append(
-                f"output {differing.name!r} differs on the {run} input (max abs diff {differing.max_abs_diff:.3g}): "
-                f"a size read from a tensor is fixed to the example's at {file}:{line}"
-            )
-            continue
-        result.diffs.extend(diffs)
-    args, kwargs = prepared.arguments_for(*example.args, **example.kwargs)
-    recheck = check(prepared, args, example_kwargs=kwargs, select=("QR003", "QR004"))
-    allowed = [leaf.module for leaf in result.leaves] + result.excluded
-    for finding in recheck.findings:
-        # a module reused inside a leaf may also be registered elsewhere: any of its names counts
-        names = [finding.module, *(finding.detail("paths") or [])]
-        inside_leaf = any(p == "" or n == p or n.startswith(p + ".") for p in allowed for n in names)
-        (result.residual if inside_leaf else result.unexpected).append(finding)
-    differing = first_difference(result.diffs)
-    result.verified = differing is None and not result.unexpected
-    if differing is not None:
-        raise VerificationError(
-            f"prepared {result.model} differs from the original on the {differing.run} input: output "
-            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model",
-            prepared,
-        )
-    if result.unexpected:
-        first = result.unexpected[0]
-        raise VerificationError(
-            f"prepared {result.model} still has {len(result.unexpected)} {first.code} finding(s) outside the "
-            f"submodules left as leaves, first: {first.message}; please report this with the model",
-            prepared,
-        )
-
-
-def _other_sizes(original: torch.nn.Module, example: Example) -> list[tuple[str, Example, Any]]:
-    """Inputs one larger along the batch dimension, and along the sequence dimension of token
-    inputs, with the original's outputs on them; a size the original itself rejects is skipped."""
-    tensors = tensor_leaves((example.args, example.kwargs))
-    candidates = []
-    if tensors and all(t.dim() > 0 for t in tensors) and len({t.shape[0] for t in tensors}) == 1:
-        candidates.append(("batch+1", 0, lambda t: True))
-    tokens = [t for t in tensors if t.dim() >= 2 and not t.dtype.is_floating_point]
-    if tokens and len({t.shape[1] for t in tokens}) == 1:
-        length = tokens[0].shape[1]
-        candidates.append(("length+1", 1, lambda t: t.dim() >= 2 and t.shape[1] == length))
-    runs = []
-    for name, dim, grows in candidates:
-        grown = _map_tensors(example, lambda t, dim=dim, grows=grows: torch.cat([t, t.narrow(dim, 0, 1)], dim) if grows(t) else t)
-        inputs = fresh_like(grown, seed=2)
-        try:
-            with preserved(original), torch.no_grad():
-                expected = inputs.call(original)
-        except Exception:  # the original's own sizes are fixed here: nothing to hold the prepared model to
-            continue
-        runs.append((name, inputs, expected))
-    return runs
-
-
-def _map_tensors(example: Example, change: Any) -> Example:
-    def walk(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return change(value)
-        if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return type(value)(*(walk(v) for v in value))
-        if isinstance(value, (list, tuple)):
-            return type(value)(walk(v) for v in value)
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        return value
-
-    return Example(walk(example.args), walk(example.kwargs))
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    text = f"{type(error).__name__}: {text}"
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _submodule_calls(module: torch.nn.Module, example: Example) -> dict[str, list[Example]]:
@@ -320,15 +202,8 @@ def _outermost(calls: dict[str, list[Example]]) -> list[str]:
 
 
 def _clone(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(_clone(v) for v in value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(_clone(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    return value
+    """Every tensor inside ``value`` cloned, in dataclasses and caches too (the one walker)."""
+    return map_leaves(value, lambda t: t.detach().clone())
 
 
 def _same_signature(calls: list[Example]) -> bool:
@@ -381,7 +256,7 @@ def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> N
         owner = prepared
         source = work
         for part in owner_path.split(".") if owner_path else ():
-            source = source._modules[part]  # type: ignore[assignment]
+            source = source._modules[part]  # type: ignore[assignment]  # nn.Module._modules holds Module | None; the path exists
             child = owner._modules.get(part)
             if child is None:
                 child = torch.nn.Module()

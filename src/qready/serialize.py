@@ -15,27 +15,33 @@ trust a saved directory as you would any Python file.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import operator
 import os
 import tempfile
+import warnings
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.fx as fx
+from torch import fx
 
+from qready.checkpoints import with_checkpoint
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
-from qready.errors import LoadError, SaveError
-from qready.files import follow_umask
+from qready.errors import LoadError, QreadyError, SaveError, internal_error
+from qready.files import follow_umask, write_failed
 from qready.prepared import PreparedModule
+from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
+from qready.user_code import import_recorded, is_file_module, record_sources
 
-__all__ = ["save", "load", "check_destination", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "check_destination", "load", "save"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: call sites keyed by module name and qualname, not by file
 _MODULE_INTERNALS = frozenset(vars(torch.nn.Module()).keys())
 _CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
 _OWN_FILES = frozenset({_CODE, _MANIFEST, _WEIGHTS})
@@ -52,16 +58,23 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         )
     target, parent = check_destination(out_dir, overwrite=overwrite)
     manifest = _manifest(prepared)
+    code = _source(prepared)
+    _record_user_sources(manifest, code, target)
     tensors, aliases = _unique_tensors(prepared)
     manifest["aliases"] = aliases
+    # prepared from a config alone: the structure is saved, the weights come at load time (weights=)
+    manifest["without_values"] = {
+        name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+        for name, t in tensors.items() if t.is_meta
+    }
+    tensors = {name: t for name, t in tensors.items() if not t.is_meta}
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as error:
         raise SaveError(f"cannot write in {str(parent)!r} ({error.strerror}); choose a writable directory") from error
     try:
-        code = _source(prepared)
         (tmp / _CODE).write_text(code, encoding="utf-8")
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / _WEIGHTS))
+        save_file(_own_storages(tensors), str(tmp / _WEIGHTS))
         manifest["sha256"] = {name: _sha256(tmp / name) for name in (_CODE, _WEIGHTS)}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         follow_umask(tmp, *(tmp / name for name in _OWN_FILES))
@@ -69,7 +82,7 @@ def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite
         _swap_in(tmp, target)
     except OSError as error:  # a full disk, a vanished directory: nothing half-written stays behind
         _remove_own_save(tmp)
-        raise SaveError(f"cannot write {str(target)!r} ({error.strerror or error}); free space or choose another directory") from error
+        raise write_failed(target, error) from error
     except BaseException:
         _remove_own_save(tmp)
         raise
@@ -163,8 +176,15 @@ def _is_qready_manifest(path: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("written_by") == "qready"
 
 
-def load(directory: str | os.PathLike[str]) -> PreparedModule:
-    """Rebuild a model written by ``save`` (or ``qready prepare -o``)."""
+def load(directory: str | os.PathLike[str], *, weights: Any = None) -> PreparedModule:
+    """Rebuild a model written by ``save`` (or ``qready prepare -o``).
+
+    ``weights`` fills it from the original model's checkpoint, by the original's
+    keys: a ``state_dict``, a ``.safetensors`` (or ``.pt``) file, or a directory as
+    ``save_pretrained`` writes it, sharded or not. Tensors are read one at a
+    time; tied weights stay one tensor. Required for a model prepared without
+    weights (parameters on the meta device).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -199,22 +219,133 @@ def load(directory: str | os.PathLike[str]) -> PreparedModule:
         tensors = load_file(str(root_dir / _WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
         raise LoadError(f"cannot read {_WEIGHTS} in {str(root_dir)!r} ({error}); the save is damaged") from error
-    try:
-        return _rebuild(root_dir, manifest, tensors)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a manifest that lacks or mangles an entry
+    problem = _manifest_problem(manifest)
+    if problem:
         raise LoadError(
-            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({type(error).__name__}: {error}); "
+            f"{_MANIFEST} in {str(root_dir)!r} does not describe a loadable model ({problem}); "
             "the save is damaged, run qready prepare again"
+        )
+    try:
+        import_recorded(manifest.get("sources", {}), root_dir)
+    except Exception as error:  # the user's own file raised while importing
+        raise LoadError(
+            f"importing the model's own source for {str(root_dir)!r} raised {type(error).__name__}: {error}; "
+            "fix that file, or install what it imports"
         ) from error
+    try:
+        model = _rebuild(root_dir, manifest, with_checkpoint(manifest, tensors, weights, root_dir))
+    except QreadyError:
+        raise
+    except Exception as error:  # the manifest is well formed: qready's bug, or the user's classes'
+        if raised_by_qready(error):
+            raise internal_error(f"loading {str(root_dir)!r} failed inside qready", error) from error
+        file, line = error_location(error)
+        where = f" at {file}:{line}" if file else ""
+        raise LoadError(
+            f"rebuilding the model saved in {str(root_dir)!r} raised {type(error).__name__}: {error}{where}; "
+            "the classes it names must be importable and behave as when it was saved"
+        ) from error
+    _warn_unbuildable_outputs(manifest["output_spec"])
+    return model
 
 
-def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PreparedModule:
-    holder = _build_tree(manifest["modules"])
+def _record_user_sources(manifest: dict[str, Any], code: str, target: Path) -> None:
+    """Say where the user's own classes come from, so a load in another process and another
+    directory finds them; a script's ``__main__`` classes get a name a new process can import."""
+    type_entries = [m for m in manifest["modules"] if "type" in m]
+    for key in ("input_spec", "output_spec"):  # renamed below: not the prepared model's own specs
+        manifest[key] = copy.deepcopy(manifest[key])
+    specs = [s for s in (manifest["input_spec"], manifest["output_spec"]) if s is not None]
+    names = [m["type"].partition(":")[0] for m in type_entries] + [t.partition(":")[0] for t in _spec_types(specs)]
+    sources, renamed = record_sources(names, target)
+    for old, new in renamed.items():
+        if f"from {old} import" in code or f"import {old}" in code:
+            raise SaveError(
+                f"the prepared forward calls functions defined in the script itself ({old}); "
+                "move them into a module and import it from the script"
+            )
+        for entry in type_entries:
+            entry["type"] = _rename_module(entry["type"], old, new)
+        _rename_spec_types(specs, old, new)
+    manifest["sources"] = sources
+
+
+def _spec_types(specs: list[Any]) -> list[str]:
+    found: list[str] = []
+    for spec in specs:
+        if isinstance(spec, dict):
+            if isinstance(spec.get("type"), str):
+                found.append(spec["type"])
+            found.extend(_spec_types(list(spec.get("items", []))))
+    return found
+
+
+def _rename_spec_types(specs: list[Any], old: str, new: str) -> None:
+    for spec in specs:
+        if isinstance(spec, dict):
+            if isinstance(spec.get("type"), str):
+                spec["type"] = _rename_module(spec["type"], old, new)
+            _rename_spec_types(list(spec.get("items", [])), old, new)
+
+
+def _rename_module(type_path: str, old: str, new: str) -> str:
+    module, sep, qualname = type_path.partition(":")
+    return f"{new}{sep}{qualname}" if module == old else type_path
+
+
+def _warn_unbuildable_outputs(output_spec: dict[str, Any] | None) -> None:
+    missing = sorted({t for t in _spec_types([output_spec]) if rebuild_type(t) is None})
+    if missing:
+        warnings.warn(
+            f"cannot import {', '.join(missing)}: outputs of those types come back as dicts; "
+            "make the module that defines them importable",
+            stacklevel=3,
+        )
+
+
+# The manifest's entries and their JSON types, as _rebuild reads them.
+_MANIFEST_ENTRIES: dict[str, type | tuple[type, ...]] = {
+    "class_name": str, "modules": list, "parameters": dict, "buffers": list, "aliases": dict, "training": dict,
+    "outputs_flattened": bool, "input_names": list, "output_names": list, "tied_aliases": dict,
+}
+_MODULE_ENTRIES: dict[str, type | tuple[type, ...]] = {"path": str, "leaf": bool}
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What makes a manifest unreadable (an entry missing or of the wrong type), or None."""
+    for key, kind in _MANIFEST_ENTRIES.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"entry {key!r} is missing or not a {_json_type(kind)}"
+    for key in ("input_spec", "output_spec"):  # an object, or null for a plain tensor
+        if not isinstance(manifest.get(key, ()), (dict, type(None))):
+            return f"entry {key!r} is missing or not an object"
+    for index, entry in enumerate(manifest["modules"]):
+        if not isinstance(entry, dict):
+            return f"modules[{index}] is not an object"
+        for key, kind in _MODULE_ENTRIES.items():
+            if not isinstance(entry.get(key), kind):
+                return f"modules[{index}] has no {_json_type(kind)} {key!r}"
+        if not isinstance(entry.get("alias_of", entry.get("type")), str):
+            return f"modules[{index}] names neither its type nor the module it aliases"
+        if "alias_of" not in entry and not all(
+            isinstance(entry.get(key), list) for key in ("non_persistent", "none_parameters", "none_buffers")
+        ):
+            return f"modules[{index}] lacks its lists of non-persistent buffers and None entries"
+    return None
+
+
+def _json_type(kind: type | tuple[type, ...]) -> str:
+    names = {str: "string", list: "list", dict: "object", bool: "boolean"}
+    return names.get(kind, "value") if isinstance(kind, type) else "value"
+
+
+def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> PreparedModule:
+    holder = _build_tree(manifest["modules"], manifest.get("sources", {}))
     _attach_tensors(holder, manifest, tensors)
     _attach_tensor_attributes(holder, manifest["modules"])
     for module in holder.modules():
         if hasattr(module, SITES_ATTRIBUTE):
-            install_call_site_dispatch(module)
+            install_call_site_dispatch(module, check_source=True)
     code = (root_dir / _CODE).read_text(encoding="utf-8")
     graph = _graph_from_code(holder, code, {m["path"] for m in manifest["modules"] if m["leaf"]})
     prepared = PreparedModule(holder, graph, class_name=manifest["class_name"])
@@ -365,7 +496,22 @@ def _unique_tensors(prepared: torch.nn.Module) -> tuple[dict[str, torch.Tensor],
     return tensors, aliases
 
 
-def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
+def _own_storages(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each tensor contiguous and in its own storage, as safetensors requires: constants the trace
+    captured may be views of one tensor (a rotary ``cos`` unsqueezed once per layer)."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in seen and tensor.numel():
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[name] = tensor
+    return out
+
+
+def _build_tree(modules: list[dict[str, Any]], sources: dict[str, dict[str, Any]]) -> torch.nn.Module:
     root = torch.nn.Module()
     for entry in modules:  # named_modules order: parents before children
         owner_path, _, name = entry["path"].rpartition(".")
@@ -376,10 +522,14 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
         cls = rebuild_type(entry["type"])
         if cls is None or not issubclass(cls, torch.nn.Module):
             module_name = entry["type"].partition(":")[0]
-            raise LoadError(
-                f"cannot import {entry['type']} for module {entry['path']!r}; put the package or file that "
-                f"defines it ({module_name}) on PYTHONPATH"
+            source = sources.get(module_name)
+            where = (
+                f"the file that defines it is no longer at {source['file']!r} nor at {source['relative']!r} "
+                "next to the save; put it back"
+                if source is not None and is_file_module(module_name)
+                else f"put the package or file that defines it ({module_name}) on PYTHONPATH"
             )
+            raise LoadError(f"cannot import {entry['type']} for module {entry['path']!r}; {where}")
         module = cls.__new__(cls)
         torch.nn.Module.__init__(module)
         for key, value in entry["attributes"].items():
@@ -393,7 +543,7 @@ def _build_tree(modules: list[dict[str, Any]]) -> torch.nn.Module:
     return root
 
 
-def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
     params = manifest["parameters"]
     aliases = manifest["aliases"]
     entries = {m["path"]: m for m in manifest["modules"]}
@@ -412,7 +562,7 @@ def _attach_tensors(root: torch.nn.Module, manifest: dict[str, Any], tensors: di
         owner_path, _, attr = name.rpartition(".")
         owner = root.get_submodule(owner_path) if owner_path else root
         if name in params:
-            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]
+            owner.register_parameter(attr, objects[source])  # type: ignore[arg-type]  # the tensor came from a Parameter entry of the manifest
         else:
             owner.register_buffer(attr, objects[source], persistent=name not in non_persistent)
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import types
+from typing import Any
 
 import torch
 
-__all__ = ["is_internal", "user_frame", "user_location", "display_path", "error_location"]
+__all__ = [
+    "is_internal", "user_frame", "user_location", "display_path", "error_location", "call_through", "raised_by_qready",
+]
 
 _QREADY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_QREADY_NN_DIR = os.path.join(_QREADY_DIR, "nn") + os.sep  # building blocks of models, not qready's machinery
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 _THIRD_PARTY = ("site-packages", "dist-packages")
@@ -32,7 +36,7 @@ def is_internal(filename: str) -> bool:
 
 def user_frame(skip: int = 1) -> types.FrameType | None:
     """The innermost frame on the stack that belongs to neither torch, qready nor the stdlib."""
-    frame = sys._getframe(skip)
+    frame: types.FrameType | None = sys._getframe(skip)
     while frame is not None and is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
@@ -64,3 +68,40 @@ def error_location(error: BaseException) -> tuple[str | None, int | None]:
             location = (display_path(filename), tb.tb_lineno)
         tb = tb.tb_next
     return location
+
+
+def call_through(func: Any, args: Any, kwargs: Any) -> Any:
+    """Call ``func`` on behalf of the code that called qready (a torch function mode, a tracer
+    evaluating a node): what it raises is owned by that code, not by qready."""
+    return func(*args, **kwargs)
+
+
+def raised_by_qready(error: BaseException) -> bool:
+    """Whether ``error`` comes from qready's own code rather than the user's model or inputs.
+
+    Decided by where it was raised: the innermost frame of the traceback outside the standard
+    library. qready's package is qready's bug (its ``nn`` building blocks and calls relayed
+    through :func:`call_through` aside); torch, the user's code and their libraries are not:
+    torch raising on values the user's code passed stays the user's, as before.
+    Exceptions qready raises on purpose (``QreadyError``) are never its bug.
+    """
+    from qready.errors import QreadyError
+
+    if isinstance(error, QreadyError):
+        return False
+    codes = []
+    tb = error.__traceback__
+    while tb is not None:
+        codes.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for code in reversed(codes):
+        if code is _CALL_THROUGH:
+            return False
+        path = os.path.abspath(code.co_filename)
+        if code.co_filename.startswith("<frozen") or (path.startswith(_STDLIB_DIR) and not any(p in path for p in _THIRD_PARTY)):
+            continue
+        return path.startswith(_QREADY_DIR) and not path.startswith(_QREADY_NN_DIR)
+    return False
+
+
+_CALL_THROUGH = call_through.__code__

@@ -7,25 +7,63 @@ fresh process.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import keyword
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["flatten", "unflatten", "is_plain", "leaf_names", "rebuild_type"]
+__all__ = [
+    "NodeType",
+    "flatten",
+    "leaf_names",
+    "map_leaves",
+    "node_type_of",
+    "rebuild_type",
+    "register_node_type",
+    "type_path",
+    "unflatten",
+]
 
 Spec = dict[str, Any]
 
 
-def is_plain(value: Any) -> bool:
-    """A tensor or (nested) tuple of tensors: what every exporter and quantizer accepts."""
-    if isinstance(value, torch.Tensor):
-        return True
-    return isinstance(value, tuple) and not hasattr(value, "_fields") and all(is_plain(v) for v in value)
+@dataclass(frozen=True)
+class NodeType:
+    """A kind of object the walker takes apart into named children and puts back together.
+
+    ``children(obj)`` returns the children's keys, the children, and JSON-able extra fields
+    for the spec; ``rebuild(spec, items)`` makes the object again from the rebuilt children.
+    ``stateful`` objects change when a forward runs with them (a KV cache grows): each
+    call of a model gets its own copy.
+    """
+
+    kind: str
+    matches: Callable[[Any], bool]
+    children: Callable[[Any], tuple[list[str], list[Any], dict[str, Any]]]
+    rebuild: Callable[[Spec, list[Any]], Any]
+    stateful: bool = False
+
+
+# Kinds register themselves when their module is imported: qready.caches is, by
+# example_inputs, while ``import qready`` runs, so the walker knows caches before any call.
+_NODE_TYPES: dict[str, NodeType] = {}
+
+
+def register_node_type(node_type: NodeType) -> None:
+    _NODE_TYPES[node_type.kind] = node_type
+
+
+def node_type_of(value: Any) -> NodeType | None:
+    for node_type in _NODE_TYPES.values():
+        if node_type.matches(value):
+            return node_type
+    return None
 
 
 def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Callable[[Any], Any] | None = None) -> tuple[list[Any], Spec]:
@@ -45,26 +83,76 @@ def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Ca
         if is_leaf(v):
             leaves.append(v)
             return {"kind": "leaf"}
+        node_type = node_type_of(v)
+        if node_type is not None:
+            keys, children, extra = node_type.children(v)
+            return {"kind": node_type.kind, **extra, "keys": keys, "items": [walk(child) for child in children]}
         if isinstance(v, tuple) and hasattr(v, "_fields"):
-            return {"kind": "namedtuple", "type": _type_path(type(v)), "keys": list(v._fields),
+            return {"kind": "namedtuple", "type": type_path(type(v)), "keys": list(v._fields),
                     "items": [walk(item) for item in v]}
         if isinstance(v, (tuple, list)):
             return {"kind": type(v).__name__, "items": [walk(item) for item in v]}
         if isinstance(v, Mapping):
-            return {"kind": "dict", "type": _type_path(type(v)), "keys": list(v.keys()),
+            return {"kind": "dict", "type": type_path(type(v)), "keys": list(v.keys()),
                     "items": [walk(item) for item in v.values()]}
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             names = [f.name for f in dataclasses.fields(v)]
-            return {"kind": "dataclass", "type": _type_path(type(v)), "keys": names,
+            return {"kind": "dataclass", "type": type_path(type(v)), "keys": names,
                     "items": [walk(getattr(v, n)) for n in names]}
         if v is None or isinstance(v, (bool, int, float, str)):
             return {"kind": "const", "value": v}
         if isinstance(v, torch.dtype):
             return {"kind": "dtype", "value": str(v).removeprefix("torch.")}
+        if isinstance(v, torch.device):
+            return {"kind": "device", "value": str(v)}
         raise TypeError(f"cannot flatten a value of type {type(v).__qualname__}")
 
     spec = walk(value)
     return leaves, spec
+
+
+def map_leaves(value: Any, fn: Callable[[Any], Any], is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """``value`` rebuilt with ``fn`` applied to each tensor (or whatever ``is_leaf`` accepts).
+
+    The same containers ``flatten`` knows, each rebuilt as its own type: registered kinds
+    (caches), namedtuples, tuples and lists, mappings (``OrderedDict``, ``ModelOutput``),
+    dataclasses. Anything else is returned as it is, never refused: this walker serves values
+    qready only passes along (clones of a submodule's arguments, stand-ins in a report).
+    """
+    is_leaf = is_leaf or (lambda v: isinstance(v, torch.Tensor))
+
+    def walk(v: Any) -> Any:
+        if is_leaf(v):
+            return fn(v)
+        node_type = node_type_of(v)
+        if node_type is not None:
+            keys, children, extra = node_type.children(v)
+            return node_type.rebuild({"kind": node_type.kind, **extra, "keys": keys}, [walk(c) for c in children])
+        if isinstance(v, tuple) and hasattr(v, "_fields"):
+            return type(v)(*(walk(item) for item in v))
+        if type(v) in (tuple, list):
+            return type(v)(walk(item) for item in v)
+        if type(v) is dict:
+            return {k: walk(item) for k, item in v.items()}
+        if isinstance(v, Mapping):
+            try:
+                rebuilt = copy.copy(v)  # keeps the mapping's class and attributes
+                for k, item in v.items():
+                    rebuilt[k] = walk(item)  # type: ignore[index]  # a mutable mapping: copied from one
+            except TypeError:  # read-only or uncopyable: the items in a plain dict
+                return {k: walk(item) for k, item in v.items()}
+            return rebuilt
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            fields = {f.name: walk(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            record = copy.copy(v)
+            for name, item in fields.items():
+                object.__setattr__(record, name, item)  # frozen ones too
+            return record
+        if isinstance(v, (tuple, list)):
+            return type(v)(walk(item) for item in v)
+        return v
+
+    return walk(value)
 
 
 def unflatten(spec: Spec, leaves: list[Any] | tuple[Any, ...]) -> Any:
@@ -78,7 +166,11 @@ def unflatten(spec: Spec, leaves: list[Any] | tuple[Any, ...]) -> Any:
             return s["value"]
         if kind == "dtype":
             return getattr(torch, s["value"])
+        if kind == "device":
+            return torch.device(s["value"])
         items = [build(item) for item in s["items"]]
+        if kind in _NODE_TYPES:
+            return _NODE_TYPES[kind].rebuild(s, items)
         if kind == "tuple":
             return tuple(items)
         if kind == "list":
@@ -139,7 +231,7 @@ def rebuild_type(path: str | None) -> type | None:
     return obj if isinstance(obj, type) else None
 
 
-def _type_path(cls: type) -> str:
+def type_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import inspect
 import math
 import operator
 import sys
@@ -27,9 +26,9 @@ from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from qready.errors import QreadyError
+from qready.errors import QreadyError, described, internal_error
 from qready.ops import is_known_module
-from qready.source import user_location
+from qready.source import call_through, raised_by_qready, user_location
 
 __all__ = [
     "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
@@ -90,7 +89,7 @@ class RootNotTraceable(QreadyError):
 class _ConcreteProxy(fx.Proxy):
     def __getattr__(self, name: str) -> Any:
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
-            value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+            value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
             if isinstance(value, torch.Tensor):
                 if name in _SIZE_QUESTIONS:
                     _static_shape(self.node)
@@ -101,7 +100,7 @@ class _ConcreteProxy(fx.Proxy):
                     return super().__getattr__(name)
                 if value.is_meta and name in _DEVICE_ATTRIBUTES:
                     # the model runs on the device of its example, not on the stand-in values
-                    return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]
+                    return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
                 return getattr(value, name)
         return super().__getattr__(name)
 
@@ -123,7 +122,7 @@ class _ConcreteProxy(fx.Proxy):
         return float(self._size_value("float"))
 
     def __len__(self) -> int:
-        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
         if isinstance(value, torch.Tensor):
             _static_shape(self.node)
             self.tracer.fixed_sizes.append(user_location(skip=2))  # type: ignore[attr-defined]
@@ -133,13 +132,13 @@ class _ConcreteProxy(fx.Proxy):
         raise DataDependentError("len() of a traced value")
 
     def __iter__(self) -> Iterator[Any]:
-        return self.tracer.iter(self)  # type: ignore[attr-defined]
+        return self.tracer.iter(self)
 
     def __getitem__(self, key: Any) -> Any:
         # An element of a leaf's output that is a Python constant (the None in ``(x, None)``) is
         # part of the output's structure, static like a shape: give the constant, so that
         # ``if out[1] is not None`` takes the branch the example takes.
-        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]
+        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
         if isinstance(value, (tuple, list, dict)) and not isinstance(key, (fx.Proxy, slice)) and not self.node.meta.get("qready_size"):
             try:
                 element = value[key]
@@ -147,7 +146,7 @@ class _ConcreteProxy(fx.Proxy):
                 element = _MISSING
             if element is None or isinstance(element, (bool, int, float, str)):
                 return element
-        return super().__getitem__(key)  # type: ignore[misc]
+        return super().__getitem__(key)  # type: ignore[misc]  # fx.Proxy's __getitem__ is generated at run time
 
     def __setitem__(self, key: Any, value: Any) -> None:
         # ``x[:, 0] = v`` writes into x: record it as an in-place ``operator.setitem`` node, in
@@ -202,7 +201,7 @@ class ConcreteTracer(fx.Tracer):
             return self.create_proxy("call_module", path, args, kwargs)
         self.module_scope.append(path)
         try:
-            return forward(*args, **kwargs)
+            return call_through(forward, args, kwargs)
         except Exception:
             if self.failure_scope is None:
                 self.failure_scope = path
@@ -219,7 +218,7 @@ class ConcreteTracer(fx.Tracer):
     def proxy(self, node: Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
 
-    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):  # type: ignore[no-untyped-def,override]
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         node.meta["qready_scope"] = self.module_scope[-1] if self.module_scope else ""
         if kind == "get_attr":  # also made outside create_proxy, for buffers and constants
@@ -229,7 +228,7 @@ class ConcreteTracer(fx.Tracer):
             node.meta["qready_location"] = user_location(skip=2)
         return node
 
-    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):  # type: ignore[no-untyped-def,override]
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         value = self.values[proxy.node] = self._evaluate(proxy.node)
         proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
@@ -280,14 +279,15 @@ class ConcreteTracer(fx.Tracer):
             self._evaluating -= 1
 
     def _run(self, node: Node, args: Any, kwargs: Any) -> Any:
+        # the user's ops on the example's values: what they raise is the user's (call_through)
         if node.op == "call_function":
-            return node.target(*args, **kwargs)  # type: ignore[operator]
+            return call_through(node.target, args, kwargs)
         if node.op == "call_method":
-            return getattr(args[0], str(node.target))(*args[1:], **kwargs)
+            return call_through(getattr(args[0], str(node.target)), args[1:], kwargs)
         if node.op == "call_module":
             module = self.root.get_submodule(str(node.target))
             if not self.meta:
-                return module.forward(*args, **kwargs)
+                return call_through(module.forward, args, kwargs)
             state = {
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
@@ -297,7 +297,7 @@ class ConcreteTracer(fx.Tracer):
             held = [(m, dict(m._parameters), dict(m._buffers)) for m in module.modules()]
             try:
                 with _state_unchanged(module):
-                    return torch.func.functional_call(module, state, args, kwargs)
+                    return call_through(torch.func.functional_call, (module, state, args, kwargs), {})
             except Exception:
                 _put_back(held)
                 if not type(module).__module__.startswith("torch.nn."):
@@ -352,7 +352,7 @@ class ConcreteTracer(fx.Tracer):
         if isinstance(value, torch.Tensor):
             _static_shape(obj.node)
         if isinstance(value, (tuple, list)) or (isinstance(value, torch.Tensor) and value.dim() > 0):
-            return iter([obj[i] for i in range(len(value))])
+            return iter([obj[i] for i in range(len(value))])  # type: ignore[index]  # fx.Proxy supports [] at run time
         raise DataDependentError(f"iteration over a traced value ({_describe(obj.node)})")
 
     def keys(self, obj: fx.Proxy) -> Any:
@@ -390,7 +390,7 @@ class _DynamicShapeProbe(TorchDispatchMode):
         super().__init__()
         self.op: str | None = None
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def,override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if self.op is None and _dynamic_output(func, args):
             self.op = str(func.overloadpacket)
         return func(*args, **(kwargs or {}))
@@ -448,7 +448,7 @@ def _needed_real_values(error: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, _NeedsRealValues):
             return True
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]  # walks the exception chain until None
     return False
 
 
@@ -477,7 +477,9 @@ def trace_with_leaves(
     meta = True
     for _ in range(max_attempts):
         tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
-        tracer.placeholder_values = list(placeholder_values)
+        # each attempt on its own copies: a forward that writes into its inputs (a static KV cache's
+        # index_copy_) must not change the example, nor what the next attempt sees
+        tracer.placeholder_values = [v.clone() if isinstance(v, torch.Tensor) else v for v in placeholder_values]
         try:
             graph = _trace(tracer, root, forward)
             _constants_are_not_state(root, graph)
@@ -491,11 +493,14 @@ def trace_with_leaves(
             if meta and _needed_real_values(error):
                 meta = False
                 continue
+            if not isinstance(error, fx.proxy.TraceError) and raised_by_qready(error):
+                # qready's own bug: never a leaf with the tracer's message as its reason
+                raise internal_error(f"qready's tracer failed on {type(root).__name__}", error) from error
             from qready.source import error_location
 
             scope = tracer.failure_scope
             file, line = error_location(error)
-            reason = _one_line(error)
+            reason = described(error, limit=200)
             if scope is None or scope == "":
                 if isinstance(error, DataDependentError) and error.specializable and not specialize_root:
                     specialize_root = True
@@ -578,18 +583,9 @@ def _answers_like_tensors() -> Iterator[None]:
     """While the user's forward is traced, a proxy standing for a tensor answers ``isinstance``
     (and with it ``torch.is_tensor``, ``torch.jit.isinstance``, einops' backend lookup) and
     ``callable`` as the tensor would: the trace takes the branch eager takes."""
-    builtins.isinstance, builtins.callable = _isinstance, _callable
+    builtins.isinstance, builtins.callable = _isinstance, _callable  # type: ignore[assignment]  # same call, a looser annotation
     try:
         yield
     finally:
         builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
 
-
-def _one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def signature_names(fn: Callable[..., Any]) -> list[str]:
-    return [p for p in inspect.signature(fn).parameters if p != "self"]

@@ -16,7 +16,9 @@ from qready.prepared import PrepareResult
 from qready.tracing import TraceFailure
 from qready.verify import OutputDiff
 
-__all__ = ["DATA", "SOURCE", "MISSING", "MODULE_TYPES", "fixture_report", "clean_report", "fixture_prepare_result"]
+__all__ = [
+    "DATA", "SOURCE", "MISSING", "MODULE_TYPES", "REPORTS", "fixture_report", "clean_report", "fixture_prepare_result",
+]
 
 DATA = Path(__file__).resolve().parent / "data"
 SOURCE = "models/sample_net.py"
@@ -112,6 +114,50 @@ def fixture_report() -> Report:
 
 def clean_report() -> Report:
     return Report(model="TinyNet", findings=(), coverage=Coverage(4, 4), rules_run=("QR003", "QR004"))
+
+
+def empty_report() -> Report:
+    """Every rule ran and found nothing, on a model with no value-changing op at all (0 of 0)."""
+    return Report(model="Identity", findings=(), coverage=Coverage(0, 0), rules_run=("QR001", "QR002", "QR003", "QR004", "QR005"))
+
+
+def unmeasured_report() -> Report:
+    """``--select QR002``: only an exporter rule ran, so coverage was never measured (None)."""
+    [finding] = [f for f in fixture_report().findings if f.code == "QR002"]
+    return Report(model="SampleNet", findings=(finding,), coverage=None, rules_run=("QR002",))
+
+
+def subset_report() -> Report:
+    """Two of the five rules, with findings of only one of them."""
+    findings = tuple(f for f in fixture_report().findings if f.code == "QR004")
+    return Report(model="SampleNet", findings=findings, coverage=Coverage(3, 9), rules_run=("QR004", "QR005"))
+
+
+def fileless_report() -> Report:
+    """Findings without a source file (an exporter's failure, a finding in generated code)."""
+    findings = (
+        Finding(
+            "QR001", "onnx-export", Severity.ERROR, "torch.onnx.export (torchscript) failed: unsupported op",
+            op="torch.onnx.export",
+        ),
+        Finding(
+            "QR003", "functional-op", Severity.WARNING,
+            "torch.Tensor.mul called in the forward of 'head'; no module wraps it",
+            module="head", op="torch.Tensor.mul", file="<eval_with_key>.3", line=4,
+        ),
+    )
+    return Report(model="Generated", findings=findings, coverage=Coverage(1, 2), rules_run=("QR001", "QR003"))
+
+
+#: Every shared fixture, the awkward ones included; every emitter runs on each.
+REPORTS = {
+    "full": fixture_report,
+    "clean": clean_report,
+    "empty": empty_report,
+    "coverage_not_measured": unmeasured_report,
+    "subset_of_rules": subset_report,
+    "finding_without_file": fileless_report,
+}
 
 
 def fixture_prepare_result() -> PrepareResult:

@@ -36,7 +36,7 @@ def test_real_check_output_validates(validator: jsonschema.Validator) -> None:
     code = main(
         # QR001 left out for speed: its finding has the same shape as QR002's, which stays in
         ["check", f"{ROOT / 'examples' / 'every_rule.py'}:EveryRule", "--input", "1x3x16x16", "--ignore", "QR001",
-         "--format", "json"],
+         "--format", "json", "--timings"],
         stdout=out, stderr=io.StringIO(),
     )
     assert code == 1

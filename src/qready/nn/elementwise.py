@@ -87,8 +87,8 @@ class Add(OpModule):
     def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
         if self.alpha != 1:
             if self.inplace:
-                return input.add_(other, alpha=self.alpha)  # type: ignore[union-attr]
-            return torch.add(input, other, alpha=self.alpha)  # type: ignore[arg-type]
+                return input.add_(other, alpha=self.alpha)  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
+            return torch.add(input, other, alpha=self.alpha)
         if self.inplace:
             input += other
             return input
@@ -108,8 +108,8 @@ class Sub(OpModule):
     def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
         if self.alpha != 1:
             if self.inplace:
-                return input.sub_(other, alpha=self.alpha)  # type: ignore[union-attr]
-            return torch.sub(input, other, alpha=self.alpha)  # type: ignore[arg-type]
+                return input.sub_(other, alpha=self.alpha)  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
+            return torch.sub(input, other, alpha=self.alpha)
         if self.inplace:
             input -= other
             return input
@@ -143,8 +143,8 @@ class Div(OpModule):
     def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
         if self.rounding_mode is not None:
             if self.inplace:
-                return input.div_(other, rounding_mode=self.rounding_mode)  # type: ignore[union-attr]
-            return torch.div(input, other, rounding_mode=self.rounding_mode)  # type: ignore[arg-type]
+                return input.div_(other, rounding_mode=self.rounding_mode)  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
+            return torch.div(input, other, rounding_mode=self.rounding_mode)
         if self.inplace:
             input /= other
             return input
@@ -203,7 +203,7 @@ class Neg(_InplaceCapable):
 
     def forward(self, input: TensorOrScalar) -> TensorOrScalar:
         if self.inplace:
-            return input.neg_()  # type: ignore[union-attr]
+            return input.neg_()  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
         return -input
 
 
@@ -212,8 +212,8 @@ class Abs(_InplaceCapable):
 
     def forward(self, input: TensorOrScalar) -> TensorOrScalar:
         if self.inplace:
-            return input.abs_()  # type: ignore[union-attr]
-        return abs(input)
+            return input.abs_()  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
+        return abs(input)  # type: ignore[return-value]  # abs() of a tensor is a tensor, of a number a number
 
 
 class Exp(_InplaceCapable):

@@ -230,7 +230,7 @@ class FunctionalRMSNorm(OpModule):
         self.eps = eps
 
     def forward(self, input: Tensor, weight: Tensor | None = None) -> Tensor:
-        return F.rms_norm(input, self.normalized_shape, weight, self.eps)  # type: ignore[arg-type]
+        return F.rms_norm(input, self.normalized_shape, weight, self.eps)
 
 
 class Normalize(OpModule):

@@ -58,7 +58,7 @@ class Pad(OpModule):
 
     def forward(self, input: Tensor, pad: Sequence[int] | None = None) -> Tensor:
         padding = self.pad if pad is None else pad
-        return F.pad(input, padding, self.mode, self.value)  # type: ignore[arg-type]
+        return F.pad(input, padding, self.mode, self.value)
 
 
 class Interpolate(OpModule):

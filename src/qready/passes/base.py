@@ -5,12 +5,12 @@ from __future__ import annotations
 import keyword
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.fx as fx
 
-from qready.errors import QreadyError
+from qready.errors import InternalError, QreadyError, described
 
 __all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_module_in_scope"]
 
@@ -48,26 +48,50 @@ class PassResult:
     changes: list[Change] = field(default_factory=list)
 
 
-class PassError(QreadyError):
-    """A pass failed; the message names the pass and the ones that ran before it."""
+class PassError(InternalError):
+    """A pass failed: a bug in qready (passes work on qready's own copy, after the trace
+    succeeded). The message names the pass and the ones that ran before it."""
 
 
 class Pass:
     """A rewrite of a GraphModule that qready owns (never the user's model).
 
-    Passes change the module in place, since ``prepare`` already works on its
-    own copy; each ends with ``graph.lint()`` and ``recompile()``.
+    A pass sets ``name`` and implements ``call``, which changes the module in
+    place (``prepare`` already works on its own copy) and returns what changed.
+    ``requires`` and ``ensures`` are its pre- and post-conditions: each raises
+    ``PassError`` when the graph is not what the pass expects or promises.
+    Calling the pass runs ``requires``, ``call``, then, when it modified the
+    graph, ``graph.lint()`` and ``recompile()``, then ``ensures``: the
+    bookkeeping lives here once, not in each pass.
     """
 
-    name: str = "pass"
+    name: ClassVar[str] = "pass"
+
+    def requires(self, gm: fx.GraphModule) -> None:
+        """Raise ``PassError`` when ``gm`` is not a graph this pass can rewrite."""
+
+    def call(self, gm: fx.GraphModule) -> PassResult:
+        raise NotImplementedError
+
+    def ensures(self, gm: fx.GraphModule) -> None:
+        """Raise ``PassError`` when the rewritten ``gm`` breaks what this pass promises."""
 
     def __call__(self, gm: fx.GraphModule) -> PassResult:
-        raise NotImplementedError
+        self.requires(gm)
+        result = self.call(gm)
+        if result.modified:
+            result.graph_module.graph.lint()
+            result.graph_module.recompile()
+        self.ensures(result.graph_module)
+        return result
 
 
 class PassManager:
+    """Runs passes in order; says which pass failed after which, and whether any modified the graph."""
+
     def __init__(self, passes: Sequence[Pass]) -> None:
         self.passes = list(passes)
+        self.modified = False
 
     def __call__(self, gm: fx.GraphModule) -> tuple[fx.GraphModule, list[Change]]:
         changes: list[Change] = []
@@ -77,16 +101,23 @@ class PassManager:
                 result = p(gm)
             except QreadyError:
                 raise
-            except Exception as error:  # a bug in a pass: say which, after which
+            except Exception as error:  # a bug in a pass (or a broken condition): say which, after which
                 after = f" after {', '.join(done)}" if done else ""
-                raise PassError(f"pass {p.name} failed{after}: {type(error).__name__}: {error}") from error
+                if isinstance(error, PassError):
+                    error.args = (f"pass {p.name}{after}: {error}",)
+                    raise
+                raise PassError(
+                    f"pass {p.name} failed{after}: {described(error)}; this is a bug in qready, please report it "
+                    "(rerun with --debug for the traceback)"
+                ) from error
             gm = result.graph_module
             changes.extend(result.changes)
+            self.modified = self.modified or result.modified
             done.append(p.name)
         return gm, changes
 
 
-def add_module_in_scope(gm: fx.GraphModule, scope: str, base: str, module: torch.nn.Module) -> str:
+def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:
     """Register ``module`` under ``scope`` with a free name derived from ``base``; return its path."""
     owner: torch.nn.Module = gm
     for part in scope.split(".") if scope else ():

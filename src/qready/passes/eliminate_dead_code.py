@@ -24,15 +24,13 @@ class EliminateDeadCode(Pass):
 
     name = "eliminate-dead-code"
 
-    def __call__(self, gm: fx.GraphModule) -> PassResult:
+    def call(self, gm: fx.GraphModule) -> PassResult:
         removed = 0
         for node in reversed(list(gm.graph.nodes)):
             if node.users or node.op not in ("call_function", "call_method") or _may_mutate(node):
                 continue
             gm.graph.erase_node(node)
             removed += 1
-        gm.graph.lint()
-        gm.recompile()
         return PassResult(gm, removed > 0)
 
 

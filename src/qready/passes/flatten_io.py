@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from qready.caches import require_allocated
 from qready.errors import InputError
 from qready.example_inputs import Example
 from qready.structure import flatten, leaf_names, unflatten
@@ -46,6 +47,8 @@ def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
             f"example inputs {example.describe()} don't match {type(model).__name__}.forward{signature}: {error}"
         ) from error
     arguments = dict(bound.arguments)
+    for name, value in arguments.items():
+        require_allocated(value, f"argument {name!r}")
     try:
         leaves, spec = flatten(arguments)
     except TypeError as error:
@@ -153,9 +156,9 @@ def _expand(value: Any, concrete_of: Callable[[Any], Any]) -> Any:
         return value
     concrete = concrete_of(value)
     if isinstance(concrete, tuple) and not hasattr(concrete, "_fields"):
-        return tuple(value[i] for i in range(len(concrete)))
+        return tuple(value[i] for i in range(len(concrete)))  # type: ignore[index]  # fx.Proxy supports [] at run time
     if isinstance(concrete, list):
-        return [value[i] for i in range(len(concrete))]
+        return [value[i] for i in range(len(concrete))]  # type: ignore[index]  # fx.Proxy supports [] at run time
     return value
 
 

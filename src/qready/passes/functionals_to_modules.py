@@ -7,9 +7,9 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from qready.conversions import conversion_for
+from qready.conversions import conversion_for, lookup
 from qready.ops import changes_values, op_name
-from qready.passes.base import Change, Pass, PassResult, add_module_in_scope
+from qready.passes.base import Change, Pass, PassError, PassResult, add_module_in_scope
 
 __all__ = ["FunctionalsToModules", "node_callable"]
 
@@ -24,7 +24,7 @@ class FunctionalsToModules(Pass):
 
     name = "functionals-to-modules"
 
-    def __call__(self, gm: fx.GraphModule) -> PassResult:
+    def call(self, gm: fx.GraphModule) -> PassResult:
         changes = []
         for node in list(gm.graph.nodes):
             func = node_callable(node)
@@ -47,9 +47,16 @@ class FunctionalsToModules(Pass):
             changes.append(
                 Change("functional", op_name(func), scope, path, f"{type(module).__module__}.{type(module).__qualname__}", file, line)
             )
-        gm.graph.lint()
-        gm.recompile()
         return PassResult(gm, bool(changes), changes)
+
+    def ensures(self, gm: fx.GraphModule) -> None:
+        """No value-changing call whose callable the table converts is left in the graph."""
+        left = sorted({
+            op_name(func) for node in gm.graph.nodes
+            if (func := node_callable(node)) is not None and _changes_values(node, func) and lookup(func) is not None
+        })
+        if left:
+            raise PassError(f"calls left unconverted although the table converts them: {', '.join(left)}")
 
 
 def node_callable(node: fx.Node) -> Any:

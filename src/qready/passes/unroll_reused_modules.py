@@ -8,7 +8,7 @@ from collections import Counter
 import torch
 import torch.fx as fx
 
-from qready.passes.base import Change, Pass, PassResult, add_module_in_scope
+from qready.passes.base import Change, Pass, PassError, PassResult, add_module_in_scope
 
 __all__ = ["UnrollReusedModules", "copy_sharing_state"]
 
@@ -26,7 +26,7 @@ class UnrollReusedModules(Pass):
     def __init__(self, tie_weights: bool = True) -> None:
         self.tie_weights = tie_weights
 
-    def __call__(self, gm: fx.GraphModule) -> PassResult:
+    def call(self, gm: fx.GraphModule) -> PassResult:
         calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
         # an instance that also runs inside a called module (a leaf that holds it) is reused
         # by every call the graph makes of it: those get copies, the leaf keeps the original
@@ -68,9 +68,14 @@ class UnrollReusedModules(Pass):
                 )
             )
             node.target = path
-        gm.graph.lint()
-        gm.recompile()
         return PassResult(gm, bool(changes), changes)
+
+    def ensures(self, gm: fx.GraphModule) -> None:
+        """Each module the graph calls is called once: one quantizer, one value range."""
+        calls = Counter(str(n.target) for n in gm.graph.nodes if n.op == "call_module")
+        reused = sorted(target for target, count in calls.items() if count > 1)
+        if reused:
+            raise PassError(f"modules still called more than once: {', '.join(reused)}")
 
 
 def copy_sharing_state(module: torch.nn.Module) -> torch.nn.Module:

@@ -8,16 +8,14 @@ also ``:`` and ``,`` inside properties.
 
 from __future__ import annotations
 
-import re
 from typing import TextIO
 
+from qready.errors import strip_ansi
 from qready.findings import Finding, Report, Severity
 from qready.reporting.text_format import summary_line
 
 __all__ = ["emit_github", "workflow_command", "escape_data", "escape_property"]
 
-# exporters colour some messages for a terminal; an annotation would show the codes as text
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def escape_data(text: str) -> str:
@@ -43,7 +41,7 @@ def workflow_command(finding: Finding) -> str:
     fix = f" -> {finding.fix}" if finding.fix else ""
     # without a file GitHub shows the annotation on the run only, so the module path goes in the text
     message = finding.message + (fix if finding.file else where + fix)
-    return f"::{command} {','.join(properties)}::{escape_data(_ANSI.sub('', message))}"
+    return f"::{command} {','.join(properties)}::{escape_data(strip_ansi(message))}"
 
 
 def emit_github(report: Report, stream: TextIO, color: bool = False) -> None:

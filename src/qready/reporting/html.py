@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from qready.errors import strip_ansi
 from qready.findings import SCHEMA_VERSION, Finding, Report, Severity
 from qready.reporting.explain import SECTION_TITLES, rule_sections
 from qready.reporting.sarif import tool_version
@@ -32,7 +33,6 @@ CONTEXT_LINES = 3
 _MAX_SPAN = 12  # other call sites this close to the finding's line share its snippet
 _LOG_LIMIT = 20_000  # exporter logs can be megabytes; the head says what failed
 _MAX_SOURCE_BYTES = 2_000_000
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # exporters colour their messages for terminals
 
 
 def emit_html(report: Report, stream: TextIO, color: bool = False) -> None:
@@ -98,8 +98,11 @@ def _header(report: Report, prepare_result: PrepareResult | None) -> str:
         verdict, verdict_class = "not ready", "error"
     counts = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
     coverage = report.coverage
-    percent = 100 * coverage.ratio
-    if coverage.total:
+    percent = 100 * coverage.ratio if coverage is not None else 0.0
+    if coverage is None:  # only exporter rules ran: the instrumented forward did not
+        figure = "&ndash;"
+        explained = "<strong>coverage</strong>: not measured (QR003 to QR005 were not selected)"
+    elif coverage.total:
         figure = f"{percent:.1f}%"
         explained = (
             f"<strong>coverage</strong>: {coverage.covered} of {coverage.total} value-changing op calls run inside "
@@ -337,7 +340,7 @@ def _finding_card(number: int, finding: Finding, sources: _Sources) -> str:
 <div class="finding-head"><span class="pill {severity}">{severity}</span> <code class="code">{_e(finding.code)}</code>
 <span class="rule-name">{_e(finding.rule)}</span> <span class="loc">{location}</span>
 <a class="anchor" href="#finding-{number}" aria-label="link to this finding">#{number}</a></div>
-<p class="message">{_e(_ANSI.sub("", finding.message))}</p>
+<p class="message">{_e(strip_ansi(finding.message))}</p>
 {fix}
 <dl class="facts">{fact_list}</dl>
 {_snippet(finding, sources)}
@@ -427,7 +430,7 @@ def _log(finding: Finding) -> str:
     if len(text) > _LOG_LIMIT:
         note = f" (first {_LOG_LIMIT:,} of {len(text):,} characters; the JSON report has it all)"
         text = text[:_LOG_LIMIT]
-    text = _ANSI.sub("", text)
+    text = strip_ansi(text)
     return f'<details class="log"><summary>Tool output{_e(note)}</summary><pre>{_e(text)}</pre></details>'
 
 
@@ -509,7 +512,7 @@ def _prepare_section(result: PrepareResult) -> str:
     return "\n".join(parts)
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], *, empty: str = "None.") -> str:
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, empty: str = "None.") -> str:
     heading = f'<h3>{_e(title)} <span class="h-count">{len(rows)}</span></h3>'
     if not rows:
         return f'{heading}<p class="empty">{_e(empty)}</p>'

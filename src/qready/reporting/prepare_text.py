@@ -21,6 +21,12 @@ def emit_prepare_text(result: PrepareResult, stream: TextIO, color: bool = False
         elif change.kind == "unrolled":
             tied = ", weights tied" if dict(change.details).get("weights_tied") else ""
             stream.write(f"{where}  unrolled    {change.op} -> {change.module}{tied}\n")
+        elif change.kind == "decomposed":
+            details = dict(change.details)
+            stream.write(
+                f"<target>  decomposed  {change.module} ({change.op}): {details['reason']}; "
+                f"max |difference| from the original {details['max_abs_diff']:.3g}\n"
+            )
         else:
             stream.write(f"{where}  unconverted {change.op}: {dict(change.details).get('reason', '')}\n")
     for leaf in result.leaves:

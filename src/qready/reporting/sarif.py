@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import PurePath
 from typing import Any, TextIO
 from urllib.parse import quote
 
+from qready.errors import strip_ansi
 from qready.findings import Finding, Report, Severity
 from qready.reporting.explain import SECTION_TITLES, explain, rule_sections
 from qready.rules import RULES
@@ -25,7 +25,6 @@ __all__ = ["emit_sarif", "sarif_log", "tool_version", "SARIF_SCHEMA_URI", "SARIF
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 ROOT_MODULE = "<root>"
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colours some exporter messages carry
 
 
 def sarif_log(report: Report) -> dict[str, Any]:
@@ -49,11 +48,8 @@ def sarif_log(report: Report) -> dict[str, Any]:
                     "model": report.model,
                     "ok": report.ok,
                     "rulesRun": list(report.rules_run),
-                    "coverage": {
-                        "covered": report.coverage.covered,
-                        "total": report.coverage.total,
-                        "ratio": round(report.coverage.ratio, 6),
-                    },
+                    # None when not measured: no rule ran the instrumented forward
+                    "coverage": None if report.coverage is None else report.coverage.to_dict(),
                 },
             }
         ],
@@ -90,7 +86,7 @@ def _help_markdown(rule: type[Rule], sections: dict[str, str]) -> str:
 
 
 def _result(finding: Finding, rule_index: int | None) -> dict[str, Any]:
-    text = _ANSI.sub("", f"{finding.message} -> {finding.fix}" if finding.fix else finding.message)
+    text = strip_ansi(f"{finding.message} -> {finding.fix}" if finding.fix else finding.message)
     location: dict[str, Any] = {}
     uri = _uri(finding.file)
     if uri is not None:

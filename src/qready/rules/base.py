@@ -13,6 +13,8 @@ import torch
 from qready.example_inputs import Example
 from qready.findings import Finding, Severity
 from qready.observe import Observation, observe
+from qready.targets.base import Target
+from qready.targets.generic import GenericTarget
 
 __all__ = ["Rule", "RuleExample", "CheckContext", "image_input"]
 
@@ -30,6 +32,7 @@ class RuleExample:
     inputs: Callable[[], tuple[Any, ...]]
     flagged: bool
     expect: tuple[tuple[str, str | None], ...] = ()
+    target: str | None = None  # the --target the example is checked under (None: generic)
 
 
 @dataclass
@@ -39,11 +42,11 @@ class CheckContext:
     model: torch.nn.Module
     example: Example
     onnx_exporter: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    target: Target = field(default_factory=GenericTarget)
 
     @cached_property
     def observation(self) -> Observation:
-        return observe(self.model, self.example)
+        return observe(self.model, self.example, is_leaf=self.target.is_leaf)
 
     @cached_property
     def eager_output(self) -> Any:
@@ -65,9 +68,16 @@ class Rule:
     summary: ClassVar[str]
     before: ClassVar[str] = ""
     after: ClassVar[str] = ""
+    #: whether ``check`` reads ``ctx.observation`` (the instrumented forward runs once, before any rule)
+    observes: ClassVar[bool] = False
 
     def check(self, ctx: CheckContext) -> list[Finding]:
         raise NotImplementedError
+
+    @classmethod
+    def applies_to(cls, target: Target) -> bool:
+        """Whether the rule runs under ``target`` (most rules are the guidelines': every target)."""
+        return True
 
     @classmethod
     def examples(cls) -> list[RuleExample]:

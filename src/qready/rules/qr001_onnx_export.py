@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from qready.errors import one_line, strip_ansi
 from qready.example_inputs import Example, tensor_leaves
 from qready.findings import Finding
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
-from qready.rules.qr002_jit_trace import compare_outputs, one_line
+from qready.rules.qr002_jit_trace import compare_outputs
 from qready.source import error_location
 
 __all__ = ["OnnxExport", "EXPORTERS"]
@@ -62,10 +63,10 @@ class OnnxExport(Rule):
             except Exception as error:  # any exporter failure is what this rule reports
                 file, line = error_location(error)
                 if file is None:
-                    file, line = _user_line_in_text(_ANSI.sub("", str(error)) + log.getvalue())
+                    file, line = _user_line_in_text(strip_ansi(str(error)) + log.getvalue())
                 return [
                     self.finding(
-                        f"torch.onnx.export ({exporter}) failed: {_ANSI.sub('', _reason(error))}",
+                        f"torch.onnx.export ({exporter}) failed: {strip_ansi(_reason(error))}",
                         op="torch.onnx.export",
                         file=file,
                         line=line,
@@ -141,7 +142,6 @@ def _run_onnxruntime(path: Path, example: Example) -> list[Any]:
     return [torch.from_numpy(o) for o in outputs]
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # torch's own log lines start with level, date, time and process id: "W1128 00:04:16.714000 23757 "
 _LOG_PREFIX = re.compile(r"(?m)^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ")
 
@@ -155,7 +155,7 @@ _SUMMARY_LINE = re.compile(r"^<class '[\w.]+'>: (.+)$", re.MULTILINE)
 
 def _reason(error: BaseException) -> str:
     """One line a user can act on, out of an exporter's multi-page error."""
-    text = _ANSI.sub("", str(error))
+    text = strip_ansi(str(error))
     if "data-dependent" in text:
         detail = next(line.strip() for line in text.splitlines() if "data-dependent" in line)
         detail = re.sub(r"^<class '[\w.]+'>: ", "", detail)

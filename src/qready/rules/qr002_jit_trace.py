@@ -11,12 +11,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from qready.errors import one_line
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.source import error_location, user_location
 
-__all__ = ["JitTrace", "compare_outputs", "one_line"]
+__all__ = ["JitTrace", "compare_outputs"]
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -147,11 +148,12 @@ def _as_kwargs(model: nn.Module, example: Example) -> dict[str, Any]:
 def _capture_tracer_warnings(seen: dict[tuple[str | None, int | None, str], int]) -> Iterator[None]:
     """Record each TracerWarning at the user line on the stack when it was raised."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's own deprecation notice
+        # torch.jit.trace's own deprecation notice (a FutureWarning on torch 2.14, a DeprecationWarning on 2.13)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
         warnings.simplefilter("always", torch.jit.TracerWarning)
         original = warnings.showwarning
 
-        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        def show(message, category, filename, lineno, file=None, line=None):
             if not issubclass(category, torch.jit.TracerWarning):
                 return original(message, category, filename, lineno, file, line)
             where_file, where_line = user_location(skip=2)
@@ -196,12 +198,6 @@ def _close(want: torch.Tensor, have: torch.Tensor) -> bool:
         return True
     scale = want[finite].abs().max()
     return bool(((want - have)[finite].abs() <= ATOL + RTOL * scale).all())
-
-
-def one_line(error: BaseException, limit: int = 240) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _DataDependent(nn.Module):

@@ -37,6 +37,7 @@ class FunctionalOp(Rule):
 
     code = "QR003"
     name = "functional-op"
+    observes = True
     summary = "value-changing functional call outside any leaf module"
     before = "def forward(self, x):\n    return F.relu(self.conv(x))"
     after = (
@@ -47,6 +48,8 @@ class FunctionalOp(Rule):
     def check(self, ctx: CheckContext) -> list[Finding]:
         findings = []
         for site in ctx.observation.op_sites:
+            if not site.feeds_values:  # only a Python branch or a boolean mask: never quantized
+                continue
             conversion = lookup(site.func)
             if conversion is not None:
                 replacement = conversion.hint(site.args, site.kwargs)
@@ -81,6 +84,11 @@ class FunctionalOp(Rule):
             RuleExample("residual add", _ResidualAdd, image_input, True, (("", "torch.Tensor.add"),)),
             RuleExample("relu as a module", _ModuleRelu, image_input, False),
             RuleExample("functional call inside a leaf", _LeafWithFunctional, image_input, False),
+            RuleExample("a Python branch on a value and a boolean mask", _BranchAndMask, _ids_and_padding, False),
+            RuleExample(
+                "a value that feeds both a branch and the output", _BranchOnUsedValue, image_input, True,
+                (("", "torch.Tensor.abs"),),
+            ),
         ]
 
 
@@ -114,3 +122,43 @@ class _ModuleRelu(_FunctionalRelu):
 class _LeafWithFunctional(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x) * 2
+
+
+class _MaskedFill(nn.Module):
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return x.masked_fill(~keep[..., None], 0.0)
+
+
+class _BranchAndMask(nn.Module):
+    """Neither the comparison deciding the ``if`` nor ``~pad_mask`` is ever quantized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.norm = nn.LayerNorm(4)
+        self.mask = _MaskedFill()
+
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        emb = self.emb(ids)
+        if emb.abs().max() > 1.0:
+            emb = self.norm(emb)
+        return self.mask(emb, ~pad_mask)
+
+
+class _BranchOnUsedValue(nn.Module):
+    """``abs`` decides the branch *and* is returned: a quantization point after all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).abs()
+        if y.max() > 100.0:
+            return self.conv(y)
+        return y
+
+
+def _ids_and_padding() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.tensor([[1, 2, 3, 0]])
+    return ids, ids == 0

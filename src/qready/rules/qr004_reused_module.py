@@ -35,6 +35,7 @@ class ReusedModule(Rule):
 
     code = "QR004"
     name = "reused-module"
+    observes = True
     summary = "module instance called more than once in one forward"
     before = "x = self.relu(self.conv1(x))\nx = self.relu(self.conv2(x))"
     after = "x = self.relu1(self.conv1(x))\nx = self.relu2(self.conv2(x))"
@@ -90,7 +91,7 @@ def reused_calls(calls: list[ModuleCall]) -> dict[int, list[ModuleCall]]:
     by_module: dict[int, list[ModuleCall]] = defaultdict(list)
     for call in calls:
         by_module[call.module_id].append(call)
-    caller_module = {call.index: call.module_id for call in calls}
+    caller_module: dict[int | None, int] = {call.index: call.module_id for call in calls}
     reused = {}
     for module_id, module_calls in by_module.items():
         if len(module_calls) < 2:

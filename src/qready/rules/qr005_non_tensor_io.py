@@ -35,6 +35,7 @@ class NonTensorIO(Rule):
 
     code = "QR005"
     name = "non-tensor-io"
+    observes = True
     summary = "non-tensor value at a model or submodule input or output"
     before = (
         "def forward(self, inputs):\n    x = self.conv1(inputs['image_rgb'])\n"
@@ -51,7 +52,11 @@ class NonTensorIO(Rule):
             module = _module_at(ctx.model, path)
             file, line = _forward_location(module)
             owner = f"'{path}' ({issues[0].module_type})" if path else f"model {issues[0].module_type}"
-            parts = [f"{i.side} {i.value_path} is {i.description}" for i in issues]
+            # "output is dict ...", "inputs[0] is None", "input scale is float 0.5": the side is said once
+            parts = [
+                f"{i.value_path if i.value_path.startswith(i.side) else f'{i.side} {i.value_path}'} is {i.description}"
+                for i in issues
+            ]
             only_scalars = all(i.is_scalar for i in issues)
             findings.append(
                 self.finding(

@@ -1,0 +1,445 @@
+"""Quantized end to end: the original model, AIMET's ``prepare_model`` and qready's ``prepare``, side by side.
+
+For each zoo model and each of the three versions of it: does AIMET's W8A8
+``QuantizationSimModel`` build; of the value-changing ops one forward of the
+sim runs, how many run inside a quantized module (the op counting of
+``qready check``'s coverage, taken on the sim itself); the SQNR of the
+quantized outputs against that version's float outputs on a held-out input
+after ``compute_encodings`` on a calibration set (the same seeded draws for
+all three); and whether ``sim.export`` writes ONNX + encodings that
+onnxruntime runs. qready's version is ``qready.prepare(model, target="aimet")``.
+Weights are random (``weights=None``, ``torch.manual_seed(0)``).
+
+Each model runs in its own subprocess with one torch thread, and a result is
+stored per model, so a run can be sliced and resumed::
+
+    python benchmarks/quant_proof.py --slice 1/4      # a quarter of the models not yet measured
+    python benchmarks/quant_proof.py --only 'tv/res'  # by regex
+    python benchmarks/quant_proof.py --report         # write the BENCHMARKS.md section from all results
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, write_section
+from zoo import _positional, _quiet, _shorten, _tail
+from zoo_models import ZooModel, zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results" / "quant_proof"
+VERSIONS = ("original", "aimet", "qready")
+CALIBRATION_SEEDS = (101, 102, 103)
+HELD_OUT_SEED = 200
+NORMALIZE_SEED = 300
+
+#: The models, across families; inputs smaller than the zoo's where the model takes them.
+MODELS: dict[str, tuple[int, ...] | None] = {
+    "tv/resnet18": (1, 3, 64, 64),
+    "tv/mobilenet_v2": (1, 3, 64, 64),
+    "tv/mobilenet_v3_small": (1, 3, 64, 64),
+    "tv/efficientnet_b0": (1, 3, 64, 64),
+    "tv/regnet_x_400mf": (1, 3, 64, 64),
+    "tv/shufflenet_v2_x0_5": (1, 3, 64, 64),
+    "tv/squeezenet1_1": (1, 3, 64, 64),
+    "tv/mnasnet0_5": (1, 3, 64, 64),
+    "tv/googlenet": (1, 3, 64, 64),
+    "tv/densenet121": (1, 3, 64, 64),
+    "timm/convnext_atto": (1, 3, 64, 64),
+    "timm/ghostnet_100": (1, 3, 64, 64),
+    "timm/repvgg_a0": (1, 3, 64, 64),
+    "tv/vit_b_16": None,  # its position embedding fixes 224x224
+    "tv/swin_t": (1, 3, 112, 112),
+    "timm/vit_tiny_patch16_224": None,
+    "timm/deit_tiny_patch16_224": None,
+    "hf/vit": None,
+    "hf/yolos": None,  # a detector whose forward ends at boxes and logits (no NMS): see EXTRA
+    "tv/ssdlite320_mobilenet_v3_large": None,
+    "tv/lraspp_mobilenet_v3_large": (1, 3, 64, 64),
+    "hf/bert": None,
+    "hf/distilbert": None,
+    "hf/gpt2": None,
+    "hf/llama": None,
+}
+
+
+def _yolos() -> torch.nn.Module:
+    import transformers
+
+    config = transformers.YolosConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=[64, 64],
+        patch_size=16, num_detection_tokens=10, num_labels=5,
+    )
+    return transformers.YolosForObjectDetection(config)
+
+
+#: Models this benchmark adds to the zoo's.
+EXTRA = [ZooModel("hf/yolos", "hf-vision", _yolos, lambda: {"pixel_values": torch.randn(1, 3, 64, 64)})]
+
+
+def entries() -> list[ZooModel]:
+    by_name = {m.name: m for m in [*zoo(), *EXTRA]}
+    chosen = []
+    for name, shape in MODELS.items():
+        entry = by_name[name]
+        if shape is not None:
+            entry = ZooModel(entry.name, entry.family, entry.build, lambda shape=shape: (torch.randn(*shape),))
+        chosen.append(entry)
+    return chosen
+
+
+# --- one model, three versions (in the worker process) ---------------------------------------------
+
+
+def _randomize_zero_weights(model: torch.nn.Module) -> list[str]:
+    """Draw the weights a model initializes to all zeros (torchvision's ViT head, YOLOS's detection tokens and
+    position embeddings) from N(0, 0.02): an all-zero output, or tokens that are zero before a LayerNorm,
+    would make SQNR meaningless. Biases (one dimension) stay as they are."""
+    generator = torch.Generator().manual_seed(0)
+    drawn = []
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() >= 2 and parameter.is_floating_point() and not parameter.any():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+                drawn.append(name)
+    return drawn
+
+
+def _normalize_batch_norms(model: torch.nn.Module, example: Any) -> int:
+    """Give every batch norm the statistics of its own input on one seeded draw (one forward, in order).
+
+    A random-weight CNN whose batch norms keep their initial statistics (mean 0, variance 1) lets its
+    activations shrink layer after layer: torchvision's mobilenet_v2 ends at 1e-9, below any 8-bit
+    step, and every version's SQNR is 0 dB. Trained models have the statistics of their data; this
+    gives them the statistics of this data. Channels seen once (1x1 maps, batch 1) keep theirs.
+    """
+    def take_statistics(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0]
+        dims = [d for d in range(x.dim()) if d != 1]
+        if x.dim() < 2 or x.numel() // x.shape[1] < 2:
+            return
+        module.running_mean.copy_(x.mean(dims))
+        module.running_var.copy_(x.var(dims))
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    hooks = [m.register_forward_pre_hook(take_statistics) for m in norms]
+    try:
+        with torch.no_grad(), _quiet():
+            example.call(model)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return len(norms)
+
+
+def measure(entry: ZooModel) -> dict[str, Any]:
+    import qready
+    from qready.example_inputs import Example, as_example, fresh_like
+
+    model = entry.model()
+    record_zero = _randomize_zero_weights(model)
+    normalized = _normalize_batch_norms(model, fresh_like(as_example(entry.example()), NORMALIZE_SEED))
+    example = as_example(entry.example())
+    record: dict[str, Any] = {"name": entry.name, "family": entry.family, "versions": {}, "zero_weights_drawn": record_zero,
+                              "batch_norms_normalized": normalized}
+    for version in VERSIONS:
+        start = time.perf_counter()
+        try:
+            built, to_inputs = _version(version, model, example)
+        except Exception as error:  # noqa: BLE001 - a failure is a result here
+            record["versions"][version] = {"prepared": False, "error": _one_line(error)}
+            continue
+        runs = {
+            "example": to_inputs(example),
+            "calibration": [to_inputs(fresh_like(example, seed)) for seed in CALIBRATION_SEEDS],
+            "held_out": to_inputs(fresh_like(example, HELD_OUT_SEED)),
+        }
+        result = _quantize(built, runs)
+        result["time_s"] = round(time.perf_counter() - start, 2)
+        record["versions"][version] = result
+    del qready, Example
+    return record
+
+
+def _version(version: str, model: torch.nn.Module, example: Any) -> tuple[torch.nn.Module, Any]:
+    """The model as this version has it, and how to turn the zoo's inputs into its positional inputs."""
+    import qready
+    from qready.example_inputs import Example
+
+    if version == "qready":
+        with _quiet():
+            prepared = qready.prepare(model, example, target="aimet").eval()
+        if hasattr(prepared, "flatten_inputs"):
+            return prepared, lambda e: Example(tuple(prepared.flatten_inputs(*e.args, **e.kwargs)))
+        return prepared, lambda e: Example(_positional(model, e))  # kept its own forward (untraceable root)
+    work = copy.deepcopy(model)
+    if version == "aimet":
+        from aimet_torch.model_preparer import prepare_model
+
+        with _quiet():
+            work = prepare_model(work).eval()
+    return work, lambda e: Example(_positional(model, e))
+
+
+def _quantize(model: torch.nn.Module, runs: dict[str, Any]) -> dict[str, Any]:
+    from qready.example_inputs import tensor_leaves
+    from qready.targets import get_target
+    from qready.targets.coverage import sim_coverage
+
+    target = get_target("aimet")
+    out: dict[str, Any] = {"prepared": True, "sim": False}
+    held_out = runs["held_out"]
+    try:
+        with torch.no_grad(), _quiet():
+            reference = _floats(tensor_leaves(held_out.call(model)))
+            sim = target.build_sim(model, runs["example"])
+            sim.compute_encodings(lambda m: [run.call(m) for run in runs["calibration"]])
+    except Exception as error:  # noqa: BLE001 - a failure is a result here
+        out["error"] = _one_line(error)
+        return out
+    out["sim"] = True
+    try:
+        with _quiet():
+            coverage = sim_coverage(sim.model, held_out, target)
+        out["covered"], out["total"] = coverage.covered, coverage.total
+        out["uncovered"] = sorted({f"{op.module or '<root>'}: {op.op}" for op in coverage.uncovered})[:8]
+        with torch.no_grad(), _quiet():
+            quantized = _floats(tensor_leaves(held_out.call(sim.model)))
+        out["sqnr_db"] = _sqnr(reference, quantized)
+    except Exception as error:  # noqa: BLE001 - a failure is a result here
+        out["run_error"] = _one_line(error)
+        return out
+    out["export"] = _export(sim, runs["example"], held_out, reference)
+    return out
+
+
+def _export(sim: Any, example: Any, held_out: Any, reference: torch.Tensor) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="qready-quant-") as directory:
+        try:
+            with _quiet():
+                files = sim.export(directory, "model", example)
+        except Exception as error:  # noqa: BLE001 - a failure is a result here
+            return {"ok": False, "stage": "export", "error": _one_line(error)}
+        try:
+            session = ort.InferenceSession(str(Path(directory) / "model.onnx"), providers=["CPUExecutionProvider"])
+            names = [i.name for i in session.get_inputs()]
+            tensors = [a for a in held_out.args if isinstance(a, torch.Tensor)]
+            outputs = session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})
+        except Exception as error:  # noqa: BLE001 - a failure is a result here
+            return {"ok": False, "stage": "onnxruntime", "error": _one_line(error)}
+    exported = _floats([torch.from_numpy(o) for o in outputs if o.dtype.kind == "f"])
+    sqnr = _sqnr(reference, exported) if exported.shape == reference.shape else None
+    return {"ok": True, "files": [f for f in files if f.endswith((".onnx", ".encodings"))], "onnx_sqnr_db": sqnr}
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """The error's type and text on one line (AIMET lists the unregistered classes on the lines after the first)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return _shorten(f"{type(error).__name__}: {text}" if text else type(error).__name__, limit) or ""
+
+
+def _floats(tensors: list[torch.Tensor]) -> torch.Tensor:
+    floats = [t.detach().float().flatten() for t in tensors if t.is_floating_point()]
+    return torch.cat(floats) if floats else torch.zeros(0)
+
+
+def _sqnr(reference: torch.Tensor, quantized: torch.Tensor) -> float | None:
+    if reference.shape != quantized.shape or not reference.numel():
+        return None
+    noise = (reference - quantized).double().pow(2).sum().item()
+    signal_ = reference.double().pow(2).sum().item()
+    if noise == 0:
+        return math.inf
+    return round(10 * math.log10(signal_ / noise), 2) if signal_ > 0 else None
+
+
+def _worker(name: str, out: Path) -> int:
+    torch.set_num_threads(1)
+    [entry] = [e for e in entries() if e.name == name]
+    record = measure(entry)
+    out.write_text(json.dumps(record, indent=1, default=str))
+    return 0
+
+
+# --- the run: one subprocess per model, resumable ------------------------------------------------
+
+
+def result_path(name: str) -> Path:
+    return RESULTS / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".json")
+
+
+def run_isolated(name: str, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="qready-quant-proof-") as tmp:
+        out, log = Path(tmp) / "record.json", Path(tmp) / "log.txt"
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--worker-out", str(out)]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+        start = time.perf_counter()
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            try:
+                code = process.wait(timeout=timeout)
+                status = "ok" if code == 0 else f"exit {code}"
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                status = "timeout"
+        try:
+            record = json.loads(out.read_text())
+        except (OSError, json.JSONDecodeError):
+            record = {"name": name, "versions": {}, "log_tail": _tail(log)}
+        record["status"] = status
+        record["wall_s"] = round(time.perf_counter() - start, 1)
+        return record
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+
+def _cell_sim(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "-"
+    if not v.get("prepared"):
+        return "prepare failed"
+    return "yes" if v.get("sim") else "no"
+
+
+def _cell_ops(v: dict[str, Any] | None) -> str:
+    if not v or "total" not in v:
+        return "-"
+    return f"{v['covered']}/{v['total']}"
+
+
+def _cell_sqnr(v: dict[str, Any] | None) -> str:
+    if not v or v.get("sqnr_db") is None:
+        return "-"
+    return "inf" if math.isinf(v["sqnr_db"]) else f"{v['sqnr_db']:.1f}"
+
+
+def _cell_export(v: dict[str, Any] | None) -> str:
+    if not v or "export" not in v:
+        return "-"
+    return "yes" if v["export"]["ok"] else f"no ({v['export']['stage']})"
+
+
+def report(records: list[dict[str, Any]]) -> str:
+    order = {name: i for i, name in enumerate(MODELS)}
+    records = sorted(records, key=lambda r: order.get(r["name"], len(order)))
+    cells = ("sim builds", "ops behind a quantizer (of N)", "SQNR W8A8 (dB)", "export + ORT run")
+    makers = (_cell_sim, _cell_ops, _cell_sqnr, _cell_export)
+    lines = [
+        (
+            "Each cell: original model / AIMET `prepare_model` / qready `prepare(target=\"aimet\")`, each under "
+            "AIMET 2.42 `QuantizationSimModel` with its defaults at W8A8 (min-max encodings, its default per-tensor config). "
+            "**Random weights** (`weights=None`, seed 0), with two adjustments applied to the model before all three "
+            "versions: weights a model initializes to all zeros (torchvision's ViT head, YOLOS's detection tokens) "
+            "are drawn from N(0, 0.02), and every batch norm takes the statistics of its own input on one seeded "
+            "draw (random CNNs otherwise shrink their activations below an 8-bit step: SQNR 0 dB for all three). "
+            "SQNR compares each version's sim with that version's float model on one held-out seeded input, after "
+            "`compute_encodings` on the same 3 seeded calibration draws; it measures simulated W8A8 noise on "
+            "random weights, not a trained model's accuracy. Ops: value-changing ops of one forward of the sim "
+            "that run inside a quantized module, counted as `qready check` counts coverage. Export: `sim.export` "
+            "writes ONNX + encodings and onnxruntime runs the ONNX on the held-out input. `-`: a step before failed."
+        ),
+        "",
+        "| model | " + " | ".join(cells) + " |",
+        "|---|" + "---|" * len(cells),
+    ]
+    for record in records:
+        versions = record.get("versions", {})
+        row = [" / ".join(make(versions.get(v)) for v in VERSIONS) for make in makers]
+        status = "" if record.get("status") == "ok" else f" ({record.get('status')})"
+        lines.append(f"| {record['name']}{status} | " + " | ".join(row) + " |")
+    lines += ["", *_totals(records), "", *_failures(records)]
+    return "\n".join(lines)
+
+
+def _totals(records: list[dict[str, Any]]) -> list[str]:
+    n = len(records)
+    out = [f"Totals over {n} models:", ""]
+    for version in VERSIONS:
+        vs = [r.get("versions", {}).get(version) or {} for r in records]
+        sims = sum(bool(v.get("sim")) for v in vs)
+        full = sum("total" in v and v["covered"] == v["total"] for v in vs)
+        exported = sum(bool(v.get("export", {}).get("ok")) for v in vs)
+        out.append(f"- {version}: sim builds {sims}/{n}, every op behind a quantizer {full}/{n}, export + ORT run {exported}/{n}")
+    both = [(r["versions"]["aimet"], r["versions"]["qready"]) for r in records
+            if (r.get("versions", {}).get("aimet") or {}).get("sqnr_db") is not None
+            and (r.get("versions", {}).get("qready") or {}).get("sqnr_db") is not None]
+    at_least = sum(q["sqnr_db"] >= a["sqnr_db"] for a, q in both)
+    out.append(f"- SQNR: qready >= AIMET prepare_model on {at_least} of the {len(both)} models where both sims ran")
+    return out
+
+
+def _failures(records: list[dict[str, Any]]) -> list[str]:
+    out = ["Why a step failed (first error of each):", ""]
+    for record in records:
+        for version in VERSIONS:
+            v = record.get("versions", {}).get(version) or {}
+            error = v.get("error") or v.get("run_error") or (v.get("export") or {}).get("error")
+            if error:
+                out.append(f"- {record['name']} / {version}: {error[:220]}")
+            elif v.get("uncovered"):
+                out.append(f"- {record['name']} / {version}: not behind a quantizer: {', '.join(v['uncovered'][:4])}")
+        if record.get("status") not in (None, "ok"):
+            out.append(f"- {record['name']}: {record['status']} after {record.get('wall_s')} s")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="regex over model names")
+    parser.add_argument("--slice", help="K/N: the K-th of N slices of the models still to measure")
+    parser.add_argument("--force", action="store_true", help="measure again models that have a result")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per model")
+    parser.add_argument("--report", action="store_true", help="write the BENCHMARKS.md section from all results")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.worker:
+        return _worker(options.worker, Path(options.worker_out))
+    if options.report:
+        records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+        command = "python benchmarks/quant_proof.py --timeout 900; python benchmarks/quant_proof.py --report"
+        write_section(
+            "quant-proof",
+            f"## Quantized end to end (AIMET W8A8)\n\n`{command}` (one model per subprocess, one torch thread, "
+            f"{machine()})\n\n{report(records)}",
+        )
+        print(report(records))
+        return 0
+    names = [n for n in MODELS if not options.only or re.search(options.only, n)]
+    todo = [n for n in names if options.force or not result_path(n).exists()]
+    if options.slice:
+        k, n = (int(x) for x in options.slice.split("/"))
+        todo = todo[k - 1::n]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in todo:
+        record = run_isolated(name, options.timeout)
+        result_path(name).write_text(json.dumps(record, indent=1, default=str))
+        q = record.get("versions", {}).get("qready", {})
+        print(f"{name}: {record['status']} {record['wall_s']} s; qready sim {q.get('sim')} "
+              f"{q.get('covered')}/{q.get('total')} SQNR {q.get('sqnr_db')} export {q.get('export', {}).get('ok')}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

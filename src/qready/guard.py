@@ -1,0 +1,99 @@
+"""The guard over the user's model: what must hold before qready runs it, and what it gives back.
+
+``preserved`` puts the model in eval mode for a block and restores every
+module's training flag afterwards, also when the block raises. The
+``require_*`` checks fail early, with one line, on a model that has nothing to
+run or returns nothing to quantize. ``blame_forward`` decides who owns an
+exception out of the model's forward: the user (their line, their inputs) or
+qready (an internal error). Nesting too deep for Python's recursion limit is
+recognised here too, since any walk over the model may hit it first.
+"""
+
+from __future__ import annotations
+
+import reprlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from qready.errors import InternalError, ModelError, forward_failure, internal_error, too_deep_message
+from qready.example_inputs import Example, tensor_leaves
+from qready.source import error_location, raised_by_qready
+
+__all__ = [
+    "preserved", "require_runnable", "require_tensor_output", "blame_forward",
+    "nesting_depth", "nested_too_deep", "too_deep",
+]
+
+
+@contextmanager
+def preserved(model: torch.nn.Module) -> Iterator[None]:
+    """Run a block in eval mode and give the model its own training flags back afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def require_runnable(model: torch.nn.Module) -> None:
+    """Fail before any work on a model that has nothing to run."""
+    name = type(model).__name__
+    if getattr(type(model), "forward", None) is torch.nn.Module.forward:
+        raise ModelError(
+            f"{name} has no forward method, so there is nothing to run; pass the model that computes "
+            "the outputs, or define forward(self, ...)"
+        )
+    if isinstance(model, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)) and len(model) == 0:
+        raise ModelError(f"{name} is empty: it has no layers to check or prepare; add its layers or pass the model that holds them")
+
+
+def require_tensor_output(model: torch.nn.Module, output: Any) -> None:
+    """A model must produce at least one tensor: there is nothing to quantize otherwise."""
+    if not tensor_leaves(output):
+        shown = "None" if output is None else f"{reprlib.repr(output)} ({type(output).__name__}), no tensor"
+        raise ModelError(
+            f"forward of {type(model).__name__} returned {shown}; return the model's output "
+            "tensor(s): a tensor, or a tuple or dict of tensors"
+        )
+
+
+def blame_forward(model: torch.nn.Module, example: Example, error: BaseException) -> ModelError | InternalError:
+    """The error to raise for an exception out of ``model``'s forward run by qready: the user's
+    (a ModelError naming their line and inputs) or, when qready's own code raised it, an InternalError."""
+    if isinstance(error, RecursionError) and nested_too_deep(model):
+        return ModelError(too_deep(model))
+    if raised_by_qready(error):
+        return internal_error(f"qready failed while running the forward of {type(model).__name__}", error)
+    return ModelError(forward_failure(type(model).__name__, example.describe(), error, *error_location(error)))
+
+
+def nesting_depth(model: torch.nn.Module) -> int:
+    """How deep submodules nest below ``model`` (without recursion: it is asked of models too deep for it)."""
+    deepest = 0
+    stack = [(model, 0)]
+    seen: set[int] = set()
+    while stack:
+        module, depth = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in module._modules.values() if child is not None)
+    return deepest
+
+
+def nested_too_deep(model: torch.nn.Module) -> bool:
+    """Whether nesting can explain a RecursionError: a plain forward takes about four frames a
+    level, qready's hooks and tracing a few more. Otherwise the recursion is a bug somewhere."""
+    return nesting_depth(model) * 4 >= sys.getrecursionlimit() // 2
+
+
+def too_deep(model: torch.nn.Module) -> str:
+    """The message for a RecursionError that nesting, not the model's code, caused."""
+    return too_deep_message(type(model).__name__, nesting_depth(model), sys.getrecursionlimit())

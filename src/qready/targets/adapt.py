@@ -1,0 +1,94 @@
+"""What a target changes in ``check`` and ``prepare``: the rules that run, the rewrites it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from qready.errors import InputError, VerificationError
+from qready.example_inputs import Example, tensor_leaves
+from qready.passes.base import Change
+from qready.passes.decompose_attention import (
+    DecomposedMultiheadAttention,
+    decompose_attention,
+)
+from qready.rules.base import Rule
+from qready.targets.base import Target
+
+__all__ = ["DECOMPOSITION_TOLERANCE", "adapt_for_target", "rules_for_target"]
+
+#: How far the decomposed attention may be from the fused kernel, relative to the output's largest magnitude:
+#: float32 reordering is ~1e-7; anything near this bound is a bug in the decomposition, not rounding.
+DECOMPOSITION_TOLERANCE = 1e-4
+
+
+def rules_for_target(rules: list[type[Rule]], target: Target, *, explicit: Iterable[str] | None) -> list[type[Rule]]:
+    """The selected rules that run under ``target``; a rule asked for by name that cannot run is an error."""
+    kept = [rule for rule in rules if rule.applies_to(target)]
+    if explicit:
+        named = {key.strip().lower() for key in explicit}  # by code or name: a prefix (QR00) asks for none in particular
+        for rule in rules:
+            if rule not in kept and named & {rule.code.lower(), rule.name}:
+                raise InputError(f"{rule.code} ({rule.name}) needs a toolkit target; pass --target aimet (target='aimet')")
+    return kept
+
+
+def adapt_for_target(
+    target: Target,
+    model: torch.nn.Module,
+    work: torch.nn.Module,
+    example: Example,
+    fresh: Example,
+    references: tuple[Any, Any] | None,
+) -> tuple[tuple[Any, Any] | None, list[Change]]:
+    """Rewrite ``work`` (qready's copy of ``model``) for what ``target`` needs, in place.
+
+    Returns the outputs that the prepared model must then reproduce bit for bit
+    (those of the rewritten ``work``; ``references`` when nothing changed), and
+    one ``Change`` per rewrite with the difference from ``model`` it makes,
+    measured on the example and on the fresh input. Runs under ``no_grad``.
+    """
+    if not target.exports_onnx:
+        return references, []
+    paths = decompose_attention(work)
+    if not paths:
+        return references, []
+    originals = references if references is not None else (example.call(model), fresh.call(model))
+    rewritten = (example.call(work), fresh.call(work))
+    difference, scale = _max_difference(originals, rewritten)
+    if difference > DECOMPOSITION_TOLERANCE * max(scale, 1.0):
+        raise VerificationError(
+            f"decomposing nn.MultiheadAttention at {', '.join(paths)} changed the outputs by {difference:.3g} "
+            f"(largest output magnitude {scale:.3g}); this is a qready bug: prepare without target={target.name!r}"
+        )
+    cls = DecomposedMultiheadAttention
+    changes = [
+        Change(
+            kind="decomposed",
+            op="torch.nn.MultiheadAttention",
+            scope=path.rpartition(".")[0],
+            module=path,
+            module_type=f"{cls.__module__}.{cls.__qualname__}",
+            file=None,
+            line=None,
+            details=(
+                ("reason", f"its fused eval kernel has no ONNX export, which {target.name} needs"),
+                ("max_abs_diff", difference),
+            ),
+        )
+        for path in paths
+    ]
+    return (rewritten if references is not None else None), changes
+
+
+def _max_difference(expected: tuple[Any, Any], got: tuple[Any, Any]) -> tuple[float, float]:
+    difference = scale = 0.0
+    for a, b in zip(tensor_leaves(list(expected)), tensor_leaves(list(got))):
+        if a.is_floating_point():
+            difference = max(difference, (a - b).abs().max().item() if a.numel() else 0.0)
+            scale = max(scale, a.abs().max().item() if a.numel() else 0.0)
+        elif not torch.equal(a, b):
+            difference = float("inf")
+    return difference, scale
