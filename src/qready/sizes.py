@@ -16,6 +16,8 @@ __all__ = ["other_sizes"]
 def other_sizes(original: torch.nn.Module, example: Example) -> list[tuple[str, Example, Any]]:
     """Inputs one larger along the batch dimension, and along the sequence dimension of token
     inputs, with the original's outputs on them; a size the original itself rejects is skipped."""
+    if not _plain((example.args, example.kwargs)):
+        return []  # a cache or other object holds sizes of its own: growing only the tensors around it says nothing
     tensors = tensor_leaves((example.args, example.kwargs))
     candidates = []
     if tensors and all(t.dim() > 0 for t in tensors) and len({t.shape[0] for t in tensors}) == 1:
@@ -35,6 +37,16 @@ def other_sizes(original: torch.nn.Module, example: Example) -> list[tuple[str, 
             continue
         runs.append((name, inputs, expected))
     return runs
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (torch.Tensor, bool, int, float, str)) or value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    return False
 
 
 def _map_tensors(example: Example, change: Any) -> Example:
