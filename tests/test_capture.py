@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import qready
+from models.hf import tiny_bert
 from qready.errors import InputError
 
 
@@ -232,3 +233,108 @@ def test_a_module_calling_einops_is_traced_through_and_its_reuse_unrolled() -> N
     assert result.verified and result.leaves == [] and [c.module for c in result.unrolled] == ["attention.proj_1"]
     assert qready.check(prepared, (x,), select=["QR003", "QR004"]).findings == ()
     assert torch.equal(prepared(x), model(x))
+
+
+# -- shapes stay as general as the source ----------------------------------------------------------
+
+
+class MeanOverLength(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).sum(1) / x.shape[1]
+
+
+class HeadsView(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(16, 48)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, 2, C // 2).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        attention = torch.softmax(q @ k.transpose(-2, -1) / (C // 2) ** 0.5, dim=-1)
+        return (attention @ v).transpose(1, 2).reshape(B, T, C)
+
+
+class LoopOverLength(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x[:, 0]
+        for i in range(1, x.shape[1]):  # unrolled: the length is fixed to the example's
+            total = total * 0.5 + x[:, i]
+        return total
+
+
+def test_a_size_read_from_the_input_stays_symbolic_and_is_right_at_other_sizes() -> None:
+    model = MeanOverLength().eval()
+    prepared = qready.prepare(model, (torch.randn(2, 12, 8),))
+    longer = torch.randn(2, 20, 8)
+    assert torch.equal(prepared(longer), model(longer))  # once divided by the constant 12: off by 0.37
+
+
+def test_unpacked_shapes_give_views_that_run_at_any_batch_and_length() -> None:
+    model = HeadsView().eval()
+    prepared = qready.prepare(model, (torch.randn(2, 12, 16),))
+    assert "batch+1" in {d.run for d in prepared.prepare_result.diffs}
+    for shape in [(1, 12, 16), (3, 5, 16)]:
+        x = torch.randn(shape)
+        assert torch.equal(prepared(x), model(x))
+
+
+def test_a_size_used_as_a_python_number_is_reported_with_its_line() -> None:
+    model = LoopOverLength().eval()
+    tokens = torch.randint(0, 9, (2, 6, 3))
+    prepared = qready.prepare(model, (tokens,))
+    result = prepared.prepare_result
+    [(file, line)] = result.fixed_sizes
+    assert file.endswith("test_capture.py") and "range(1, x.shape[1])" in open(file).read().splitlines()[line - 1]
+    assert result.shape_bound and "length+1" in result.shape_bound[0] and not result.ok
+    assert "runs only at the example's sizes" in result.summary()
+
+
+def test_tiny_bert_and_vit_prepared_at_batch_1_run_at_batch_2_and_another_length() -> None:
+    torchvision = pytest.importorskip("torchvision", reason="torchvision's ViT is the case")
+    torch.manual_seed(0)
+    bert, inputs = tiny_bert()
+    bert.eval()
+    prepared = qready.prepare(bert, inputs)
+    assert {"batch+1", "length+1"} <= {d.run for d in prepared.prepare_result.diffs}
+    for shape in [(2, 8), (1, 12)]:
+        ids, mask = torch.randint(0, 64, shape), torch.ones(shape, dtype=torch.long)
+        got = prepared.call_original(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert torch.equal(got, bert(input_ids=ids, attention_mask=mask).last_hidden_state)
+    vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
+    ).eval()
+    prepared = qready.prepare(vit, (torch.randn(1, 3, 32, 32),))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(prepared(x), vit(x))
+
+
+# -- in-place updates seen through an alias ---------------------------------------------------------
+
+
+class AliasThenAddInPlace(nn.Module):
+    """The fuzz soak's failure (seed 20261130): ``v11 = self.identity(v6)`` then ``v6 += v4``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.identity = nn.Identity()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.linear(x)
+        alias = self.identity(h)
+        h += y
+        h *= 2
+        return alias - 1, h
+
+
+def test_an_in_place_operator_stays_in_place_so_aliases_see_it() -> None:
+    model = AliasThenAddInPlace().eval()
+    x, y = torch.randn(2, 8), torch.randn(2, 8)
+    prepared = qready.prepare(model, (x, y))
+    assert {type(m).__name__: m.inplace for m in prepared.modules() if hasattr(m, "inplace")} == {"Add": True, "Mul": True, "Sub": False}
+    assert _equal(prepared(x, y), model(x, y))

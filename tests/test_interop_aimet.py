@@ -55,7 +55,7 @@ def test_quantsim_builds_and_computes_encodings_on_prepared_resnet18() -> None:
     prepared = qready.prepare(model, (x,)).eval()
     sim = QuantizationSimModel(prepared, dummy_input=x)
     sim.compute_encodings(lambda m: m(x))
-    add = sim.model.get_submodule("layer1.0.add")
+    add = sim.model.get_submodule("layer1.0.iadd")  # `out += identity`: in place, as the source says
     relu = sim.model.get_submodule("layer1.0.relu_1")  # Add + ReLU: one quantizer, after the ReLU
     assert len(add.input_quantizers) == 2 and relu.output_quantizers[0].is_initialized()
     with torch.no_grad():

@@ -167,7 +167,7 @@ def prepare(
         return prepared
     start = time.perf_counter()
     try:
-        verify_prepared(prepared, example, fresh, references)
+        verify_prepared(prepared, example, fresh, references, original=model)
     except VerificationError:
         specialized = prepared.prepare_result.specialized  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         if not specialized:
@@ -180,7 +180,7 @@ def prepare(
             adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
-        verify_prepared(prepared, example, fresh, references)
+        verify_prepared(prepared, example, fresh, references, original=model)
         prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared

@@ -38,6 +38,10 @@ class PrepareResult:
     unexpected: list[Finding] = field(default_factory=list)
     verified: bool | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # sizes the trace had to fix to the example's (``range(T)``): where, as (file, line)
+    fixed_sizes: list[tuple[str | None, int | None]] = field(default_factory=list)
+    # inputs of other sizes the original runs on and the prepared model does not: one line each
+    shape_bound: list[str] = field(default_factory=list)
 
     @property
     def converted(self) -> list[Change]:
@@ -64,6 +68,7 @@ class PrepareResult:
             and not self.unexpected
             and not self.unconverted
             and not self.specialized
+            and not self.shape_bound
         )
 
     def summary(self) -> str:
@@ -80,6 +85,7 @@ class PrepareResult:
             f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
             f"{len(self.residual) + len(self.unexpected) + len(self.unconverted)} residual findings"
             + (f", {len(self.specialized)} data-dependent branches specialized" if self.specialized else "")
+            + (f", runs only at the example's sizes ({self.shape_bound[0]})" if self.shape_bound else "")
             + f"; {verdict}"
         )
 
@@ -105,6 +111,8 @@ class PrepareResult:
             "specialized_branches": [
                 {"file": file, "line": line, "value": str(value)} for file, line, value in self.specialized
             ],
+            "fixed_sizes": [{"file": file, "line": line} for file, line in self.fixed_sizes],
+            "shape_bound": list(self.shape_bound),
             "verification": [d.to_dict() for d in self.diffs],
             "residual": [f.to_dict() for f in self.residual],
             "unexpected": [f.to_dict() for f in self.unexpected],

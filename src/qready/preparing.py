@@ -95,6 +95,7 @@ def _prepare_graph(
         output_names=signature.output_names,
         specialized=tracer.specialized,
         timings=timings,
+        fixed_sizes=list(dict.fromkeys(tracer.fixed_sizes)),
     )
     prepared.input_spec = signature.input_spec
     prepared.output_spec = signature.output_spec

@@ -93,17 +93,40 @@ class _ConcreteProxy(fx.Proxy):
             if isinstance(value, torch.Tensor):
                 if name in _SIZE_QUESTIONS:
                     _static_shape(self.node)
+                    # sizes stay in the graph (``B, T, _ = x.shape`` then ``view(B, T, H, D)``): the
+                    # prepared model runs at other batch sizes and lengths, as the source does
+                    if name == "shape":
+                        return self.tracer.create_proxy("call_function", getattr, (self, "shape"), {})  # type: ignore[attr-defined]
+                    return super().__getattr__(name)
                 if value.is_meta and name in _DEVICE_ATTRIBUTES:
                     # the model runs on the device of its example, not on the stand-in values
                     return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
                 return getattr(value, name)
         return super().__getattr__(name)
 
+    def _size_value(self, conversion: str) -> Any:
+        """A size read from a tensor, asked for as a Python number (``range(T)``, ``int(B)``): the
+        example's value, noted as a size fixed at this line."""
+        if not self.node.meta.get("qready_size"):
+            raise DataDependentError(f"{conversion}() of a traced tensor value ({_describe(self.node)}) depends on the data")
+        self.tracer.fixed_sizes.append(user_location(skip=3))  # type: ignore[attr-defined]
+        return self.tracer.values[self.node]  # type: ignore[attr-defined]
+
+    def __index__(self) -> int:
+        return operator.index(self._size_value("int"))
+
+    def __int__(self) -> int:
+        return int(self._size_value("int"))
+
+    def __float__(self) -> float:
+        return float(self._size_value("float"))
+
     def __len__(self) -> int:
         value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
         if isinstance(value, torch.Tensor):
             _static_shape(self.node)
-            return len(value)  # the first dimension: a shape, static
+            self.tracer.fixed_sizes.append(user_location(skip=2))  # type: ignore[attr-defined]
+            return len(value)  # the first dimension, fixed: len() must return an int
         if isinstance(value, (tuple, list)):
             return len(value)
         raise DataDependentError("len() of a traced value")
@@ -116,7 +139,7 @@ class _ConcreteProxy(fx.Proxy):
         # part of the output's structure, static like a shape: give the constant, so that
         # ``if out[1] is not None`` takes the branch the example takes.
         value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
-        if isinstance(value, (tuple, list, dict)) and not isinstance(key, (fx.Proxy, slice)):
+        if isinstance(value, (tuple, list, dict)) and not isinstance(key, (fx.Proxy, slice)) and not self.node.meta.get("qready_size"):
             try:
                 element = value[key]
             except (IndexError, KeyError, TypeError):
@@ -129,6 +152,19 @@ class _ConcreteProxy(fx.Proxy):
         # ``x[:, 0] = v`` writes into x: record it as an in-place ``operator.setitem`` node, in
         # order, so later reads of x (in the graph, and of its example value now) see the write.
         self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
+
+def _in_place(op: Callable[[Any, Any], Any]) -> Callable[[fx.Proxy, Any], Any]:
+    def record(self: fx.Proxy, other: Any) -> Any:
+        return self.tracer.create_proxy("call_function", op, (self, other), {})
+
+    return record
+
+
+# ``h += y`` on a tensor writes into h, and every alias of h sees it (``v = self.identity(h)``):
+# record the in-place operator, not the ``h = h + y`` Python falls back to
+for _name in ("iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior", "ixor"):
+    setattr(_ConcreteProxy, f"__{_name}__", _in_place(getattr(operator, _name)))
 
 
 class ConcreteTracer(fx.Tracer):
@@ -148,6 +184,7 @@ class ConcreteTracer(fx.Tracer):
         self.failure_scope: str | None = None
         self.specialize_root = specialize_root
         self.specialized: list[tuple[str | None, int | None, Any]] = []
+        self.fixed_sizes: list[tuple[str | None, int | None]] = []
         self._evaluating = 0
 
     # -- which modules are traced through -------------------------------------------------
@@ -195,6 +232,8 @@ class ConcreteTracer(fx.Tracer):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         value = self.values[proxy.node] = self._evaluate(proxy.node)
         proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+        if _reads_size(proxy.node, value):
+            proxy.node.meta["qready_size"] = True
         return proxy
 
     def _attribute(self, target: str) -> Any:
@@ -296,6 +335,11 @@ class ConcreteTracer(fx.Tracer):
     # -- Python asking traced values questions ---------------------------------------------
     def to_bool(self, obj: fx.Proxy) -> bool:
         value = self.values.get(obj.node)
+        if obj.node.meta.get("qready_size"):
+            # a branch on a size: specialized to the example, as jit.trace would; noted in case
+            # the prepared model then differs at other sizes
+            self.fixed_sizes.append(user_location(skip=2))
+            return bool(value)
         if self.specialize_root and not self.module_scope:
             if self.meta:
                 raise _NeedsRealValues("a branch to specialize needs the example's real values")
@@ -376,6 +420,21 @@ def _dynamic_output(func: Any, args: tuple) -> bool:
         # indexing with integer tensors has the indices' shape; only a boolean mask selects by value
         return any(isinstance(i, torch.Tensor) and i.dtype in _MASK_DTYPES for i in args[1])
     return True
+
+
+_SIZE_METHODS = frozenset({"size", "numel", "nelement", "stride"})
+
+
+def _reads_size(node: Node, value: Any) -> bool:
+    """A node whose value is a size, or computed from sizes only (``B * T``, ``x.shape[-2:]``)."""
+    if isinstance(value, torch.Tensor) or not isinstance(value, (int, float, bool, tuple)):
+        return False
+    if node.op == "call_method" and node.target in _SIZE_METHODS:
+        return True
+    if node.op == "call_function" and node.target is getattr and node.args[1] == "shape":
+        return True
+    inputs = node.all_input_nodes
+    return node.op == "call_function" and bool(inputs) and all(n.meta.get("qready_size") for n in inputs)
 
 
 def _static_shape(node: Node) -> None:

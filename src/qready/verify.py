@@ -85,20 +85,48 @@ def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
 
 
 def verify_prepared(
-    prepared: torch.nn.Module, example: Example, fresh: Example, references: tuple[Any, Any]
+    prepared: torch.nn.Module,
+    example: Example,
+    fresh: Example,
+    references: tuple[Any, Any],
+    original: torch.nn.Module | None = None,
 ) -> None:
-    """Bit-for-bit on the example and a fresh input, then no QR003/QR004 outside the leaves.
+    """Bit-for-bit on the example, a fresh input and (given the ``original``) inputs with another
+    batch size and sequence length, then no QR003/QR004 outside the leaves.
 
-    Raises VerificationError naming the first differing output and its max abs difference.
+    Raises VerificationError naming the first differing output and its max abs difference. An
+    input of another size that the original runs on and the prepared model rejects, or computes
+    differently where the trace fixed a size, is noted in ``shape_bound``.
     """
+    from qready.sizes import other_sizes
+
     result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
-    for run, inputs, expected in (("example", example, references[0]), ("fresh", fresh, references[1])):
+    runs = [("example", example, references[0]), ("fresh", fresh, references[1])]
+    if original is not None:
+        runs += other_sizes(original, example)
+    for run, inputs, expected in runs:
         with preserved(prepared), torch.no_grad():
-            got = call_prepared(prepared, inputs)
+            try:
+                got = call_prepared(prepared, inputs)
+            except Exception as error:
+                if run in ("example", "fresh"):
+                    raise
+                text = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+                result.shape_bound.append(f"the original runs on the {run} input, the prepared model fails: {text}")
+                continue
         expected_leaves, spec = flatten(expected)
         got_leaves, _ = flatten(got)
         names = result.output_names or leaf_names(spec, "output")
-        result.diffs.extend(compare_exact(run, names, expected_leaves, got_leaves))
+        diffs = compare_exact(run, names, expected_leaves, got_leaves)
+        differing = first_difference(diffs)
+        if differing is not None and run not in ("example", "fresh") and result.fixed_sizes:
+            file, line = result.fixed_sizes[0]
+            result.shape_bound.append(
+                f"output {differing.name!r} differs on the {run} input (max abs diff {differing.max_abs_diff:.3g}): "
+                f"a size read from a tensor is fixed to the example's at {file}:{line}"
+            )
+            continue
+        result.diffs.extend(diffs)
     args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     rules = select_rules(*configured_rules(_RECHECKED, None))
     recheck = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)

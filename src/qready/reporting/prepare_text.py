@@ -36,6 +36,10 @@ def emit_prepare_text(result: PrepareResult, stream: TextIO, color: bool = False
         stream.write(f"<exclude>  leaf        {path} left whole: excluded by the user\n")
     for file, line, value in result.specialized:
         stream.write(f"{file}:{line}  specialized a branch on a tensor value to {value} (the example's)\n")
+    for file, line in result.fixed_sizes if result.shape_bound else ():
+        stream.write(f"{file}:{line}  fixed size  a size read from a tensor is fixed to the example's here\n")
+    for bound in result.shape_bound:
+        stream.write(f"<shapes>  fixed size  {bound}\n")
     for finding in result.residual + result.unexpected:
         stream.write("residual  " + format_finding(finding, color) + "\n")
     stream.write(result.summary() + "\n")
