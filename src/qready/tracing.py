@@ -96,7 +96,7 @@ class _ConcreteProxy(fx.Proxy):
                     # sizes stay in the graph (``B, T, _ = x.shape`` then ``view(B, T, H, D)``): the
                     # prepared model runs at other batch sizes and lengths, as the source does
                     if name == "shape":
-                        return self.tracer.create_proxy("call_function", getattr, (self, "shape"), {})  # type: ignore[attr-defined]
+                        return self.tracer.create_proxy("call_function", getattr, (self, "shape"), {})
                     return super().__getattr__(name)
                 if value.is_meta and name in _DEVICE_ATTRIBUTES:
                     # the model runs on the device of its example, not on the stand-in values
