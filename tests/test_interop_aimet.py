@@ -72,7 +72,7 @@ def test_qready_modules_join_aimets_supergroups_like_its_own() -> None:
     register_qready_modules()
     model, x = torchvision.models.resnet18().eval(), torch.randn(1, 3, 32, 32)
     sim = QuantizationSimModel(qready.prepare(model, (x,)).eval(), dummy_input=x)
-    add, relu = sim.model.get_submodule("layer1.0.add"), sim.model.get_submodule("layer1.0.relu_1")
+    add, relu = sim.model.get_submodule("layer1.0.iadd"), sim.model.get_submodule("layer1.0.relu_1")
     assert add.output_quantizers[0] is None and relu.output_quantizers[0] is not None
 
 

@@ -158,6 +158,9 @@ def prepare(
         work = _private_copy(model, share_weights)
         originals = references
         references, decomposed = adapt_for_target(chosen_target, model, work, example, fresh, originals)
+        # what the prepared model must reproduce at other sizes too: the rewritten copy, when the target
+        # needed a rewrite that is not bit-identical (its measured difference is in the changes)
+        reference_model = _private_copy(work, share_weights=True) if decomposed else model
     copied = time.perf_counter() - start
 
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
@@ -167,7 +170,7 @@ def prepare(
         return prepared
     start = time.perf_counter()
     try:
-        verify_prepared(prepared, example, fresh, references, original=model)
+        verify_prepared(prepared, example, fresh, references, original=reference_model)
     except VerificationError:
         specialized = prepared.prepare_result.specialized  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         if not specialized:
@@ -180,7 +183,7 @@ def prepare(
             adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
-        verify_prepared(prepared, example, fresh, references, original=model)
+        verify_prepared(prepared, example, fresh, references, original=reference_model)
         prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared
