@@ -214,3 +214,29 @@ def test_explain_the_toolkit_rule() -> None:
     code, out, _ = run("explain", "QR006")
     assert code == 0 and out.startswith("QR006 unquantizable-module: ")
     assert "--target aimet" in out and "QuantizationMixin.implements(MyGate)" in out
+
+
+@pytest.mark.parametrize("name, content", [
+    ("notes.txt", "my notes"),
+    ("net.py", "# qready: ignore[QR003]\nimport torch\n"),  # names a rule code, but is source
+    ("data.json", '{"weights": [1, 2]}'),
+])
+def test_a_report_never_overwrites_a_file_qready_did_not_write(tmp_path: Path, name: str, content: str) -> None:
+    target = tmp_path / name
+    target.write_text(content)
+    for argv in (["check", SEED + ":FunctionalRelu", "--input", "1x3x8x8", "--select", "QR003", "-o", str(target)],
+                 ["prepare", SEED + ":FunctionalRelu", "--input", "1x3x8x8", "-o", str(tmp_path / "out"), "--html", str(target)]):
+        code, out, err = run(*argv)
+        assert code == 2 and out == "" and f"refusing to overwrite '{target}': it is not a report qready wrote" in err
+        assert target.read_text() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "github", "html"])
+def test_a_report_replaces_an_earlier_report_of_any_format(tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"report.{fmt}"
+    argv = ["check", SEED + ":FunctionalRelu", "--input", "1x3x8x8", "--select", "QR003", "--format", fmt, "-o", str(target)]
+    assert run(*argv)[0] == 1
+    first = target.read_text()
+    target.write_text(first + "\n")  # changed since, but still qready's report
+    assert run(*argv)[0] == 1 and target.read_text() == first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +50,29 @@ def check_report_path(path: str | os.PathLike[str]) -> Path:
         raise SaveError(f"folder {str(folder)!r} for {target.name!r} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise SaveError(f"cannot write {str(target)!r} (permission denied); choose a writable place")
+    if target.exists() and not _is_qready_report(target):
+        raise SaveError(
+            f"refusing to overwrite {str(target)!r}: it is not a report qready wrote; "
+            "choose another file name, or move that file away first"
+        )
     return target
+
+
+_REPORT_MARK = re.compile(rb"qready|\bQR0\d\d\b")
+
+
+def _is_qready_report(path: Path) -> bool:
+    """Whether an existing file looks like a report qready wrote: every format names qready or a
+    rule code near its start, and Python source is never one (a model file with a
+    ``# qready: ignore[QR003]`` comment must not be taken for a report)."""
+    if path.suffix in (".py", ".pyi", ".ipynb") or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(1 << 16)
+    except OSError:
+        return False
+    return bool(_REPORT_MARK.search(head))
 
 
 def write_failed(target: Path, error: OSError) -> SaveError:
