@@ -12,7 +12,7 @@ import torch.fx as fx
 from qready.errors import InputError
 from qready.findings import Finding
 from qready.passes.base import Change
-from qready.passes.flatten_io import bind_inputs
+from qready.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 from qready.verify import OutputDiff

@@ -25,7 +25,7 @@ from qready.guard import preserved
 from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
-from qready.passes.flatten_io import flat_signature, make_flat_forward
+from qready.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
