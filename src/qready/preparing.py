@@ -27,6 +27,7 @@ from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
+from qready.passes.infer_reshape_sizes import InferReshapeSizes
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
 from qready.structure import flatten, map_leaves
@@ -72,7 +73,9 @@ def _prepare_graph(
     timings["trace"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
+    passes = PassManager([
+        InferReshapeSizes(), EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules(),
+    ])
     prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
