@@ -509,24 +509,36 @@ def run_set(
     extra: list[str] | None = None,
 ) -> tuple[list[str], int, int]:
     """Measure each ``(name, missing)`` (``missing``: why it cannot run here, or None), one
-    subprocess each, caching records in ``args.results`` so that ``--resume`` picks up where a
-    run stopped. Returns the table rows, the passes and the models measured."""
+    subprocess each (``--jobs`` at a time), caching records in ``args.results`` as each one ends so
+    that ``--resume`` picks up where a run stopped. Returns the table rows (in ``todo``'s order),
+    the passes and the models measured."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
     aimet = not args.no_aimet and _installed("aimet_torch")
     cache = load(args.results)
-    rows, passed, measured = [], 0, 0
-    for name, missing in todo:
-        if args.only and not re.search(args.only, name):
-            continue
-        record = None
-        if missing is None:
-            record = (cache.get(name) if args.resume else None) or run_one(script, name, aimet, args.timeout, extra or [])
+    selected = [(name, missing) for name, missing in todo if not args.only or re.search(args.only, name)]
+    wanted = [name for name, missing in selected if missing is None and not (args.resume and name in cache)]
+
+    def measure(name: str) -> None:
+        record = run_one(script, name, aimet, args.timeout, extra or [])
+        with lock:
             cache[name] = record
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(cache, indent=1, default=str))
+            print(row(name, record), flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(measure, wanted))
+    rows, passed, measured = [], 0, 0
+    for name, missing in selected:
+        record = cache.get(name) if missing is None else None
+        if record is not None:
             measured += 1
             passed += bool(record.get("verdict", {}).get("prepare_pass"))
-        rows.append(row(name, record, missing or ""))
-        print(rows[-1], flush=True)
+        rows.append(row(name, record, missing or "no record"))
     return rows, passed, measured
 
 
@@ -544,6 +556,7 @@ def add_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--no-aimet", action="store_true", help="leave the AIMET columns out")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per model")
     parser.add_argument("--resume", action="store_true", help="reuse the records cached in --results")
+    parser.add_argument("--jobs", type=int, default=1, help="models measured at the same time")
     parser.add_argument("--results", type=Path, default=results, help="the JSON cache of per-model records")
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
