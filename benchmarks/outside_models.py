@@ -23,10 +23,8 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine, write_section  # noqa: E402
+from common import machine, run_worker, write_record, write_section  # noqa: E402
 from zoo_models import ZooModel  # noqa: E402
 
 Build = Callable[[], torch.nn.Module]
@@ -433,8 +431,7 @@ def work(entry: ZooModel, out: Path, aimet: bool) -> int:
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     logging.getLogger().setLevel(logging.ERROR)
-    record = zoo.measure(entry, onnx=False, aimet=aimet, on_stage=lambda r: out.write_text(json.dumps(r, default=str)))
-    out.write_text(json.dumps(record, default=str))
+    write_record(out, zoo.measure(entry, onnx=False, aimet=aimet, on_stage=lambda r: write_record(out, r)))
     return 0
 
 
@@ -442,28 +439,16 @@ def run_one(script: Path, name: str, aimet: bool, timeout: float, extra: list[st
     """``script --worker NAME`` in its own process: a crash, a hang or a leaked global stays there."""
     from zoo import verdict
 
-    with tempfile.TemporaryDirectory(prefix="qready-outside-") as tmp:
-        out = Path(tmp) / "record.json"
-        command = [sys.executable, str(script), "--worker", name, "--worker-out", str(out), *extra]
-        command += [] if aimet else ["--no-aimet"]
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-            status = "ok" if done.returncode == 0 else f"exit {done.returncode}"
-            log = (done.stdout + done.stderr)[-2000:]
-        except subprocess.TimeoutExpired:
-            status, log = "timeout", ""
-        try:
-            record = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError):
-            record = {"name": name, "stage": "start"}
-        if status != "ok" or record.get("stage") != "done":
-            record["status"] = status if status != "ok" else "incomplete"
-            record["timeout_s"] = timeout
-            record["log_tail"] = log
-            record["verdict"] = verdict(record)
-        record["wall_s"] = round(time.perf_counter() - start, 1)
-        return record
+    run = run_worker(script, name, timeout=timeout, options=[*extra, *([] if aimet else ["--no-aimet"])],
+                     env={"YOLO_OFFLINE": "1"})
+    record = run.record or {"name": name, "stage": "start"}
+    if run.status != "ok" or record.get("stage") != "done":
+        record["status"] = run.status if run.status != "ok" else "incomplete"
+        record["timeout_s"] = timeout
+        record["log_tail"] = run.log_tail
+        record["verdict"] = verdict(record)
+    record["wall_s"] = run.wall_s
+    return record
 
 
 def row(name: str, record: dict[str, Any] | None, missing: str = "") -> str:
