@@ -22,7 +22,7 @@ from qready.dispatch import dispatch_call_sites
 from qready.errors import QreadyError
 from qready.example_inputs import Example
 from qready.guard import preserved
-from qready.ops import is_leaf_module
+from qready.ops import is_known_module, is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.flatten_io import flat_signature, make_flat_forward
@@ -130,8 +130,8 @@ def prepare_children(
     specialized: list[tuple[str | None, int | None, Any]] = []
     for path in _outermost(calls):
         child = work.get_submodule(path)
-        if path in excluded or is_leaf_module(child):
-            continue
+        if path in excluded or is_known_module(child):
+            continue  # a custom module without children is prepared too, as the graph path traces through it
         inner_excluded = [p[len(path) + 1:] for p in excluded if p.startswith(path + ".")]
         if not _same_signature(calls[path]):
             leaves.append(TraceFailure(path, "called with differently shaped inputs by a forward that cannot be traced", None, None))
