@@ -13,6 +13,7 @@ from qready.errors import InputError
 from qready.structure import flatten, leaf_names, unflatten
 from tests.models.llm import (
     FAMILIES,
+    VOCAB,
     prompt,
     tiny_llm,
     transformers_or_skip,
@@ -128,7 +129,7 @@ def test_encoder_decoder_cache_round_trips() -> None:
     transformers = transformers_or_skip()
     torch.manual_seed(0)
     config = transformers.T5Config(
-        vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0
+        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0
     )
     model = transformers.T5ForConditionalGeneration(config).eval()
     ids = prompt()
