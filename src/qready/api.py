@@ -93,6 +93,7 @@ def check(
         coverage=run.coverage,
         rules_run=tuple(rule.code for rule in rules),
         timings=run.timings,
+        target=chosen_target.name,
     )
 
 
@@ -168,6 +169,7 @@ def prepare(
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
     prepared.prepare_result.timings["reference"] = copied  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    prepared.prepare_result.target = chosen_target.name  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if references is None:
         return prepared
     start = time.perf_counter()
@@ -187,6 +189,7 @@ def prepare(
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         verify_prepared(prepared, example, fresh, references, original=reference_model)
         prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+        prepared.prepare_result.target = chosen_target.name  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared
 

@@ -83,6 +83,7 @@ class Report:
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     skipped: dict[str, str] = field(default_factory=dict)  # rule code -> why it did not run
     ran_on: dict[str, str] = field(default_factory=dict)  # rule code -> what it ran on instead of the model
+    target: str = "generic"  # the toolkit the checks were made for (--target)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -106,6 +107,7 @@ class Report:
         return {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
+            "target": self.target,
             "ok": self.ok,
             "summary": {
                 "counts": self.counts(),
