@@ -232,6 +232,7 @@ class ConcreteTracer(fx.Tracer):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         value = self.values[proxy.node] = self._evaluate(proxy.node)
         proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+        proxy.node.meta["qready_int"] = type(value) is int  # a size, not a tuple of them nor a SymInt-like
         if _reads_size(proxy.node, value):
             proxy.node.meta["qready_size"] = True
         return proxy
