@@ -117,6 +117,22 @@ def test_static_cache_decode_step_is_prepared_bit_identical() -> None:
     assert int(cache.layers[0].cumulative_length) == 6 and _same_cache(cache, expected.cache)
 
 
+def test_static_cache_prefill_says_why_it_is_not_bit_identical_and_what_to_do() -> None:
+    # transformers' eager forward attends causally over the new tokens of an empty static cache,
+    # a traced one masks all 16 preallocated positions: they round differently (by an ulp or so)
+    transformers = transformers_or_skip()
+    model = tiny_llm("llama")
+    cache = transformers.StaticCache(config=model.config, max_cache_len=16)
+    cache.early_initialization(1, 2, 8, torch.float32, torch.device("cpu"))
+    with pytest.raises(qready.VerificationError, match=(
+        r"output 'output_logits' max abs diff .*; the example fills an empty StaticCache \(a prefill\).*"
+        r"prefill with a DynamicCache \(or none\) and prepare the decode steps with the StaticCache"
+    )) as failure:
+        qready.prepare(model, {"input_ids": prompt(), "cache": cache})
+    assert 0 < failure.value.prepared.prepare_result.diffs[0].max_abs_diff < 1e-6
+    assert int(cache.layers[0].cumulative_length) == 0  # the example's cache is as it was
+
+
 def test_an_unallocated_static_cache_says_how_to_allocate_it() -> None:
     transformers = transformers_or_skip()
     model = tiny_llm("llama")
