@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from qready.dispatch import dispatch_call_sites
+from qready.dispatch import DispatchCallSites
 from qready.errors import QreadyError
 from qready.example_inputs import Example
 from qready.guard import preserved
@@ -72,17 +72,22 @@ def _prepare_graph(
     timings["trace"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    passes = PassManager([EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules()])
-    prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
+    # the modules left whole, and their unrolled copies (from the changes so far), run their own
+    # Python: their call sites get modules of their own in the last step
+    passes = PassManager([
+        EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules(),
+        DispatchCallSites(
+            lambda gm: {leaf.module: gm.get_submodule(leaf.module) for leaf in [*failures, *_copies_of_leaves(passes.changes, failures)]},
+            lambda gm: gm(*signature.input_values),
+        ),
+    ])
+    prepared, changes = passes(prepared)
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]
     reattach_dropped_state(prepared, work, [name for name, _ in held])  # non-persistent buffers too
     prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
     _copy_training_flags(original, prepared)
-    owners = {leaf.module: prepared.get_submodule(leaf.module) for leaf in failures}
-    if owners:
-        changes += dispatch_call_sites(owners, lambda: prepared(*signature.input_values))
     timings["passes"] = time.perf_counter() - start
 
     prepared.prepare_result = PrepareResult(
@@ -156,7 +161,8 @@ def prepare_children(
         module = work.get_submodule(leaf.module)
         if "forward" not in vars(module) and not is_leaf_module(module):  # not dispatched or run by a graph yet
             owners[leaf.module] = module
-    changes += dispatch_call_sites(owners, lambda: example.call(work))
+    _, dispatched = PassManager([DispatchCallSites(lambda _: owners, lambda module: example.call(module))])(work)
+    changes += dispatched
     return keep_forward(work, PrepareResult(
         model=type(work).__name__,
         changes=changes,
