@@ -16,9 +16,21 @@ from qready.passes.base import Change
 from qready.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
-from qready.verify import OutputDiff
 
-__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """One output of one run: equal or not, and by how much."""
+
+    run: str  # "example" or "fresh"
+    name: str
+    equal: bool
+    max_abs_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "equal": self.equal, "max_abs_diff": self.max_abs_diff}
 
 
 @dataclass
