@@ -115,12 +115,22 @@ def test_cli_config_spec_errors_are_one_line(tmp_path) -> None:
     assert 'has no "model_type"' in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("family", ["mixtral", "qwen2_moe"])
-def test_mixture_of_experts_on_meta_in_bfloat16_checks_and_prepares(family: str) -> None:
-    # transformers routes experts through grouped_mm for weights that are not on the CPU (meta included),
-    # which takes bfloat16: the dtype MoE checkpoints ship in
-    model = _empty(family).to(torch.bfloat16)
+def test_mixture_of_experts_on_meta_checks_and_prepares(family: str, dtype: torch.dtype) -> None:
+    # transformers routes experts through grouped_mm for weights that are not on the CPU (meta included);
+    # its meta kernel takes only bfloat16 where the CPU kernel takes float32 too: shapes cannot answer
+    # in float32, and the forward runs again on seeded values
+    model = _empty(family).to(dtype)
     report = qready.check(model, {"input_ids": prompt()})
     assert report.coverage.total > 0 and set(report.skipped) == {"QR001", "QR002"}
+    assert ("meta_values" if dtype == torch.float32 else "meta_shapes") in report.timings
     prepared = qready.prepare(model, {"input_ids": prompt()})
-    assert prepared.prepare_result.ok and prepared.prepare_result.verified
+    assert prepared.prepare_result.ok and prepared.prepare_result.verified and not prepared.prepare_result.leaves
+    assert all(p.is_meta for p in prepared.parameters())
+
+
+def test_wrong_inputs_on_meta_are_still_the_inputs_fault() -> None:
+    # a shape error on meta is tried again on values, where the real kernel says what is wrong
+    with pytest.raises(ModelError, match="check that the example inputs"):
+        qready.check(_empty("llama"), {"input_ids": prompt(), "attention_mask": torch.ones(1, 3, 7)})

@@ -86,6 +86,7 @@ def check(
         coverage=run.coverage,
         rules_run=tuple(rule.code for rule in rules),
         timings=run.timings,
+        target=chosen_target.name,
     )
 
 

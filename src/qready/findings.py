@@ -82,6 +82,7 @@ class Report:
     rules_run: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     skipped: dict[str, str] = field(default_factory=dict)  # rule code -> why it did not run
+    target: str = "generic"  # the toolkit the checks were made for (--target)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -105,6 +106,7 @@ class Report:
         return {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
+            "target": self.target,
             "ok": self.ok,
             "summary": {
                 "counts": self.counts(),

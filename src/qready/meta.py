@@ -119,7 +119,16 @@ class MetaWeights(TorchDispatchMode):
                 kwargs["device"] = self.device
         if func is torch.ops.aten._local_scalar_dense.default and args[0].is_meta:
             raise _NeedsValues("the forward reads a value computed from weights that are on the meta device")
-        return func(*args, **kwargs)
+        if self.values:
+            return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        except Exception as error:
+            if not any(isinstance(v, torch.Tensor) and v.is_meta for v in flat):
+                raise
+            # A meta kernel can be stricter than the real one (``_grouped_mm`` takes only bfloat16 on
+            # meta, float32 too on the CPU): shapes cannot answer, real values can.
+            raise _NeedsValues(f"{func} has no shape rule for these arguments on meta ({error})") from error
 
     def _real(self, value: Any) -> Any:
         if not isinstance(value, torch.Tensor) or not value.is_meta:

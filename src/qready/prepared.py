@@ -55,6 +55,8 @@ class PrepareResult:
     fixed_sizes: list[tuple[str | None, int | None]] = field(default_factory=list)
     # inputs of other sizes the original runs on and the prepared model does not: one line each
     shape_bound: list[str] = field(default_factory=list)
+    # the quantization toolkit prepared for (``target=``): "generic" or a toolkit such as "aimet"
+    target: str = "generic"
 
     @property
     def converted(self) -> list[Change]:
@@ -105,6 +107,7 @@ class PrepareResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "target": self.target,
             "ok": self.ok,
             "verified": self.verified,
             "summary": {

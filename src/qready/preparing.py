@@ -34,6 +34,7 @@ from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
+from qready.passes.infer_reshape_sizes import InferReshapeSizes
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.prepared import (
     KeptForward, Prepared, PrepareResult, PreparedModule, keep_forward, reattach_dropped_state, result_of,
@@ -79,6 +80,7 @@ def prepare_model(
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
     result_of(prepared).timings["reference"] = copied
     result_of(prepared).changes[:0] = decomposed
+    result_of(prepared).target = target.name
     if references is None:
         return _with_flags_of(model, prepared)
     start = time.perf_counter()
@@ -97,6 +99,7 @@ def prepare_model(
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         result_of(prepared).changes[:0] = decomposed
+        result_of(prepared).target = target.name
         verify_prepared(prepared, example, fresh, references, original=reference_model)
     result_of(prepared).timings["verify"] = time.perf_counter() - start
     return _with_flags_of(model, prepared)
@@ -168,7 +171,7 @@ def _prepare_graph(
     # the modules left whole, and their unrolled copies (from the changes so far), run their own
     # Python: their call sites get modules of their own in the last step
     passes = PassManager([
-        EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules(),
+        InferReshapeSizes(), EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules(),
         DispatchCallSites(
             lambda gm: {leaf.module: gm.get_submodule(leaf.module) for leaf in [*failures, *_copies_of_leaves(passes.changes, failures)]},
             lambda gm: gm(*signature.input_values),
