@@ -27,6 +27,7 @@ __all__ = [
     "rebuild_type",
     "register_node_type",
     "type_path",
+    "node_type_named",
     "unflatten",
 ]
 
@@ -57,6 +58,11 @@ _NODE_TYPES: dict[str, NodeType] = {}
 
 def register_node_type(node_type: NodeType) -> None:
     _NODE_TYPES[node_type.kind] = node_type
+
+
+def node_type_named(kind: str) -> NodeType | None:
+    """The registered kind a spec names (``spec["kind"]``), if it is one."""
+    return _NODE_TYPES.get(kind)
 
 
 def node_type_of(value: Any) -> NodeType | None:
