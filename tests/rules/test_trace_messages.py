@@ -60,3 +60,10 @@ def test_messages_name_a_users_file_module_as_the_user_knows_it() -> None:
     text = "Found <class 'qready_user_io_models_8e6e304e658f.Out'> in output, got tensor([[0.5, -1.25e-03]], dtype=torch.float16)"
     assert readable(text) == "Found <class 'io_models.Out'> in output, got tensor(...)"
     assert one_line(ValueError(text + "\nsecond line")) == readable(text)
+
+
+def test_an_export_failure_without_a_user_line_points_at_forward() -> None:
+    report = qready.check(DataclassOut(), (torch.randn(2, 4),), select=["QR001"], onnx_exporter="torchscript")
+    (finding,) = report.findings
+    assert finding.file is not None and finding.file.endswith("test_trace_messages.py")
+    assert finding.line in (_forward_line(DataclassOut), _forward_line(DataclassOut) + 1)  # def, or its return
