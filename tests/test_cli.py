@@ -240,3 +240,17 @@ def test_a_report_replaces_an_earlier_report_of_any_format(tmp_path: Path, fmt: 
     first = target.read_text()
     target.write_text(first + "\n")  # changed since, but still qready's report
     assert run(*argv)[0] == 1 and target.read_text() == first
+
+
+def test_help_does_not_import_torch_and_import_qready_still_gives_the_api() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, qready.cli\n"
+        "print('torch' in sys.modules)\n"
+        "import qready\n"
+        "print(callable(qready.prepare), qready.nn.Add.__name__, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, "False\nTrue Add True\n"), done.stderr

@@ -226,8 +226,9 @@ def _run(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if options.command == "rules":
         from qready.rules import RULES
 
+        width = max(len(rule.name) for rule in RULES)
         for rule in RULES:
-            stdout.write(f"{rule.code}  {rule.name:<16} {rule.summary}\n")
+            stdout.write(f"{rule.code}  {rule.name:<{width}}  {rule.summary}\n")
         return EXIT_OK
     if options.command == "explain":
         from qready.rules import get_rule
