@@ -29,7 +29,7 @@ from qready.dispatch import DispatchCallSites
 from qready.errors import ModelError, QreadyError, VerificationError
 from qready.example_inputs import Example, fresh_like
 from qready.guard import blame_forward, nested_too_deep, preserved, require_tensor_output, too_deep
-from qready.ops import is_leaf_module
+from qready.ops import is_known_module, is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.flatten_io import flat_signature, make_flat_forward
@@ -228,8 +228,8 @@ def prepare_children(
     specialized: list[tuple[str | None, int | None, Any]] = []
     for path in _outermost(calls):
         child = work.get_submodule(path)
-        if path in excluded or is_leaf_module(child):
-            continue
+        if path in excluded or is_known_module(child):
+            continue  # a custom module without children is prepared too, as the graph path traces through it
         inner_excluded = [p[len(path) + 1:] for p in excluded if p.startswith(path + ".")]
         if not _same_signature(calls[path]):
             leaves.append(TraceFailure(path, "called with differently shaped inputs by a forward that cannot be traced", None, None))

@@ -82,14 +82,15 @@ class Pass(Generic[M]):
     def ensures(self, gm: M) -> None:
         """Raise ``PassError`` when the rewritten ``gm`` breaks what this pass promises."""
 
-    def __call__(self, gm: M) -> PassResult:
+    def __call__(self, gm: M, *, recompile: bool = True) -> PassResult:
         self.requires(gm)
         result = self.call(gm)
         if result.graph_module is not gm:
             raise PassError("returned another module than it was given; a pass rewrites its module in place")
         if result.modified and self.rewrites_graph and isinstance(gm, fx.GraphModule):
             gm.graph.lint()
-            gm.recompile()
+            if recompile:  # the manager recompiles once, before the code runs again
+                gm.recompile()
         self.ensures(gm)
         return result
 
@@ -105,9 +106,13 @@ class PassManager:
 
     def __call__(self, gm: M) -> tuple[M, list[Change]]:
         done: list[str] = []
+        stale = False  # the graph was rewritten since the code was last generated
         for p in self.passes:
+            if stale and not p.rewrites_graph:  # a step that may run the module (dispatch) runs the new code
+                _recompile(gm)
+                stale = False
             try:
-                result = p(gm)
+                result = p(gm, recompile=False)  # graph passes only rewrite the graph: recompiled once, later
             except QreadyError:
                 raise
             except Exception as error:  # a bug in a pass (or a broken condition): say which, after which
@@ -121,8 +126,16 @@ class PassManager:
                 ) from error
             self.changes.extend(result.changes)
             self.modified = self.modified or result.modified
+            stale = stale or (result.modified and p.rewrites_graph)
             done.append(p.name)
+        if stale:
+            _recompile(gm)
         return gm, list(self.changes)
+
+
+def _recompile(module: torch.nn.Module) -> None:
+    if isinstance(module, fx.GraphModule):
+        module.recompile()
 
 
 def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:
