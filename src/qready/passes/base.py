@@ -89,7 +89,7 @@ class Pass(Generic[M]):
             raise PassError("returned another module than it was given; a pass rewrites its module in place")
         if result.modified and self.rewrites_graph and isinstance(gm, fx.GraphModule):
             gm.graph.lint()
-            if recompile:  # the manager recompiles once, before the code runs again
+            if recompile:  # a manager defers it: one recompile for all of its graph passes
                 gm.recompile()
         self.ensures(gm)
         return result
@@ -106,13 +106,13 @@ class PassManager:
 
     def __call__(self, gm: M) -> tuple[M, list[Change]]:
         done: list[str] = []
-        stale = False  # the graph was rewritten since the code was last generated
+        stale = False  # a graph pass rewrote the graph and its code is not regenerated yet
         for p in self.passes:
-            if stale and not p.rewrites_graph:  # a step that may run the module (dispatch) runs the new code
-                _recompile(gm)
+            if stale and not p.rewrites_graph and isinstance(gm, fx.GraphModule):  # a step on the module
+                gm.recompile()  # (it may run it) sees current code
                 stale = False
             try:
-                result = p(gm, recompile=False)  # graph passes only rewrite the graph: recompiled once, later
+                result = p(gm, recompile=False)  # graph passes rewrite the graph; none runs the code
             except QreadyError:
                 raise
             except Exception as error:  # a bug in a pass (or a broken condition): say which, after which
@@ -126,16 +126,11 @@ class PassManager:
                 ) from error
             self.changes.extend(result.changes)
             self.modified = self.modified or result.modified
-            stale = stale or (result.modified and p.rewrites_graph)
+            stale = stale or (result.modified and p.rewrites_graph and isinstance(gm, fx.GraphModule))
             done.append(p.name)
-        if stale:
-            _recompile(gm)
+        if stale and isinstance(gm, fx.GraphModule):
+            gm.recompile()
         return gm, list(self.changes)
-
-
-def _recompile(module: torch.nn.Module) -> None:
-    if isinstance(module, fx.GraphModule):
-        module.recompile()
 
 
 def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:
