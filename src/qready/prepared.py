@@ -13,7 +13,7 @@ import torch.fx as fx
 from qready.errors import InputError, InternalError
 from qready.findings import Finding
 from qready.passes.base import Change
-from qready.flatten_io import bind_inputs
+from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 
@@ -268,7 +268,8 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The original model's arguments as the prepared model's flat tensor inputs."""
-        leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
+        leaves, spec = flatten(bind_inputs(self.input_spec, args, kwargs))
+        check_same_structure(self.input_spec, spec)
         if len(leaves) != len(self.input_names):  # another structure: a cache with more layers, a missing input
             raise InputError(
                 f"these inputs hold {len(leaves)} tensors, but the prepared model takes {len(self.input_names)} "

@@ -132,7 +132,9 @@ def check_destination(out_dir: str | os.PathLike[str], *, overwrite: bool) -> tu
             raise SaveError(f"{str(target)!r} is a file, not a directory; choose a new directory for the prepared model")
         _require_replaceable(target)
         if not overwrite:
-            raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
+            raise SaveError(
+                f"{str(target)!r} already exists; choose a new directory or pass --force (overwrite=True in Python)"
+            )
     if parent.exists() and not parent.is_dir():
         raise SaveError(f"{str(parent)!r} is a file, not a directory; choose an output directory elsewhere")
     if not parent.is_dir():
