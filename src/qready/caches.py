@@ -22,6 +22,7 @@ import torch
 from qready.structure import (
     NodeType,
     Spec,
+    map_leaves,
     node_type_of,
     rebuild_type,
     register_node_type,
@@ -107,17 +108,14 @@ register_node_type(NodeType("cache_layer", _is_layer, _layer_children, _rebuild_
 def own_copy(value: Any) -> Any:
     """``value`` with each stateful object (a cache) inside it copied, so that a forward that
     updates it in place (``StaticCache``) or appends to it (``DynamicCache``) leaves the
-    caller's object as it was. Other values are shared."""
+    caller's object as it was. Other values are shared; the containers around a cache are new
+    (the structure walker's, dataclasses and mappings included)."""
+    return map_leaves(value, copy.deepcopy, is_leaf=_is_stateful)
+
+
+def _is_stateful(value: Any) -> bool:
     node_type = node_type_of(value)
-    if node_type is not None and node_type.stateful:
-        return copy.deepcopy(value)
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(own_copy(v) for v in value))
-    if type(value) in (tuple, list):
-        return type(value)(own_copy(v) for v in value)
-    if type(value) is dict:
-        return {k: own_copy(v) for k, v in value.items()}
-    return value
+    return node_type is not None and node_type.stateful
 
 
 def describe_cache(cache: Any) -> str:

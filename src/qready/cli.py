@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from qready.errors import QreadyError, one_line
 from qready.fixing.command import add_fix_options, add_fix_parser, run_fix, wants_fix
+from qready.reporting import EMITTERS
+from qready.rules.qr001_onnx_export import EXPORTERS
 
 if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
     from rich.console import Console
@@ -34,7 +36,7 @@ __all__ = ["main", "build_parser"]
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `yes | head`
-CHECK_FORMATS = ("text", "json", "sarif", "github", "html")  # the names in qready.reporting.EMITTERS
+CHECK_FORMATS = tuple(EMITTERS)  # a new emitter is a new --format choice
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--select", type=_codes, action="extend", help="rule codes, names or code prefixes to run, comma-separated (default: all)")
     check.add_argument("--extend-select", type=_codes, action="extend", default=[], help="rules to run in addition to --select (or to the default)")
     check.add_argument("--ignore", type=_codes, action="extend", help="rule codes, names or code prefixes to skip")
-    check.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default=None, help="the exporter QR001 runs (default: dynamo)")
+    check.add_argument("--onnx-exporter", choices=EXPORTERS, default=None, help="the exporter QR001 runs (default: dynamo)")
     check.add_argument(
         "--quantizer-coverage", action="store_true",
         help="also build the --target toolkit's sim and count the ops that run behind a quantizer (text format)",

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from qready.structure import iter_leaves
+
 __all__ = [
     "changes_values", "is_value_changing", "op_name", "has_tensor", "is_leaf_module", "is_known_module", "CONTAINERS",
 ]
@@ -120,13 +122,8 @@ def is_value_changing(func: Callable[..., Any], args: tuple, kwargs: dict | None
 
 
 def has_tensor(value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(has_tensor(v) for v in value)
-    if isinstance(value, dict):
-        return any(has_tensor(v) for v in value.values())
-    return False
+    """A tensor anywhere inside ``value``, through every container the structure walker knows."""
+    return any(True for _ in iter_leaves(value))
 
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import keyword
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from qready.user_code import own_name_for
 __all__ = [
     "NodeType",
     "flatten",
+    "iter_leaves",
     "leaf_names",
     "map_leaves",
     "node_type_of",
@@ -74,13 +75,67 @@ def node_type_of(value: Any) -> NodeType | None:
     return None
 
 
+def _container(v: Any) -> tuple[Spec, list[Any], Callable[[list[Any]], Any]] | None:
+    """The one place that knows the containers: for ``v``, the head of its spec (kind, type,
+    keys), its children in order, and how to make it again, as its own type, from new
+    children; None for anything else (a leaf or a constant).
+
+    Registered kinds (caches), namedtuples, tuples and lists, mappings (``OrderedDict``,
+    ``ModelOutput``), dataclasses: ``flatten``, ``map_leaves`` and ``iter_leaves`` all
+    walk through here, so they can't drift apart.
+    """
+    node_type = node_type_of(v)
+    if node_type is not None:
+        keys, children, extra = node_type.children(v)
+        head = {"kind": node_type.kind, **extra, "keys": keys}
+        return head, children, lambda items: node_type.rebuild(head, items)
+    if isinstance(v, tuple) and hasattr(v, "_fields"):
+        head = {"kind": "namedtuple", "type": type_path(type(v)), "keys": list(v._fields)}
+        return head, list(v), lambda items: type(v)(*items)
+    if isinstance(v, (tuple, list)):
+        return {"kind": type(v).__name__}, list(v), lambda items: type(v)(items)
+    if isinstance(v, Mapping):
+        keys = list(v.keys())
+        head = {"kind": "dict", "type": type_path(type(v)), "keys": keys}
+        return head, list(v.values()), lambda items: _rebuilt_mapping(v, keys, items)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        names = [f.name for f in dataclasses.fields(v)]
+        head = {"kind": "dataclass", "type": type_path(type(v)), "keys": names}
+        return head, [getattr(v, n) for n in names], lambda items: _rebuilt_dataclass(v, names, items)
+    return None
+
+
+def _rebuilt_mapping(v: Mapping[Any, Any], keys: list[Any], items: list[Any]) -> Any:
+    if type(v) is dict:
+        return dict(zip(keys, items))
+    try:
+        rebuilt = copy.copy(v)  # keeps the mapping's class and attributes
+        for k, item in zip(keys, items):
+            rebuilt[k] = item  # type: ignore[index]  # a mutable mapping: copied from one
+    except TypeError:  # read-only or uncopyable: the items in a plain dict
+        return dict(zip(keys, items))
+    return rebuilt
+
+
+def _rebuilt_dataclass(v: Any, names: list[str], items: list[Any]) -> Any:
+    record = copy.copy(v)
+    for name, item in zip(names, items):
+        object.__setattr__(record, name, item)  # frozen ones too
+    return record
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
 def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Callable[[Any], Any] | None = None) -> tuple[list[Any], Spec]:
     """Tensors (or whatever ``is_leaf`` accepts) in order, and the spec to put them back.
 
     ``expand`` may turn an opaque leaf into a container (used while tracing, where
-    a proxy's concrete value says it is a tuple).
+    a proxy's concrete value says it is a tuple). A value that is neither a leaf, a
+    container nor a constant is refused with a TypeError: a spec must rebuild it.
     """
-    is_leaf = is_leaf or (lambda v: isinstance(v, torch.Tensor))
+    is_leaf = is_leaf or _is_tensor
     leaves: list[Any] = []
 
     def walk(v: Any) -> Spec:
@@ -91,22 +146,10 @@ def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Ca
         if is_leaf(v):
             leaves.append(v)
             return {"kind": "leaf"}
-        node_type = node_type_of(v)
-        if node_type is not None:
-            keys, children, extra = node_type.children(v)
-            return {"kind": node_type.kind, **extra, "keys": keys, "items": [walk(child) for child in children]}
-        if isinstance(v, tuple) and hasattr(v, "_fields"):
-            return {"kind": "namedtuple", "type": type_path(type(v)), "keys": list(v._fields),
-                    "items": [walk(item) for item in v]}
-        if isinstance(v, (tuple, list)):
-            return {"kind": type(v).__name__, "items": [walk(item) for item in v]}
-        if isinstance(v, Mapping):
-            return {"kind": "dict", "type": type_path(type(v)), "keys": list(v.keys()),
-                    "items": [walk(item) for item in v.values()]}
-        if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            names = [f.name for f in dataclasses.fields(v)]
-            return {"kind": "dataclass", "type": type_path(type(v)), "keys": names,
-                    "items": [walk(getattr(v, n)) for n in names]}
+        container = _container(v)
+        if container is not None:
+            head, children, _ = container
+            return {**head, "items": [walk(child) for child in children]}
         if v is None or isinstance(v, (bool, int, float, str)):
             return {"kind": "const", "value": v}
         if isinstance(v, torch.dtype):
@@ -122,45 +165,35 @@ def flatten(value: Any, is_leaf: Callable[[Any], bool] | None = None, expand: Ca
 def map_leaves(value: Any, fn: Callable[[Any], Any], is_leaf: Callable[[Any], bool] | None = None) -> Any:
     """``value`` rebuilt with ``fn`` applied to each tensor (or whatever ``is_leaf`` accepts).
 
-    The same containers ``flatten`` knows, each rebuilt as its own type: registered kinds
-    (caches), namedtuples, tuples and lists, mappings (``OrderedDict``, ``ModelOutput``),
-    dataclasses. Anything else is returned as it is, never refused: this walker serves values
-    qready only passes along (clones of a submodule's arguments, stand-ins in a report).
+    The same containers ``flatten`` knows, each rebuilt as its own type. Anything else is
+    returned as it is, never refused: this walker serves values qready only passes along
+    (clones of a submodule's arguments, stand-ins in a report, copies of caches).
     """
-    is_leaf = is_leaf or (lambda v: isinstance(v, torch.Tensor))
+    is_leaf = is_leaf or _is_tensor
 
     def walk(v: Any) -> Any:
         if is_leaf(v):
             return fn(v)
-        node_type = node_type_of(v)
-        if node_type is not None:
-            keys, children, extra = node_type.children(v)
-            return node_type.rebuild({"kind": node_type.kind, **extra, "keys": keys}, [walk(c) for c in children])
-        if isinstance(v, tuple) and hasattr(v, "_fields"):
-            return type(v)(*(walk(item) for item in v))
-        if type(v) in (tuple, list):
-            return type(v)(walk(item) for item in v)
-        if type(v) is dict:
-            return {k: walk(item) for k, item in v.items()}
-        if isinstance(v, Mapping):
-            try:
-                rebuilt = copy.copy(v)  # keeps the mapping's class and attributes
-                for k, item in v.items():
-                    rebuilt[k] = walk(item)  # type: ignore[index]  # a mutable mapping: copied from one
-            except TypeError:  # read-only or uncopyable: the items in a plain dict
-                return {k: walk(item) for k, item in v.items()}
-            return rebuilt
-        if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            fields = {f.name: walk(getattr(v, f.name)) for f in dataclasses.fields(v)}
-            record = copy.copy(v)
-            for name, item in fields.items():
-                object.__setattr__(record, name, item)  # frozen ones too
-            return record
-        if isinstance(v, (tuple, list)):
-            return type(v)(walk(item) for item in v)
-        return v
+        container = _container(v)
+        if container is None:
+            return v
+        _, children, rebuild = container
+        return rebuild([walk(child) for child in children])
 
     return walk(value)
+
+
+def iter_leaves(value: Any, is_leaf: Callable[[Any], bool] | None = None) -> Iterator[Any]:
+    """The tensors (or whatever ``is_leaf`` accepts) inside ``value``, in ``flatten``'s order,
+    through the same containers, without rebuilding anything (so ``any(...)`` stops early)."""
+    is_leaf = is_leaf or _is_tensor
+    if is_leaf(value):
+        yield value
+        return
+    container = _container(value)
+    if container is not None:
+        for child in container[1]:
+            yield from iter_leaves(child, is_leaf)
 
 
 def unflatten(spec: Spec, leaves: list[Any] | tuple[Any, ...]) -> Any:

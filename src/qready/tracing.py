@@ -88,9 +88,11 @@ class RootNotTraceable(QreadyError):
 
 
 class _ConcreteProxy(fx.Proxy):
+    tracer: ConcreteTracer  # only a ConcreteTracer makes these proxies (its proxy() below)
+
     def __getattr__(self, name: str) -> Any:
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
-            value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
+            value = self.tracer.values.get(self.node)
             if isinstance(value, torch.Tensor):
                 if name in _SIZE_QUESTIONS:
                     _static_shape(self.node)
@@ -101,7 +103,7 @@ class _ConcreteProxy(fx.Proxy):
                     return super().__getattr__(name)
                 if value.is_meta and name in _DEVICE_ATTRIBUTES:
                     # the model runs on the device of its example, not on the stand-in values
-                    return getattr(self.tracer.device_probe, name)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
+                    return getattr(self.tracer.device_probe, name)
                 return getattr(value, name)
         return super().__getattr__(name)
 
@@ -110,8 +112,8 @@ class _ConcreteProxy(fx.Proxy):
         example's value, noted as a size fixed at this line."""
         if not self.node.meta.get("qready_size"):
             raise DataDependentError(f"{conversion}() of a traced tensor value ({_describe(self.node)}) depends on the data")
-        self.tracer.fixed_sizes.append(user_location(skip=3))  # type: ignore[attr-defined]
-        return self.tracer.values[self.node]  # type: ignore[attr-defined]
+        self.tracer.fixed_sizes.append(user_location(skip=3))
+        return self.tracer.values[self.node]
 
     def __index__(self) -> int:
         return operator.index(self._size_value("int"))
@@ -123,10 +125,10 @@ class _ConcreteProxy(fx.Proxy):
         return float(self._size_value("float"))
 
     def __len__(self) -> int:
-        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
+        value = self.tracer.values.get(self.node)
         if isinstance(value, torch.Tensor):
             _static_shape(self.node)
-            self.tracer.fixed_sizes.append(user_location(skip=2))  # type: ignore[attr-defined]
+            self.tracer.fixed_sizes.append(user_location(skip=2))
             return len(value)  # the first dimension, fixed: len() must return an int
         if isinstance(value, (tuple, list)):
             return len(value)
@@ -139,7 +141,7 @@ class _ConcreteProxy(fx.Proxy):
         # An element of a leaf's output that is a Python constant (the None in ``(x, None)``) is
         # part of the output's structure, static like a shape: give the constant, so that
         # ``if out[1] is not None`` takes the branch the example takes.
-        value = self.tracer.values.get(self.node)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
+        value = self.tracer.values.get(self.node)
         if isinstance(value, (tuple, list, dict)) and not isinstance(key, (fx.Proxy, slice)) and not self.node.meta.get("qready_size"):
             try:
                 element = value[key]
@@ -477,11 +479,11 @@ def _mutable(value: Any) -> Any:
 
 
 def _needed_real_values(error: BaseException) -> bool:
-    seen = error
+    seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, _NeedsRealValues):
             return True
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]  # walks the exception chain until None
+        seen = seen.__cause__ or seen.__context__
     return False
 
 
@@ -593,7 +595,7 @@ def _tensor_value(obj: Any) -> Any:
     """The example's value behind a traced proxy, when the proxy stands for a tensor."""
     if type(obj) is not _ConcreteProxy:
         return _MISSING
-    value = obj.tracer.values.get(obj.node, _MISSING)  # type: ignore[attr-defined]  # the proxy's tracer is always a ConcreteTracer here
+    value = obj.tracer.values.get(obj.node, _MISSING)
     if not _real_isinstance(value, torch.Tensor):
         return _MISSING
     caller = sys._getframe(2).f_globals.get("__name__", "")

@@ -21,6 +21,7 @@ def test_rule_example(rule, example) -> None:
         assert findings == (), [f.message for f in findings]
         return
     assert findings, f"{example.name} was not flagged"
+    assert all(f.fix for f in findings), [f.message for f in findings if not f.fix]  # the rule's own, or more precise
     for module, op in example.expect:
         assert any(f.module == module and (op is None or f.op == op) for f in findings), (
             module, op, [(f.module, f.op) for f in findings],
@@ -55,6 +56,9 @@ def test_rule_is_documented_and_has_both_kinds_of_example(rule) -> None:
     doc = rule.documentation()
     assert rule.code.startswith("QR") and rule.name == rule.name.lower()
     assert "Fix by hand:" in doc and "Prepare:" in doc
+    assert rule.fix and "\n" not in rule.fix  # the one-line fix a finding suggests when it knows no better
+    bare = rule().finding("message")
+    assert bare.fix == rule.fix and bare.code == rule.code
     assert {e.flagged for e in rule.examples()} == {True, False}
     assert get_rule(rule.code) is rule and get_rule(rule.name) is rule
 

@@ -76,6 +76,9 @@ class Rule:
     after: ClassVar[str] = ""
     #: whether ``check`` reads ``ctx.observation`` (the instrumented forward runs once, before any rule)
     observes: ClassVar[bool] = False
+    #: how to fix a finding of this rule by hand, in one line: what a finding suggests when it names
+    #: nothing more precise (its docstring's ``Prepare:`` paragraph says what ``qready prepare`` does)
+    fix: ClassVar[str]
 
     def check(self, ctx: CheckContext) -> list[Finding]:
         raise NotImplementedError
@@ -95,6 +98,7 @@ class Rule:
 
     def finding(self, message: str, *, severity: Severity = Severity.ERROR, **fields: Any) -> Finding:
         details = fields.pop("details", {})
+        fields.setdefault("fix", self.fix)
         return Finding(
             code=self.code,
             rule=self.name,

@@ -48,6 +48,7 @@ class OnnxExport(Rule):
 
     code = "QR001"
     name = "onnx-export"
+    fix = "replace the construct the exporter refuses, or try the other --onnx-exporter"
     summary = "torch.onnx.export fails, or onnxruntime disagrees with eager"
     before = "def forward(self, x):\n    return torch.kthvalue(x, 3).values  # no ONNX equivalent"
     after = "def forward(self, x):\n    return self.head(x)  # ops with ONNX equivalents, tensor output"

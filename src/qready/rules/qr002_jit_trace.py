@@ -45,6 +45,7 @@ class JitTrace(Rule):
 
     code = "QR002"
     name = "jit-trace"
+    fix = "replace Python branches on tensor values by tensor operations (torch.where)"
     summary = "torch.jit.trace fails, warns, or records a trace that differs from eager"
     before = "def forward(self, x):\n    if x.sum() > 0:\n        return self.a(x)\n    return self.b(x)"
     after = "def forward(self, x):\n    return torch.where(x.sum() > 0, self.a(x), self.b(x))"

@@ -37,6 +37,7 @@ class FunctionalOp(Rule):
 
     code = "QR003"
     name = "functional-op"
+    fix = "call a module instance registered in __init__ instead of the function"
     observes = True
     summary = "value-changing functional call outside any leaf module"
     before = "def forward(self, x):\n    return F.relu(self.conv(x))"

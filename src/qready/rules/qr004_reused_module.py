@@ -35,6 +35,7 @@ class ReusedModule(Rule):
 
     code = "QR004"
     name = "reused-module"
+    fix = "define one instance per call"
     observes = True
     summary = "module instance called more than once in one forward"
     before = "x = self.relu(self.conv1(x))\nx = self.relu(self.conv2(x))"
@@ -60,8 +61,7 @@ class ReusedModule(Rule):
                     file=first_reuse.file,
                     line=first_reuse.line,
                     count=len(calls),
-                    fix="define one instance per call"
-                    + ("; keep the weights shared by reusing the same Parameter" if shared else ""),
+                    fix=self.fix + ("; keep the weights shared by reusing the same Parameter" if shared else ""),
                     details={
                         "call_sites": [f"{f}:{line}" for f, line in sites],
                         "paths": paths,

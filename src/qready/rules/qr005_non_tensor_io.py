@@ -35,6 +35,7 @@ class NonTensorIO(Rule):
 
     code = "QR005"
     name = "non-tensor-io"
+    fix = "take and return tensors or tuples of tensors"
     observes = True
     summary = "non-tensor value at a model or submodule input or output"
     before = (

@@ -37,6 +37,7 @@ class UnquantizableModule(Rule):
 
     code = "QR006"
     name = "unquantizable-module"
+    fix = "let qready prepare decompose it into modules the toolkit knows"
     observes = True
     summary = "module the target toolkit has no quantized definition for"
     before = "class MyGate(nn.Module):\n    def forward(self, x):\n        return x * torch.sigmoid(x)"
