@@ -76,6 +76,8 @@ class Rule:
     after: ClassVar[str] = ""
     #: whether ``check`` reads ``ctx.observation`` (the instrumented forward runs once, before any rule)
     observes: ClassVar[bool] = False
+    #: whether ``qready prepare`` removes this rule's findings (the text report marks them ``[*]``)
+    prepare_fixes: ClassVar[bool] = False
 
     def check(self, ctx: CheckContext) -> list[Finding]:
         raise NotImplementedError

@@ -38,6 +38,7 @@ class FunctionalOp(Rule):
     code = "QR003"
     name = "functional-op"
     observes = True
+    prepare_fixes = True
     summary = "value-changing functional call outside any leaf module"
     before = "def forward(self, x):\n    return F.relu(self.conv(x))"
     after = (

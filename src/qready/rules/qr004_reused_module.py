@@ -36,6 +36,7 @@ class ReusedModule(Rule):
     code = "QR004"
     name = "reused-module"
     observes = True
+    prepare_fixes = True
     summary = "module instance called more than once in one forward"
     before = "x = self.relu(self.conv1(x))\nx = self.relu(self.conv2(x))"
     after = "x = self.relu1(self.conv1(x))\nx = self.relu2(self.conv2(x))"

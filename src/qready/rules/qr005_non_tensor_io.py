@@ -36,6 +36,7 @@ class NonTensorIO(Rule):
     code = "QR005"
     name = "non-tensor-io"
     observes = True
+    prepare_fixes = True
     summary = "non-tensor value at a model or submodule input or output"
     before = (
         "def forward(self, inputs):\n    x = self.conv1(inputs['image_rgb'])\n"
