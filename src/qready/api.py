@@ -105,6 +105,7 @@ def prepare(
     verify: bool = True,
     share_weights: bool = False,
     target: str | Target | None = None,
+    recheck: str | Iterable[str] | None = None,
 ) -> torch.nn.Module:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -115,7 +116,11 @@ def prepare(
     as leaves; when the model's own forward cannot be traced, its children are
     prepared one by one inside a copy of it. With ``verify`` (the default) the
     result is compared with the original on the example and on a fresh input,
-    bit for bit, and checked again; a difference raises ``VerificationError``.
+    bit for bit, and checked again: with QR003 to QR005 of the rules ``check``
+    runs (the project's ``[tool.qready]`` selection), with QR001 and QR002 too
+    (they run the exporters, seconds each) for ``recheck="all"``, or with the
+    rules ``recheck`` names; a difference raises ``VerificationError``, and what
+    the check still finds is counted by rule in ``prepare_result``.
     The original model is never changed. ``result.prepare_result`` says what
     changed and what remains.
 
@@ -145,6 +150,7 @@ def prepare(
             lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, target=target, **options),
             model, example, verify=verify,
         )
+    rechecked = [recheck] if isinstance(recheck, str) else (list(recheck) if recheck is not None else None)
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
         fresh = fresh_like(example, seed=1)
@@ -170,7 +176,7 @@ def prepare(
         return prepared
     start = time.perf_counter()
     try:
-        verify_prepared(prepared, example, fresh, references, original=reference_model)
+        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=rechecked)
     except VerificationError:
         specialized = prepared.prepare_result.specialized  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         if not specialized:
@@ -183,7 +189,7 @@ def prepare(
             adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
-        verify_prepared(prepared, example, fresh, references, original=reference_model)
+        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=rechecked)
         prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared
