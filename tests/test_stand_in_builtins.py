@@ -15,7 +15,8 @@ class TypeBranch(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        if type(x) is torch.Tensor and type(x) == torch.Tensor and type(x).__name__ == "Tensor":
+        same = type(x) == torch.Tensor  # noqa: E721  # a spelling users write
+        if type(x) is torch.Tensor and same and type(x).__name__ == "Tensor":
             y = self.act(self.fc(x))
         else:
             y = self.fc(x) * 100
