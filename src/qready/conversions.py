@@ -641,7 +641,7 @@ for _cls, _keys in [  # type: ignore[assignment]  # one loop variable over sever
     (qnn.LogicalXor, [torch.logical_xor, T.logical_xor]),
 ]:
     _register(_keys, _BINARY, _Module(_cls, operands=["input", "other"], held=_HELD_OTHER.get(_cls, ())))  # type: ignore[arg-type]  # one loop variable over several classes or callables of mixed types
-for _cls, _out_of_place, _in_place, _reflected in [
+for _cls, _out_of_place, _in_place, _reflected in [  # type: ignore[assignment]  # one loop variable over several classes or callables of mixed types
     (qnn.BitwiseAnd, [operator.and_, torch.bitwise_and, T.bitwise_and, T.__and__],
      [operator.iand, T.bitwise_and_, T.__iand__], [T.__rand__]),
     (qnn.BitwiseOr, [operator.or_, torch.bitwise_or, T.bitwise_or, T.__or__],

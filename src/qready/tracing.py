@@ -635,14 +635,14 @@ class _type(type, metaclass=_TypeQuestions):  # noqa: N801  # stands in for the 
     """``type(x)`` of a proxy standing for a tensor is the tensor's class (``type(x) is
     torch.Tensor`` holds, as in eager); everything else is the real ``type``."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]  # returns the real class, not an instance
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if len(args) == 1 and not kwargs:
             value = _tensor_value(args[0])
             return _real_type(args[0] if value is _MISSING else value)
         return _real_type(*args, **kwargs)
 
     def __class_getitem__(cls, item: Any) -> Any:  # ``type[int]`` in an annotation evaluated at run time
-        return _real_type[item]  # type: ignore[index]  # types.GenericAlias, as the builtin gives
+        return _real_type[item]  # type: ignore[misc]  # types.GenericAlias, as the builtin gives
 
 
 _real_len = len
@@ -656,7 +656,7 @@ _FACTORIES = ("ones", "zeros", "full", "empty", "arange", "eye")
 def _recording(factory: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(factory)
     def call(*args: Any, **kwargs: Any) -> Any:
-        proxies: list[fx.Proxy] = []
+        proxies: list[Any] = []
         map_aggregate((args, kwargs), lambda v: proxies.append(v) if _real_isinstance(v, fx.Proxy) else None)
         if not proxies:
             return factory(*args, **kwargs)

@@ -15,6 +15,8 @@ the kernel torch runs is the one the original expression ran.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -70,7 +72,7 @@ __all__ = [
 class _InplaceCapable(OpModule):
     """An op with an in-place variant, chosen by ``inplace``."""
 
-    __constants__ = ("inplace",)
+    __constants__: ClassVar[tuple[str, ...]] = ("inplace",)
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
@@ -85,7 +87,7 @@ class _Binary(OpModule):
     the left (``2 - x``, which Python runs as ``x.__rsub__(2)``).
     """
 
-    __constants__ = ("other", "reflected")
+    __constants__: ClassVar[tuple[str, ...]] = ("other", "reflected")
 
     def __init__(self, other: int | float | bool | None = None, reflected: bool = False) -> None:
         super().__init__()
@@ -95,7 +97,7 @@ class _Binary(OpModule):
     def operands(self, input: TensorOrScalar, other: TensorOrScalar | None) -> tuple[TensorOrScalar, TensorOrScalar]:
         """The two operands, in the order the original expression had them."""
         if other is None:
-            other = self.other  # type: ignore[assignment]  # a module built with a constant is called with one operand
+            other = self.other
         if self.reflected:
             return other, input  # type: ignore[return-value]  # see above
         return input, other  # type: ignore[return-value]  # see above
@@ -104,7 +106,7 @@ class _Binary(OpModule):
 class _InplaceBinary(_Binary):
     """A binary op with an in-place variant (``+=``, ``add_``), chosen by ``inplace``."""
 
-    __constants__ = ("inplace", "other", "reflected")
+    __constants__: ClassVar[tuple[str, ...]] = ("inplace", "other", "reflected")
 
     def __init__(self, inplace: bool = False, other: int | float | bool | None = None, reflected: bool = False) -> None:
         super().__init__(other, reflected)
@@ -572,8 +574,8 @@ class Where(OpModule):
     ) -> Tensor:
         return torch.where(
             condition,
-            self.input if input is None else input,  # type: ignore[arg-type]  # a constant, where the call left it out
-            self.other if other is None else other,  # type: ignore[arg-type]  # a constant, where the call left it out
+            self.input if input is None else input,
+            self.other if other is None else other,
         )
 
 
@@ -592,5 +594,5 @@ class MaskedFill(_InplaceCapable):
     def forward(self, input: Tensor, mask: Tensor, value: Tensor | float | None = None) -> Tensor:
         fill = self.value if value is None else value
         if self.inplace:
-            return input.masked_fill_(mask, fill)  # type: ignore[arg-type]  # a constant, where the call left it out
-        return torch.masked_fill(input, mask, fill)  # type: ignore[arg-type]  # a constant, where the call left it out
+            return input.masked_fill_(mask, fill)
+        return torch.masked_fill(input, mask, fill)

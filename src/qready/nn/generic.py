@@ -73,7 +73,7 @@ def with_constants(
     full = list(args)
     kwargs = dict(kwargs)
     for where, value in sorted((c for c in constants if isinstance(c[0], int)), key=lambda c: c[0]):
-        full.insert(where, value)  # type: ignore[arg-type]  # an int position, filtered above
+        full.insert(where, value)
     for where, value in constants:
         if isinstance(where, str):
             kwargs[where] = value
