@@ -197,7 +197,7 @@ def test_prepare_exit_one_when_findings_remain(tmp_path: Path) -> None:
     data = json.loads(out)
     assert code == 1
     assert data["specialized_branches"][0]["file"].endswith("every_rule.py")
-    assert data["summary"] == {"converted": 2, "unrolled": 1, "dispatched": 0, "unconverted": 0, "leaves": 0, "residual": 0}
+    assert data["summary"] == {"converted": 2, "unrolled": 1, "dispatched": 0, "unconverted": 0, "leaves": 0, "residual": 0, "residual_by_rule": {}}
 
 
 def test_prepare_of_an_untraceable_root_reports_and_writes_nothing(tmp_path: Path) -> None:

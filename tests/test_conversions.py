@@ -574,9 +574,9 @@ def test_unhashable_callable_is_not_in_the_table() -> None:
         (F.relu, (torch.randn(2, 3),), {}, "nn.ReLU()"),
         (F.relu, (torch.randn(2, 3),), {"inplace": True}, "nn.ReLU(inplace=True)"),
         (T.relu_, (torch.randn(2, 3),), {}, "nn.ReLU(inplace=True)"),
-        (operator.add, (torch.randn(2, 3), 1), {}, "qready.nn.Add()"),
+        (operator.add, (torch.randn(2, 3), 1), {}, "qready.nn.Add(other=1)"),
         (T.add, (torch.randn(2, 3), torch.randn(2, 3)), {"alpha": 2}, "qready.nn.Add(alpha=2)"),
-        (operator.iadd, (torch.randn(2, 3), 1), {}, "qready.nn.Add(inplace=True)"),
+        (operator.iadd, (torch.randn(2, 3), 1), {}, "qready.nn.Add(inplace=True, other=1)"),
         (F.gelu, (torch.randn(2, 3),), {"approximate": "tanh"}, "nn.GELU(approximate='tanh')"),
         (torch.clamp, (torch.randn(2, 3), 0.0, 6.0), {}, "qready.nn.Clamp(min=0.0, max=6.0)"),
         (torch.einsum, ("ij->ji", torch.randn(2, 3)), {}, "qready.nn.Einsum('ij->ji')"),
@@ -669,7 +669,9 @@ def test_generic_fallback_round_trips_its_path(func: Callable[..., Any], path: s
     assert conversion.name == func.__name__.strip("_")
     module, new_args, new_kwargs = conversion.build(args, {})
     assert isinstance(module, TorchFunction) and module.path == path
-    assert _config(module) == {"path": path}
+    literals = tuple((i, a) for i, a in enumerate(args) if not isinstance(a, Tensor))
+    assert _config(module) == {"path": path, "constants": literals}  # held, not passed: tensors alone go in
+    assert all(isinstance(a, Tensor) for a in new_args) and not new_kwargs
     expected = func(*[a.clone() if isinstance(a, Tensor) else a for a in args])
     _assert_same(module(*new_args, **new_kwargs), expected)
     assert conversion.hint(args, {}) == f"qready.nn.TorchFunction({path!r})"

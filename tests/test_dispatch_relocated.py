@@ -59,16 +59,15 @@ PREPARE = textwrap.dedent(
 LOAD_AND_COUNT = textwrap.dedent(
     '''
     import json, sys, warnings, torch, qready
-    from qready.nn.generic import TorchFunction
     import gatepkg
     warnings.simplefilter("always")
     with warnings.catch_warnings(record=True) as caught:
         loaded = qready.load(sys.argv[1]).eval()
     calls = {}
-    for name, module in loaded.named_modules():
-        if name.startswith("gate.") and isinstance(module, TorchFunction):
-            calls[name] = 0
-            module.register_forward_hook(lambda m, a, o, name=name: calls.__setitem__(name, calls[name] + 1))
+    sites = {entry[-1] for entry in getattr(loaded.get_submodule("gate"), "qready_call_sites", ())}
+    for name in sites:
+        calls[name] = 0
+        loaded.get_submodule(f"gate.{name}").register_forward_hook(lambda m, a, o, name=name: calls.__setitem__(name, calls[name] + 1))
     x = torch.ones(2, 8)
     with torch.no_grad():
         same = torch.equal(loaded(x), gatepkg.Net().eval()(x))

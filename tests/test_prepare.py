@@ -194,7 +194,9 @@ def test_torchvision_models_prepare_bit_identical_and_clean(name: str, size: int
     prepared = prepare(model, (x,))
     result = prepared.prepare_result
     assert result.verified and result.ok, result.summary()
-    assert result.leaves == [] and result.residual == [] and result.unconverted == []
+    assert result.leaves == [] and result.unconverted == []
+    # nn.MultiheadAttention's own need_weights flag and (output, None): torch's class, as in the original
+    assert all(f.code == "QR005" and f in result.inherited for f in result.residual)
     assert all(d.equal for d in result.diffs) and {d.run for d in result.diffs} == {"example", "fresh", "batch+1"}
     assert sorted(prepared.state_dict()) == sorted(model.state_dict())
     x2 = torch.randn(1, 3, size, size)
@@ -232,7 +234,9 @@ def test_untraceable_root_keeps_its_forward_and_prepares_what_it_calls() -> None
     assert prepared.blocks[0](x)["out"].shape == (3, 8)
     # the root's own calls on the example's path run through modules of their own
     assert sorted(c.op for c in result.dispatched) == ["torch.Tensor.gt", "torch.Tensor.min", "torch.Tensor.mul", "torch.sigmoid"]
-    assert result.residual == []
+    # the blocks keep the dict output the root's own forward reads: the original's finding, listed
+    assert [(f.code, f.module) for f in result.residual] == [("QR005", "blocks.0"), ("QR005", "blocks.1")]
+    assert result.inherited == result.residual and result.ok
     assert sorted(prepared.state_dict()) == sorted(model.state_dict())
     for inputs in (x, torch.randn(3, 8)):
         assert torch.equal(prepared(inputs), model(inputs))

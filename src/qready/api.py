@@ -103,6 +103,7 @@ def prepare(
     verify: bool = True,
     share_weights: bool = False,
     target: str | Target | None = None,
+    recheck: str | Iterable[str] | None = None,
 ) -> Prepared:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -113,7 +114,11 @@ def prepare(
     as leaves; when the model's own forward cannot be traced, its children are
     prepared one by one inside a copy of it. With ``verify`` (the default) the
     result is compared with the original on the example and on a fresh input,
-    bit for bit, and checked again; a difference raises ``VerificationError``.
+    bit for bit, and checked again: with QR003 to QR005 of the rules ``check``
+    runs (the project's ``[tool.qready]`` selection), with QR001 and QR002 too
+    (they run the exporters, seconds each) for ``recheck="all"``, or with the
+    rules ``recheck`` names; a difference raises ``VerificationError``, and what
+    the check still finds is counted by rule in ``prepare_result``.
     The original model is never changed. ``result.prepare_result`` says what
     changed and what remains.
 
@@ -146,5 +151,5 @@ def prepare(
         return cast(Prepared, prepared)  # what the callback returns: this very function's result
     return prepare_model(
         model, example, target=chosen_target, excluded=excluded, tie_weights=tie_weights, verify=verify,
-        share_weights=share_weights,
+        share_weights=share_weights, recheck=[recheck] if isinstance(recheck, str) else (None if recheck is None else list(recheck)),
     )

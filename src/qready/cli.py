@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--html", metavar="FILE", help="also write an HTML report: the check of the original and what prepare did")
     prepare.add_argument("--no-tie-weights", action="store_true", help="give unrolled copies their own weights")
     prepare.add_argument("--no-verify", action="store_true", help="skip the bit-for-bit comparison and re-check")
+    prepare.add_argument(
+        "--recheck", type=_codes, action="extend", metavar="RULES",
+        help="rules to check the prepared model with, comma-separated, or 'all' "
+        "(default: QR003-QR005; QR001 and QR002 too where --html checked the original with them)",
+    )
     prepare.add_argument("--force", action="store_true", help="write OUT_DIR even if it exists or verification failed")
     _add_output_arguments(prepare)
     prepare.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -326,9 +331,12 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     from qready.errors import VerificationError
     from qready.prepared import result_of
     from qready.reporting.prepare_text import emit_prepare_json, emit_prepare_text
+    from qready.rules import select_rules
     from qready.serialize import check_destination, save
 
     check_destination(options.output, overwrite=options.force)  # before a long prepare, not after it
+    if options.recheck and [key.lower() for key in options.recheck] != ["all"]:
+        select_rules(options.recheck, None)  # an unknown code fails now, before the model is built
     _check_report_paths(options.html)
     model, example = _load(options)
     report = None
@@ -338,9 +346,12 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         report = check(model, example)  # before prepare, on the user's untouched model
     failure: VerificationError | None = None
     try:
+        recheck = options.recheck
+        if recheck is None and report is not None:  # the exporters ran on the original: run them on the result too
+            recheck = list(report.rules_run)
         prepared = prepare(
             model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify,
-            target=options.target,
+            target=options.target, recheck=recheck,
         )
     except VerificationError as error:
         if error.prepared is None:

@@ -31,7 +31,7 @@ from torch import nn
 import qready.nn as qnn
 from qready.nn.generic import TorchFunction, dotted_path
 
-__all__ = ["CONVERSIONS", "Conversion", "conversion_for", "lookup"]
+__all__ = ["CONVERSIONS", "Conversion", "conversion_for", "generic_call", "lookup"]
 
 Built = tuple[nn.Module, tuple[Any, ...], dict[str, Any]]
 
@@ -65,12 +65,24 @@ class Conversion:
                     return self.factory(_Call.of(bound, len(args)))
                 except _NotConstant:
                     pass  # the module needs a constant that is only known at run time
-        return TorchFunction(self.path), args, kwargs
+        return generic_call(self.path, args, kwargs)
 
     def hint(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         """The module to use instead of this call, as code: ``"nn.Softmax(dim=-1)"``."""
         module = self.build(args, kwargs)[0]
+        if isinstance(module, TorchFunction):  # its constants are the call's own arguments: not a setting to write
+            return f"qready.nn.TorchFunction({module.path!r})"
         return f"{_module_text(type(module))}({module.extra_repr()})"
+
+
+def generic_call(path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Built:
+    """``TorchFunction(path)`` for a call, its plain literal arguments held as the module's constants:
+    the module is then called with what varies (tensors, values computed at run time) alone."""
+    constants: list[tuple[int | str, Any]] = [(i, v) for i, v in enumerate(args) if _is_literal(v)]
+    constants += [(k, v) for k, v in kwargs.items() if _is_literal(v)]
+    rest = tuple(v for v in args if not _is_literal(v))
+    keywords = {k: v for k, v in kwargs.items() if not _is_literal(v)}
+    return TorchFunction(path, tuple(constants)), rest, keywords
 
 
 def lookup(func: Callable[..., Any]) -> Conversion | None:
@@ -148,16 +160,22 @@ class _Call:
             raise _NotConstant(name)
         return _plain(value)
 
-    def operands(self, names: Iterable[str]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def operands(self, names: Iterable[str], held: Iterable[str] = ()) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The given ``names`` as call arguments, each passed as the original passed it.
 
         ``names`` are in signature order, so the positional ones are a prefix
-        and keep their relative positions once constants are taken out.
+        and keep their relative positions once constants are taken out. A name
+        in ``held`` is left out (the module holds it); a positional operand after
+        one left out is passed by keyword, so it still lands on its parameter.
         """
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
+        held = set(held)
+        gap = False
         for name in names:
-            if name in self.positional:
+            if name in held:
+                gap = gap or name in self.positional
+            elif name in self.positional and not gap:
                 args.append(self.arguments[name])
             elif name in self.arguments:
                 kwargs[name] = self.arguments[name]
@@ -187,8 +205,14 @@ class _Module(_Factory):
     ``constants`` map call parameters to constructor arguments (a plain
     sequence: same names); they must be literals. ``dynamic`` parameters are
     constructor arguments when literal and forward keywords otherwise (an
-    interpolation size read from a shape). ``fixed`` constructor arguments
-    come from the entry itself (``inplace=True`` for ``relu_``).
+    interpolation size read from a shape). ``held`` operands (mapped to
+    constructor arguments like ``constants``) are constructor arguments when
+    the call passes a plain literal (``x * 0.5``: ``Mul(other=0.5)``) and stay
+    operands otherwise, so that the module takes tensors alone. ``fixed``
+    constructor arguments come from the entry itself (``inplace=True`` for
+    ``relu_``). An operand passed as ``None`` where the module's forward
+    defaults to ``None`` is left out, and a list of tensors is passed as a tuple
+    (the guidelines' module inputs: tensors and tuples of tensors).
     """
 
     def __init__(
@@ -198,16 +222,17 @@ class _Module(_Factory):
         operands: Sequence[str] = ("input",),
         dynamic: Sequence[str] = (),
         fixed: Mapping[str, Any] | None = None,
+        held: Sequence[str] | Mapping[str, str] = (),
     ) -> None:
         self.cls = cls
-        if isinstance(constants, Mapping):
-            self.constants = dict(constants)
-        else:
-            self.constants = {name: name for name in constants}
+        self.constants = _by_name(constants)
         self.operands = tuple(operands)
         self.dynamic = tuple(dynamic)
         self.fixed = dict(fixed or {})
+        self.held = _by_name(held)
         self.module = _module_text(cls)
+        forward = inspect.signature(cls.forward).parameters
+        self.optional = {name for name in self.operands if name in forward and forward[name].default is None}
 
     def parameters(self) -> set[str]:
         return {*self.constants, *self.operands, *self.dynamic}
@@ -217,7 +242,20 @@ class _Module(_Factory):
         for name, init_name in self.constants.items():
             if call.given(name):
                 init[init_name] = call.constant(name)
-        args, kwargs = call.operands(self.operands)
+        call = self._reflect(call, init)
+        left_out = []
+        for name in self.operands:
+            if not call.given(name):
+                continue
+            value = call.arguments[name]
+            if name in self.held and _is_scalar(value):
+                init[self.held[name]] = value
+                left_out.append(name)
+            elif value is None and name in self.optional:
+                left_out.append(name)
+        args, kwargs = call.operands(self.operands, left_out)
+        args = tuple(_as_tuple(a) for a in args)
+        kwargs = {k: _as_tuple(v) for k, v in kwargs.items()}
         for name in self.dynamic:
             if not call.given(name):
                 continue
@@ -227,6 +265,36 @@ class _Module(_Factory):
             else:
                 kwargs[name] = value
         return self.cls(**init), args, kwargs
+
+
+    def _reflect(self, call: _Call, init: dict[str, Any]) -> _Call:
+        """``2 * x`` (recorded as ``operator.mul(2, x)``): the module holds the 2 on the left
+        (``reflected``) and takes the tensor as its first operand; Python then runs the very
+        same ``x.__rmul__(2)``."""
+        second = next((name for name, init_name in self.held.items() if init_name == "other"), None)
+        if second is None or "reflected" not in getattr(self.cls, "__constants__", ()):
+            return call
+        first, other = call.arguments.get("input"), call.arguments.get(second)
+        if not (call.given("input") and call.given(second) and _is_scalar(first) and not _is_scalar(other)):
+            return call
+        init.update(other=first, reflected=True)
+        arguments = {name: value for name, value in call.arguments.items() if name != second}
+        arguments["input"] = other
+        return _Call(arguments, (call.positional - {second}) | {"input"})
+
+
+def _by_name(names: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    return dict(names) if isinstance(names, Mapping) else {name: name for name in names}
+
+
+def _is_scalar(value: Any) -> bool:
+    """A Python number or bool written in the call: the module can hold it."""
+    return isinstance(value, (bool, int, float))
+
+
+def _as_tuple(value: Any) -> Any:
+    """A list of operands (``torch.cat([a, b])``) as a tuple: the same call to torch."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 class _Reflected(_Factory):
@@ -247,6 +315,8 @@ class _Reflected(_Factory):
         other = call.arguments["other"]
         if self.scalar_only and not isinstance(other, (int, float)):
             raise _NotConstant("other")
+        if _is_scalar(other) and "reflected" in getattr(self.cls, "__constants__", ()):  # ``2 - x``: the 2 is held, on the left
+            return self.cls(other=other, reflected=True), (call.arguments["input"],), {}
         return self.cls(), (other, call.arguments["input"]), {}
 
 
@@ -332,7 +402,10 @@ class _Einsum(_Factory):
         equation = call.arguments.get("equation")
         if not isinstance(equation, str) or call.positional != {"equation", "operands"}:
             raise _NotConstant("equation")
-        return qnn.Einsum(equation), tuple(call.arguments["operands"]), {}
+        operands = tuple(call.arguments["operands"])
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = tuple(operands[0])  # ``einsum(eq, [a, b])`` is ``einsum(eq, a, b)`` (torch unpacks it so)
+        return qnn.Einsum(equation), operands, {}
 
 
 class _WhereMethod(_Factory):
@@ -342,7 +415,7 @@ class _WhereMethod(_Factory):
 
     def __call__(self, call: _Call) -> Built:
         values = call.arguments
-        return qnn.Where(), (values["condition"], values["input"], values["other"]), {}
+        return _WHERE(_Call({**values}, frozenset({"condition", "input", "other"})))
 
 
 # --- the table ------------------------------------------------------------------
@@ -460,42 +533,42 @@ _WITH_ALPHA = _params(lambda input, other, *, alpha=1: None)
 _WITH_ROUNDING = _params(lambda input, other, *, rounding_mode=None: None)
 _INPLACE = {"inplace": True}
 _register([operator.add, torch.add, T.add, T.__add__], _WITH_ALPHA,
-          _Module(qnn.Add, ["alpha"], ["input", "other"]))
+          _Module(qnn.Add, ["alpha"], ["input", "other"], held=["other"]))
 _register([operator.iadd, T.add_, T.__iadd__], _WITH_ALPHA,
-          _Module(qnn.Add, ["alpha"], ["input", "other"], fixed=_INPLACE))
+          _Module(qnn.Add, ["alpha"], ["input", "other"], held=["other"], fixed=_INPLACE))
 _register([T.__radd__], _BINARY, _Reflected(qnn.Add))
 _register([operator.sub, torch.sub, torch.subtract, T.sub, T.subtract, T.__sub__], _WITH_ALPHA,
-          _Module(qnn.Sub, ["alpha"], ["input", "other"]))
+          _Module(qnn.Sub, ["alpha"], ["input", "other"], held=["other"]))
 _register([operator.isub, T.sub_, T.subtract_, T.__isub__], _WITH_ALPHA,
-          _Module(qnn.Sub, ["alpha"], ["input", "other"], fixed=_INPLACE))
+          _Module(qnn.Sub, ["alpha"], ["input", "other"], held=["other"], fixed=_INPLACE))
 _register([T.__rsub__], _BINARY, _Reflected(qnn.Sub))
 _register([operator.mul, torch.mul, torch.multiply, T.mul, T.multiply, T.__mul__], _BINARY,
-          _Module(qnn.Mul, operands=["input", "other"]))
+          _Module(qnn.Mul, operands=["input", "other"], held=["other"]))
 _register([operator.imul, T.mul_, T.multiply_, T.__imul__], _BINARY,
-          _Module(qnn.Mul, operands=["input", "other"], fixed=_INPLACE))
+          _Module(qnn.Mul, operands=["input", "other"], held=["other"], fixed=_INPLACE))
 _register([T.__rmul__], _BINARY, _Reflected(qnn.Mul))
 _register(
     [operator.truediv, torch.div, torch.divide, torch.true_divide, T.div, T.divide,
      T.true_divide, T.__truediv__, T.__div__],
-    _WITH_ROUNDING, _Module(qnn.Div, ["rounding_mode"], ["input", "other"]),
+    _WITH_ROUNDING, _Module(qnn.Div, ["rounding_mode"], ["input", "other"], held=["other"]),
 )
 _register([operator.itruediv, T.div_, T.divide_, T.true_divide_, T.__itruediv__, T.__idiv__],
-          _WITH_ROUNDING, _Module(qnn.Div, ["rounding_mode"], ["input", "other"], fixed=_INPLACE))
+          _WITH_ROUNDING, _Module(qnn.Div, ["rounding_mode"], ["input", "other"], held=["other"], fixed=_INPLACE))
 _register([T.__rtruediv__, T.__rdiv__], _BINARY, _Reflected(qnn.Div, scalar_only=True))
 _register([operator.floordiv, torch.floor_divide, T.floor_divide, T.__floordiv__], _BINARY,
-          _Module(qnn.FloorDiv, operands=["input", "other"]))
+          _Module(qnn.FloorDiv, operands=["input", "other"], held=["other"]))
 _register([operator.ifloordiv, T.floor_divide_, T.__ifloordiv__], _BINARY,
-          _Module(qnn.FloorDiv, operands=["input", "other"], fixed=_INPLACE))
+          _Module(qnn.FloorDiv, operands=["input", "other"], held=["other"], fixed=_INPLACE))
 _register([T.__rfloordiv__], _BINARY, _Reflected(qnn.FloorDiv))
 _register([operator.mod, torch.remainder, T.remainder, T.__mod__], _BINARY,
-          _Module(qnn.Remainder, operands=["input", "other"]))
+          _Module(qnn.Remainder, operands=["input", "other"], held=["other"]))
 _register([operator.imod, T.remainder_, T.__imod__], _BINARY,
-          _Module(qnn.Remainder, operands=["input", "other"], fixed=_INPLACE))
+          _Module(qnn.Remainder, operands=["input", "other"], held=["other"], fixed=_INPLACE))
 _register([T.__rmod__], _BINARY, _Reflected(qnn.Remainder))
 _register([operator.pow, torch.pow, T.pow, T.__pow__], lambda input, exponent: None,
-          _Module(qnn.Pow, operands=["input", "exponent"]))
+          _Module(qnn.Pow, operands=["input", "exponent"], held={"exponent": "other"}))
 _register([operator.ipow, T.pow_, T.__ipow__], lambda input, exponent: None,
-          _Module(qnn.Pow, operands=["input", "exponent"], fixed=_INPLACE))
+          _Module(qnn.Pow, operands=["input", "exponent"], held={"exponent": "other"}, fixed=_INPLACE))
 _register([T.__rpow__], _BINARY, _Reflected(qnn.Pow))
 _register([operator.matmul, torch.matmul, T.matmul, T.__matmul__], _BINARY,
           _Module(qnn.MatMul, operands=["input", "other"]))
@@ -553,7 +626,8 @@ _register([torch.clamp_max, T.clamp_max], lambda input, max: None,
 _register([torch.clamp_max_, T.clamp_max_], lambda input, max: None,
           _Module(qnn.ClampMax, dynamic=["max"], fixed=_INPLACE))
 
-# Comparisons and logic: boolean tensors used as values (masks).
+# Comparisons and logic: boolean tensors used as values (masks). ``x > 0`` holds the 0.
+_HELD_OTHER = {cls: ["other"] for cls in (qnn.Greater, qnn.GreaterEqual, qnn.Less, qnn.LessEqual, qnn.Equal, qnn.NotEqual)}
 for _cls, _keys in [  # type: ignore[assignment]  # one loop variable over several classes or callables of mixed types
     (qnn.Greater, [operator.gt, torch.gt, torch.greater, T.gt, T.greater, T.__gt__]),
     (qnn.GreaterEqual, [operator.ge, torch.ge, torch.greater_equal, T.ge, T.greater_equal,
@@ -566,8 +640,8 @@ for _cls, _keys in [  # type: ignore[assignment]  # one loop variable over sever
     (qnn.LogicalOr, [torch.logical_or, T.logical_or]),
     (qnn.LogicalXor, [torch.logical_xor, T.logical_xor]),
 ]:
-    _register(_keys, _BINARY, _Module(_cls, operands=["input", "other"]))  # type: ignore[arg-type]  # one loop variable over several classes or callables of mixed types
-for _cls, _out_of_place, _in_place, _reflected in [
+    _register(_keys, _BINARY, _Module(_cls, operands=["input", "other"], held=_HELD_OTHER.get(_cls, ())))  # type: ignore[arg-type]  # one loop variable over several classes or callables of mixed types
+for _cls, _out_of_place, _in_place, _reflected in [  # type: ignore[assignment]  # one loop variable over several classes or callables of mixed types
     (qnn.BitwiseAnd, [operator.and_, torch.bitwise_and, T.bitwise_and, T.__and__],
      [operator.iand, T.bitwise_and_, T.__iand__], [T.__rand__]),
     (qnn.BitwiseOr, [operator.or_, torch.bitwise_or, T.bitwise_or, T.__or__],
@@ -575,21 +649,21 @@ for _cls, _out_of_place, _in_place, _reflected in [
     (qnn.BitwiseXor, [operator.xor, torch.bitwise_xor, T.bitwise_xor, T.__xor__],
      [operator.ixor, T.bitwise_xor_, T.__ixor__], [T.__rxor__]),
 ]:
-    _register(_out_of_place, _BINARY, _Module(_cls, operands=["input", "other"]))
-    _register(_in_place, _BINARY, _Module(_cls, operands=["input", "other"], fixed=_INPLACE))
+    _register(_out_of_place, _BINARY, _Module(_cls, operands=["input", "other"], held=["other"]))
+    _register(_in_place, _BINARY, _Module(_cls, operands=["input", "other"], fixed=_INPLACE, held=["other"]))
     _register(_reflected, _BINARY, _Reflected(_cls))
 _register([operator.invert, operator.inv, torch.bitwise_not, T.bitwise_not, T.__invert__],
           _UNARY, _Module(qnn.BitwiseNot))
 _register([torch.logical_not, T.logical_not], _UNARY, _Module(qnn.LogicalNot))
 
 # Selection.
-_register([torch.where], lambda condition, input, other: None,
-          _Module(qnn.Where, operands=["condition", "input", "other"]))
+_WHERE = _Module(qnn.Where, operands=["condition", "input", "other"], held=["input", "other"])
+_register([torch.where], lambda condition, input, other: None, _WHERE)
 _register([T.where], lambda input, condition, other: None, _WhereMethod())
 _register([torch.masked_fill, T.masked_fill], lambda input, mask, value: None,
-          _Module(qnn.MaskedFill, operands=["input", "mask", "value"]))
+          _Module(qnn.MaskedFill, operands=["input", "mask", "value"], held=["value"]))
 _register([T.masked_fill_], lambda input, mask, value: None,
-          _Module(qnn.MaskedFill, operands=["input", "mask", "value"], fixed=_INPLACE))
+          _Module(qnn.MaskedFill, operands=["input", "mask", "value"], fixed=_INPLACE, held=["value"]))
 
 # Joining.
 _register([torch.cat, torch.concat], lambda tensors, dim=0: None,
@@ -686,7 +760,8 @@ _register(
     lambda input, running_mean, running_var, weight=None, bias=None, training=False,
     momentum=0.1, eps=1e-5: None,
     _Module(qnn.FunctionalBatchNorm, ["momentum", "eps"],
-            ["input", "running_mean", "running_var", "weight", "bias", "training"]),
+            ["input", "running_mean", "running_var", "weight", "bias", "training"],
+            held={"training": "batch_statistics"}),
 )
 _register(
     [F.instance_norm],
@@ -730,7 +805,7 @@ _register(
             ["input", "weight"]),
 )
 _register([F.dropout], lambda input, p=0.5, training=True, inplace=False: None,
-          _Module(qnn.FunctionalDropout, ["p", "inplace"], ["input", "training"]))
+          _Module(qnn.FunctionalDropout, ["p", "inplace"], ["input", "training"], held={"training": "active"}))
 _register(
     [F.scaled_dot_product_attention],
     lambda query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,

@@ -35,7 +35,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from qready.conversions import conversion_for
-from qready.nn.generic import TorchFunction, dotted_path
+from qready.nn.generic import dotted_path
 from qready.ops import is_leaf_module, is_value_changing, op_name
 from qready.passes.base import Change, Pass, PassResult, add_module_in_scope
 from qready.source import call_through, display_path, is_internal
@@ -60,6 +60,7 @@ class _SiteMode(TorchFunctionMode):
         self.seen: Counter[tuple[str, str, int, Any]] = Counter()
         self.recorded: list[tuple[SiteKey, tuple, dict]] = []
         self.where: dict[SiteKey, tuple[str, int]] = {}  # file and line, for the report only
+        self.arguments: dict[SiteKey, tuple[tuple, dict]] = {}  # what the example passed: the module's constants
         self.leaf_depth = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -74,10 +75,47 @@ class _SiteMode(TorchFunctionMode):
         key = (*site, self.seen[site])
         if self.routes is None:
             self.recorded.append((key, args, kwargs))
+            self.arguments[key] = (args, kwargs)
             self.where[key] = (frame.f_code.co_filename, frame.f_lineno)
             return call_through(func, args, kwargs)
         module = self.routes.get(key)
-        return call_through(func if module is None else module, args, kwargs)
+        if module is None:
+            return call_through(func, args, kwargs)
+        return call_through(*_through(module, func, args, kwargs))
+
+
+def _through(module: torch.nn.Module, func: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+    """The call as ``module``'s: the tensors alone go in, the constants are the module's own.
+
+    The module was built from the example's call at this site. A call whose constants differ
+    from those (another ``dim``, a number computed at run time) runs as written, uncovered but
+    exact, rather than through a module that would compute something else.
+    """
+    try:
+        expected, new_args, new_kwargs = conversion_for(func).build(args, kwargs)
+    except ValueError:
+        return func, args, kwargs
+    if not same_settings(module, expected):
+        return func, args, kwargs
+    return module, new_args, new_kwargs
+
+
+def same_settings(module: torch.nn.Module, expected: torch.nn.Module) -> bool:
+    """``module`` (or a toolkit's subclass of it, such as a quantized version) is configured as
+    ``expected``: the same class and the same constants."""
+    if not isinstance(module, type(expected)):
+        return False
+    names = getattr(expected, "__constants__", None)
+    if names is None:  # a module that does not list its settings: as it shows them
+        return module.extra_repr() == expected.extra_repr()
+    return all(_same(getattr(module, name, _UNSET), getattr(expected, name)) for name in names)
+
+
+_UNSET = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and (a == b or (a != a and b != b))  # NaN constants are the same constant
 
 
 def site_of(frame: Any) -> Site:
@@ -180,14 +218,16 @@ def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], An
             file, line = modes[path].where[key]
             try:
                 target = dotted_path(func)
+                conversion = conversion_for(func)
             except ValueError:
                 continue  # a callable that can't be named again stays a plain call, reported by check
-            name = add_module_in_scope(owner, "", conversion_for(func).name, TorchFunction(target))
+            module = conversion.build(*modes[path].arguments[key])[0]
+            name = add_module_in_scope(owner, "", conversion.name, module)
             sites.append((module_name, qualname, offset, target, occurrence, name))
             changes.append(
                 Change(
                     "dispatched", op_name(func), path, f"{path}.{name}" if path else name,
-                    "qready.nn.generic.TorchFunction", display_path(file), line,
+                    f"{type(module).__module__}.{type(module).__qualname__}", display_path(file), line,
                     (("occurrence", occurrence),),
                 )
             )
@@ -252,6 +292,13 @@ class DispatchingForward:
         self.owner = owner
         self.inner = inner  # an instance-level forward installed before this one, if any
         self.recorder = recorder
+
+    @property
+    def __code__(self) -> Any:
+        """The code of the forward it runs: what tools that read ``module.forward.__code__`` (torch.export)
+        expect of a forward, so that a model with dispatched call sites exports as the original does."""
+        forward = self.inner if self.inner is not None else type(self.owner).forward
+        return getattr(inspect.unwrap(forward), "__code__", None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         owner = self.owner

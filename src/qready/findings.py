@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Severity", "Finding", "Coverage", "Report", "SCHEMA_VERSION"]
+__all__ = ["Severity", "Finding", "Coverage", "Report", "SCHEMA_VERSION", "shown_path"]
 
 SCHEMA_VERSION = 1
+
+_INSTALLED = ("site-packages", "dist-packages")
+
+
+def shown_path(file: str) -> str:
+    """How a report names a file: a library's own module path (``torchvision/models/resnet.py``)
+    for code installed in site-packages, whose absolute path says where one machine put it and
+    nothing about the code; any other path as it is."""
+    posix = file.replace(os.sep, "/")
+    for marker in _INSTALLED:
+        _, found, tail = posix.rpartition(f"/{marker}/")
+        if found and tail:
+            return tail
+    return file
 
 
 class Severity(str, enum.Enum):
@@ -39,16 +54,22 @@ class Finding:
     details: tuple[tuple[str, Any], ...] = ()
 
     @property
+    def shown_file(self) -> str | None:
+        """``file`` as reports name it: library code by its module path (``torchvision/models/resnet.py``)."""
+        return None if self.file is None else shown_path(self.file)
+
+    @property
     def location(self) -> str:
         if self.file is None:
             return "<unknown>"
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{self.shown_file}:{self.line}" if self.line is not None else str(self.shown_file)
 
     def detail(self, key: str, default: Any = None) -> Any:
         return dict(self.details).get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["file"] = self.shown_file
         data["severity"] = self.severity.value
         data["details"] = {key: _jsonable(value) for key, value in self.details}
         return data

@@ -11,7 +11,7 @@ import torch
 import torch.fx as fx
 
 from qready.errors import InputError, InternalError
-from qready.findings import Finding
+from qready.findings import Finding, Severity
 from qready.passes.base import Change
 from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
@@ -57,6 +57,11 @@ class PrepareResult:
     shape_bound: list[str] = field(default_factory=list)
     # the quantization toolkit prepared for (``target=``): "generic" or a toolkit such as "aimet"
     target: str = "generic"
+    # the rules the prepared model was checked with again, those that could not run (code, why),
+    # and the residual findings the original has as well (a torch.nn leaf's own non-tensor argument)
+    rechecked: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    inherited: list[Finding] = field(default_factory=list)
 
     @property
     def converted(self) -> list[Change]:
@@ -79,7 +84,8 @@ class PrepareResult:
     def ok(self) -> bool:
         return (
             self.verified is not False
-            and not self.residual
+            and not any(f.code in ("QR003", "QR004") for f in self.residual)  # left inside leaves
+            and not any(f.severity is Severity.ERROR and f not in self.inherited for f in self.residual)
             and not self.unexpected
             and not self.unconverted
             and not self.specialized
@@ -96,13 +102,35 @@ class PrepareResult:
         return (
             f"{self.model}: {len(self.converted)} functionals -> modules, {len(self.unrolled)} modules unrolled, "
             + (f"{len(self.dispatched)} call sites in leaves dispatched to modules, " if self.dispatched else "")
-            + 
-            f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
-            f"{len(self.residual) + len(self.unexpected) + len(self.unconverted)} residual findings"
+            + f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
+            + self.residual_summary()
             + (f", {len(self.specialized)} data-dependent branches specialized" if self.specialized else "")
             + (f", runs only at the example's sizes ({self.shape_bound[0]})" if self.shape_bound else "")
             + f"; {verdict}"
         )
+
+    def residual_by_rule(self) -> dict[str, int]:
+        """Every finding the prepared model still has (and each call left unconverted), by rule."""
+        counts: dict[str, int] = {}
+        for finding in self.residual + self.unexpected:
+            counts[finding.code] = counts.get(finding.code, 0) + 1
+        if self.unconverted and not self.rechecked:  # else the re-check found each of them
+            counts["QR003"] = counts.get("QR003", 0) + len(self.unconverted)
+        return dict(sorted(counts.items()))
+
+    def residual_summary(self) -> str:
+        """``3 residual findings [QR001 1 (the original's too), QR005 2 (1 the original's too)]`` and
+        what was not re-checked."""
+        counts = self.residual_by_rule()
+        shared = {code: sum(1 for f in self.inherited if f.code == code) for code in counts}
+        parts = [
+            f"{code} {n}" + ((" (the original's too)" if shared[code] == n else f" ({shared[code]} the original's too)") if shared[code] else "")
+            for code, n in counts.items()
+        ]
+        text = f"{sum(counts.values())} residual findings" + (f" [{', '.join(parts)}]" if parts else "")
+        if self.skipped:
+            text += f" ({', '.join(code for code, _ in self.skipped)} not re-checked: {self.skipped[0][1]})"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,7 +145,11 @@ class PrepareResult:
                 "unconverted": len(self.unconverted),
                 "leaves": len(self.leaves) + len(self.excluded),
                 "residual": len(self.residual) + len(self.unexpected),
+                "residual_by_rule": self.residual_by_rule(),
             },
+            "rechecked": list(self.rechecked),
+            "not_rechecked": [{"rule": code, "reason": why} for code, why in self.skipped],
+            "inherited": [f.to_dict() for f in self.inherited],
             "inputs": {"flattened": self.inputs_flattened, "names": self.input_names},
             "outputs": {"flattened": self.outputs_flattened, "names": self.output_names},
             "changes": [c.to_dict() for c in self.changes],

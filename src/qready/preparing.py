@@ -58,8 +58,10 @@ def prepare_model(
     tie_weights: bool,
     verify: bool,
     share_weights: bool,
+    recheck: list[str] | None = None,
 ) -> Prepared:
-    """``qready.prepare`` after its arguments were checked: never changes ``model``."""
+    """``qready.prepare`` after its arguments were checked: never changes ``model``. ``recheck``:
+    the rules to check the result with again (``verify.recheck_prepared``)."""
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
         fresh = fresh_like(example, seed=1)
@@ -85,7 +87,7 @@ def prepare_model(
         return _with_flags_of(model, prepared)
     start = time.perf_counter()
     try:
-        verify_prepared(prepared, example, fresh, references, original=reference_model)
+        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck)
     except VerificationError:
         specialized = result_of(prepared).specialized
         if not specialized:
@@ -100,7 +102,7 @@ def prepare_model(
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         result_of(prepared).changes[:0] = decomposed
         result_of(prepared).target = target.name
-        verify_prepared(prepared, example, fresh, references, original=reference_model)
+        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck)
     result_of(prepared).timings["verify"] = time.perf_counter() - start
     return _with_flags_of(model, prepared)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import math
 import operator
 import sys
@@ -576,7 +577,7 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
     patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        with _answers_like_tensors():
+        with _answers_like_tensors(root):
             return tracer.trace(root)
     finally:
         root.__class__ = cls
@@ -593,7 +594,7 @@ _real_callable = callable
 
 def _tensor_value(obj: Any) -> Any:
     """The example's value behind a traced proxy, when the proxy stands for a tensor."""
-    if type(obj) is not _ConcreteProxy:
+    if _real_type(obj) is not _ConcreteProxy:  # not type(): it may be the stand-in below, which asks here
         return _MISSING
     value = obj.tracer.values.get(obj.node, _MISSING)
     if not _real_isinstance(value, torch.Tensor):
@@ -617,14 +618,112 @@ def _callable(obj: Any) -> bool:
     return _real_callable(obj) and _tensor_value(obj) is _MISSING
 
 
+_real_type = type
+_real_issubclass = issubclass
+
+
+class _TypeQuestions(type):
+    """The metaclass of ``_type``: ``isinstance(C, type)`` and ``issubclass(M, type)`` in the
+    user's code answer as for the real ``type`` while it stands in for it."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return _real_isinstance(obj, _real_type)
+
+    def __subclasscheck__(cls, subclass: Any) -> bool:
+        return _real_issubclass(subclass, _real_type)
+
+
+class _type(type, metaclass=_TypeQuestions):  # noqa: N801  # stands in for the builtin of that name
+    """``type(x)`` of a proxy standing for a tensor is the tensor's class (``type(x) is
+    torch.Tensor`` holds, as in eager); everything else is the real ``type``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs:
+            value = _tensor_value(args[0])
+            return _real_type(args[0] if value is _MISSING else value)
+        return _real_type(*args, **kwargs)
+
+    def __class_getitem__(cls, item: Any) -> Any:  # ``type[int]`` in an annotation evaluated at run time
+        return _real_type[item]  # type: ignore[misc]  # types.GenericAlias, as the builtin gives
+
+
+_real_len = len
+
+# torch's tensor factories take sizes as Python ints, and torch's argument parser refuses a traced
+# size (``torch.ones(T, T)`` with ``B, T, C = x.shape``) before any override can see it: while the
+# user's forward is traced they record the call instead, so the size stays a size
+_FACTORIES = ("ones", "zeros", "full", "empty", "arange", "eye")
+
+
+def _recording(factory: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(factory)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        proxies: list[Any] = []
+        map_aggregate((args, kwargs), lambda v: proxies.append(v) if _real_isinstance(v, fx.Proxy) else None)
+        if not proxies:
+            return factory(*args, **kwargs)
+        return proxies[0].tracer.create_proxy("call_function", factory, args, kwargs)
+
+    return call
+
+
+def _len(obj: Any) -> Any:
+    """``len(x)`` of a proxy standing for a tensor: its first size, as ``x.shape[0]`` gives it (a
+    size that stays symbolic in the graph; ``range(len(x))`` still fixes it, and says so)."""
+    value = _tensor_value(obj)
+    if value is _MISSING:
+        return _real_len(obj)
+    if value.dim() == 0:
+        raise TypeError("len() of a 0-d tensor")
+    _static_shape(obj.node)
+    return obj.tracer.create_proxy("call_method", "size", (obj, 0), {})
+
+
 @contextlib.contextmanager
-def _answers_like_tensors() -> Iterator[None]:
+def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
     """While the user's forward is traced, a proxy standing for a tensor answers ``isinstance``
-    (and with it ``torch.is_tensor``, ``torch.jit.isinstance``, einops' backend lookup) and
-    ``callable`` as the tensor would: the trace takes the branch eager takes."""
+    (and with it ``torch.is_tensor``, ``torch.jit.isinstance``, einops' backend lookup),
+    ``callable``, ``type`` and ``len`` as the tensor would: the trace takes the branch eager
+    takes, and ``len(x)`` is ``x.shape[0]``, a size that stays symbolic.
+
+    ``type`` and ``len`` are answered in the modules that define the model's classes only (globals
+    of theirs for the duration), not for all code: other code that runs meanwhile (a library
+    imported on first use) must meet the real ones. Elsewhere the proxy's own ``__len__`` gives
+    the tensor's length, noted as a size fixed to the example's.
+    """
+    namespaces = _model_namespaces(root)
     builtins.isinstance, builtins.callable = _isinstance, _callable  # type: ignore[assignment]  # same call, a looser annotation
+    stand_ins = {"type": _type, "len": _len}
+    added = []
+    for namespace in namespaces:
+        for name, stand_in in stand_ins.items():
+            if name not in namespace:
+                namespace[name] = stand_in
+                added.append((namespace, name))
+    factories = {name: getattr(torch, name) for name in _FACTORIES}
+    for name, factory in factories.items():
+        setattr(torch, name, _recording(factory))
     try:
         yield
     finally:
         builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
+        for name, factory in factories.items():
+            setattr(torch, name, factory)
+        for namespace, name in added:
+            if namespace.get(name) is stand_ins[name]:
+                del namespace[name]
 
+
+def _model_namespaces(root: torch.nn.Module) -> list[dict[str, Any]]:
+    """The globals of the modules that define the model's classes: where its forwards look
+    builtins up. Not torch's, not qready's."""
+    found: dict[int, dict[str, Any]] = {}
+    for module in root.modules():
+        for cls in _real_type(module).__mro__:
+            name = cls.__module__
+            if name.startswith(("torch.", "qready.", "builtins")) or name == "torch":
+                continue
+            namespace = getattr(sys.modules.get(name), "__dict__", None)
+            if namespace is not None:
+                found[id(namespace)] = namespace
+    return list(found.values())

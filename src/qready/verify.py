@@ -7,6 +7,7 @@ the ``PrepareResult`` that holds it (``prepared``) and is re-exported here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -14,15 +15,18 @@ import torch
 from qready.caches import own_copy, traced_differently
 from qready.errors import VerificationError
 from qready.example_inputs import Example, as_example
+from qready.findings import Finding
 from qready.guard import preserved
 from qready.prepared import OutputDiff, Prepared, result_of
 from qready.rules import run_rules, select_rules
 from qready.structure import flatten, leaf_names
 from qready.suppression import configured_rules, suppressed
 
-__all__ = ["OutputDiff", "compare_exact", "first_difference", "verify_prepared", "call_prepared"]
+__all__ = ["OutputDiff", "compare_exact", "first_difference", "verify_prepared", "call_prepared", "recheck_prepared"]
 
-_RECHECKED = ("QR003", "QR004")  # what prepare promises to fix
+_PROMISED = ("QR003", "QR004")  # what prepare removes outside the leaves: one left there is prepare's bug
+_EXPORTERS = ("QR001", "QR002")  # run the real exporters: on the original too, where the prepared model fails them
+NOT_RECHECKED = "--recheck all runs them"  # the exporters, seconds each
 
 
 def compare_exact(run: str, names: list[str], expected: list[Any], got: list[Any]) -> list[OutputDiff]:
@@ -75,9 +79,11 @@ def verify_prepared(
     fresh: Example,
     references: tuple[Any, Any],
     original: torch.nn.Module | None = None,
+    recheck: Sequence[str] | None = None,
 ) -> None:
     """Bit-for-bit on the example, a fresh input and (given the ``original``) inputs with another
-    batch size and sequence length, then no QR003/QR004 outside the leaves.
+    batch size and sequence length, then checked again (see ``recheck_prepared``): no QR003/QR004
+    outside the leaves.
 
     Raises VerificationError naming the first differing output and its max abs difference. An
     input of another size that the original runs on and the prepared model rejects, or computes
@@ -112,16 +118,9 @@ def verify_prepared(
             )
             continue
         result.diffs.extend(diffs)
-    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
-    rules = select_rules(*configured_rules(_RECHECKED, None))
-    recheck = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)
-    allowed = [leaf.module for leaf in result.leaves] + result.excluded
-    for finding in recheck:
-        # a module reused inside a leaf may also be registered elsewhere: any of its names counts
-        names = [finding.module, *(finding.detail("paths") or [])]
-        inside_leaf = any(p == "" or n == p or n.startswith(p + ".") for p in allowed for n in names)
-        (result.residual if inside_leaf else result.unexpected).append(finding)
     differing = first_difference(result.diffs)
+    if differing is None:  # a model that computes something else is not worth checking again
+        recheck_prepared(prepared, example, original, recheck)
     result.verified = differing is None and not result.unexpected
     if differing is not None:
         raise VerificationError(
@@ -137,3 +136,63 @@ def verify_prepared(
             f"submodules left as leaves, first: {first.message}; please report this with the model",
             prepared,
         )
+
+
+def recheck_prepared(
+    prepared: Prepared,
+    example: Example,
+    original: torch.nn.Module | None,
+    recheck: Sequence[str] | None = None,
+) -> None:
+    """Check the prepared model again and file each finding.
+
+    ``recheck`` names the rules (codes, names or ``"all"``); by default, the rules ``check``
+    runs (the project's ``[tool.qready]`` selection) except QR001 and QR002, which take
+    seconds each and are named in ``skipped``; ``"all"`` is the whole selection.
+
+    A QR003 or QR004 finding outside the submodules left as leaves is ``unexpected``: prepare
+    removes those, so one left is prepare's bug. Every other finding is ``residual``, counted by
+    rule in the summary. Where the prepared model has findings of a rule other than those two,
+    the original is checked with that rule too, and a finding the original has as well (an
+    exporter failing on both, a ``torch.nn`` leaf's own non-tensor argument) is ``inherited``.
+    Rules that could not run (the exporters on a model without weights) are named in ``skipped``.
+    """
+    from qready.meta import has_meta_weights
+    from qready.targets.generic import GenericTarget
+
+    result = result_of(prepared)
+    configured = [rule for rule in select_rules(*configured_rules(None, None)) if rule.applies_to(GenericTarget())]
+    if recheck is None or [key.lower() for key in recheck] == ["all"]:
+        rules = configured
+        if recheck is None:  # the exporters take seconds each: run when asked, else said to be skipped
+            result.skipped += [(rule.code, NOT_RECHECKED) for rule in rules if rule.code in _EXPORTERS]
+            rules = [rule for rule in rules if rule.code not in _EXPORTERS]
+    else:
+        rules = [rule for rule in select_rules(recheck, None) if rule.applies_to(GenericTarget())]
+    if has_meta_weights(prepared):  # the exporters need values; a model on the meta device has none
+        result.skipped += [(rule.code, "the model has no weights (meta device)") for rule in rules if rule.code in _EXPORTERS]
+        rules = [rule for rule in rules if rule.code not in _EXPORTERS]
+    result.rechecked = [rule.code for rule in rules]
+    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
+    findings = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)
+    others = sorted({f.code for f in findings if f.code not in _PROMISED})
+    if others and original is not None:
+        again = suppressed(run_rules(original, example, [rule for rule in rules if rule.code in others]).findings)
+        result.inherited = [f for f in findings if f.code not in _PROMISED and _also_in(f, again)]
+    allowed = [leaf.module for leaf in result.leaves] + result.excluded
+    for finding in findings:
+        if finding.code not in _PROMISED:
+            result.residual.append(finding)
+            continue
+        # a module reused inside a leaf may also be registered elsewhere: any of its names counts
+        names = [finding.module, *(finding.detail("paths") or [])]
+        inside_leaf = any(p == "" or n == p or n.startswith(p + ".") for p in allowed for n in names)
+        (result.residual if inside_leaf else result.unexpected).append(finding)
+
+
+def _also_in(finding: Finding, original: list[Finding]) -> bool:
+    """Whether the original model has ``finding`` too: an exporter failing at all, or the same
+    finding at the same module."""
+    if finding.code in _EXPORTERS:
+        return any(f.code == finding.code for f in original)
+    return any((f.code, f.module, f.message) == (finding.code, finding.module, finding.message) for f in original)

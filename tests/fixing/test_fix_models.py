@@ -157,7 +157,7 @@ MESSY_DIFF = '''\
      def __init__( self ,width = 4 ):
          super( ).__init__( )   # base first
 +        self.leaky_relu = nn.LeakyReLU(negative_slope=0.2)
-+        self.mul = qready.nn.Mul()
++        self.mul = qready.nn.Mul(other=2.0)
 +        self.cat = qready.nn.Cat(dim=1)
          # the only layer
          self.conv=nn.Conv2d(3,width,1)
@@ -169,7 +169,7 @@ MESSY_DIFF = '''\
 -             * 2.0)  # a scaled copy
 -        return torch.cat( ( y , z ), 1 )  # joined
 +        y = self.leaky_relu(y)   # keep this comment
-+        z = self.mul(y, 2.0)  # a scaled copy
++        z = self.mul(y)  # a scaled copy
 +        return self.cat( ( y , z ) )  # joined
 '''
 

@@ -17,12 +17,14 @@ from qready.tracing import TraceFailure
 from qready.verify import OutputDiff
 
 __all__ = [
-    "DATA", "SOURCE", "MISSING", "MODULE_TYPES", "REPORTS", "fixture_report", "clean_report", "fixture_prepare_result",
+    "DATA", "SOURCE", "MISSING", "LIBRARY", "MODULE_TYPES", "REPORTS", "fixture_report", "clean_report", "fixture_prepare_result",
 ]
 
 DATA = Path(__file__).resolve().parent / "data"
 SOURCE = "models/sample_net.py"
 MISSING = "models/heads, v2/aux: head.py"  # not on disk, and full of characters to escape
+# library code, where one machine installed it: reports name it by the library's module path
+LIBRARY = "/opt/venv/lib/python3.11/site-packages/torchvision/models/resnet.py"
 
 MODULE_TYPES = {
     "": "SampleNet",
@@ -86,6 +88,13 @@ def fixture_report() -> Report:
                 ("paths", ["blocks.0.act"]),
                 ("holds_parameters", False),
             ),
+        ),
+        Finding(
+            "QR003", "functional-op", Severity.ERROR,
+            "torch.Tensor.add called in the forward of 'backbone.layer1.0'; no module wraps it, "
+            "so no quantizer can be placed on its output",
+            module="backbone.layer1.0", op="torch.Tensor.add", file=LIBRARY, line=102,
+            fix="use qready.nn.Add()", details=(("replacement", "qready.nn.Add()"),),
         ),
         Finding(
             "QR005", "non-tensor-io", Severity.ERROR,

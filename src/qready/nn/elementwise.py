@@ -5,9 +5,17 @@ recorded as ``operator.add(2, x)`` or ``Tensor.__radd__`` takes exactly the
 same path as the original, scalars on either side included; ``torch.add(x, y)``
 and ``x + y`` run the same kernel. ``inplace=True`` modules update and return
 their first operand, as ``add_`` and ``+=`` do.
+
+A Python number operand (``x * 0.5``, ``2 - x``, ``x > 0``) is a constant of
+the module, not an input: ``Mul(other=0.5)``, ``Sub(other=2, reflected=True)``,
+so that the module takes and returns tensors only (guideline: tensors or tuples
+of tensors at every module boundary). The operator still sees the number, so
+the kernel torch runs is the one the original expression ran.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -64,27 +72,68 @@ __all__ = [
 class _InplaceCapable(OpModule):
     """An op with an in-place variant, chosen by ``inplace``."""
 
-    __constants__ = ("inplace",)
+    __constants__: ClassVar[tuple[str, ...]] = ("inplace",)
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
 
+class _Binary(OpModule):
+    """A binary op whose second operand may be a constant of the module.
+
+    ``other`` holds a Python number that the original call passed (``x > 0``);
+    the forward then takes the tensor alone. ``reflected`` puts the constant on
+    the left (``2 - x``, which Python runs as ``x.__rsub__(2)``).
+    """
+
+    __constants__: ClassVar[tuple[str, ...]] = ("other", "reflected")
+
+    def __init__(self, other: int | float | bool | None = None, reflected: bool = False) -> None:
+        super().__init__()
+        self.other = other
+        self.reflected = reflected
+
+    def operands(self, input: TensorOrScalar, other: TensorOrScalar | None) -> tuple[TensorOrScalar, TensorOrScalar]:
+        """The two operands, in the order the original expression had them."""
+        if other is None:
+            other = self.other
+        if self.reflected:
+            return other, input  # type: ignore[return-value]  # see above
+        return input, other  # type: ignore[return-value]  # see above
+
+
+class _InplaceBinary(_Binary):
+    """A binary op with an in-place variant (``+=``, ``add_``), chosen by ``inplace``."""
+
+    __constants__: ClassVar[tuple[str, ...]] = ("inplace", "other", "reflected")
+
+    def __init__(self, inplace: bool = False, other: int | float | bool | None = None, reflected: bool = False) -> None:
+        super().__init__(other, reflected)
+        self.inplace = inplace
+
+
 # --- binary arithmetic -------------------------------------------------------
 
 
-class Add(OpModule):
+class _Scaled(_InplaceBinary):
+    """``input op alpha * other``: ``add`` and ``sub`` with their ``alpha``."""
+
+    __constants__ = ("alpha", "inplace", "other", "reflected")
+
+    def __init__(
+        self, alpha: int | float = 1, inplace: bool = False, other: int | float | bool | None = None,
+        reflected: bool = False,
+    ) -> None:
+        super().__init__(inplace, other, reflected)
+        self.alpha = alpha
+
+
+class Add(_Scaled):
     """``input + alpha * other``: ``torch.add``, ``Tensor.add(_)``, ``+``, ``+=``."""
 
-    __constants__ = ("alpha", "inplace")
-
-    def __init__(self, alpha: int | float = 1, inplace: bool = False) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.inplace = inplace
-
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.alpha != 1:
             if self.inplace:
                 return input.add_(other, alpha=self.alpha)  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
@@ -95,17 +144,11 @@ class Add(OpModule):
         return input + other
 
 
-class Sub(OpModule):
+class Sub(_Scaled):
     """``input - alpha * other``: ``torch.sub``, ``Tensor.sub(_)``, ``-``, ``-=``."""
 
-    __constants__ = ("alpha", "inplace")
-
-    def __init__(self, alpha: int | float = 1, inplace: bool = False) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.inplace = inplace
-
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.alpha != 1:
             if self.inplace:
                 return input.sub_(other, alpha=self.alpha)  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
@@ -116,31 +159,35 @@ class Sub(OpModule):
         return input - other
 
 
-class Mul(_InplaceCapable):
+class Mul(_InplaceBinary):
     """``input * other``: ``torch.mul``, ``Tensor.mul(_)``, ``*``, ``*=``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.inplace:
             input *= other
             return input
         return input * other
 
 
-class Div(OpModule):
+class Div(_InplaceBinary):
     """``input / other``, or rounded with ``rounding_mode`` (``'trunc'``, ``'floor'``).
 
     ``2 / x`` is ``x.reciprocal() * 2`` in torch, not ``torch.div(2, x)``; the
     Python operator keeps that path.
     """
 
-    __constants__ = ("rounding_mode", "inplace")
+    __constants__ = ("rounding_mode", "inplace", "other", "reflected")
 
-    def __init__(self, rounding_mode: str | None = None, inplace: bool = False) -> None:
-        super().__init__()
+    def __init__(
+        self, rounding_mode: str | None = None, inplace: bool = False, other: int | float | bool | None = None,
+        reflected: bool = False,
+    ) -> None:
+        super().__init__(inplace, other, reflected)
         self.rounding_mode = rounding_mode
-        self.inplace = inplace
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.rounding_mode is not None:
             if self.inplace:
                 return input.div_(other, rounding_mode=self.rounding_mode)  # type: ignore[union-attr]  # inplace is only set where the input is a tensor
@@ -151,30 +198,33 @@ class Div(OpModule):
         return input / other
 
 
-class FloorDiv(_InplaceCapable):
+class FloorDiv(_InplaceBinary):
     """``input // other``: ``torch.floor_divide``, ``//``, ``//=``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.inplace:
             input //= other
             return input
         return input // other
 
 
-class Remainder(_InplaceCapable):
+class Remainder(_InplaceBinary):
     """``input % other`` (Python's sign convention): ``torch.remainder``, ``%``, ``%=``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.inplace:
             input %= other
             return input
         return input % other
 
 
-class Pow(_InplaceCapable):
+class Pow(_InplaceBinary):
     """``input ** exponent``: ``torch.pow``, ``Tensor.pow(_)``, ``**``, ``**=``."""
 
-    def forward(self, input: TensorOrScalar, exponent: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, exponent: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, exponent = self.operands(input, exponent)
         if self.inplace:
             input **= exponent
             return input
@@ -382,75 +432,84 @@ class ClampMax(OpModule):
 # --- comparisons (boolean tensors as values) ---------------------------------
 
 
-class Greater(OpModule):
+class Greater(_Binary):
     """``input > other``: ``torch.gt``, ``torch.greater``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         return input > other
 
 
-class GreaterEqual(OpModule):
+class GreaterEqual(_Binary):
     """``input >= other``: ``torch.ge``, ``torch.greater_equal``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         return input >= other
 
 
-class Less(OpModule):
+class Less(_Binary):
     """``input < other``: ``torch.lt``, ``torch.less``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         return input < other
 
 
-class LessEqual(OpModule):
+class LessEqual(_Binary):
     """``input <= other``: ``torch.le``, ``torch.less_equal``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         return input <= other
 
 
-class Equal(OpModule):
+class Equal(_Binary):
     """``input == other`` elementwise: ``torch.eq`` (not ``torch.equal``)."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         return input == other
 
 
-class NotEqual(OpModule):
+class NotEqual(_Binary):
     """``input != other`` elementwise: ``torch.ne``, ``torch.not_equal``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         return input != other
 
 
 # --- bitwise and logical ------------------------------------------------------
 
 
-class BitwiseAnd(_InplaceCapable):
+class BitwiseAnd(_InplaceBinary):
     """``input & other``: ``torch.bitwise_and``, ``&``, ``&=`` (logical and on bool masks)."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.inplace:
             input &= other
             return input
         return input & other
 
 
-class BitwiseOr(_InplaceCapable):
+class BitwiseOr(_InplaceBinary):
     """``input | other``: ``torch.bitwise_or``, ``|``, ``|=``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.inplace:
             input |= other
             return input
         return input | other
 
 
-class BitwiseXor(_InplaceCapable):
+class BitwiseXor(_InplaceBinary):
     """``input ^ other``: ``torch.bitwise_xor``, ``^``, ``^=``."""
 
-    def forward(self, input: TensorOrScalar, other: TensorOrScalar) -> TensorOrScalar:
+    def forward(self, input: TensorOrScalar, other: TensorOrScalar | None = None) -> TensorOrScalar:
+        input, other = self.operands(input, other)
         if self.inplace:
             input ^= other
             return input
@@ -496,18 +555,44 @@ class LogicalNot(OpModule):
 
 
 class Where(OpModule):
-    """``torch.where(condition, input, other)``; ``x.where(c, y)`` is ``where(c, x, y)``."""
+    """``torch.where(condition, input, other)``; ``x.where(c, y)`` is ``where(c, x, y)``.
+
+    A Python number for ``input`` or ``other`` is a constant of the module; the
+    forward then takes the tensors alone (``other`` by keyword when ``input`` is
+    the constant).
+    """
+
+    __constants__ = ("input", "other")
+
+    def __init__(self, input: int | float | bool | None = None, other: int | float | bool | None = None) -> None:
+        super().__init__()
+        self.input = input
+        self.other = other
 
     def forward(
-        self, condition: Tensor, input: TensorOrScalar, other: TensorOrScalar
+        self, condition: Tensor, input: TensorOrScalar | None = None, other: TensorOrScalar | None = None
     ) -> Tensor:
-        return torch.where(condition, input, other)
+        return torch.where(
+            condition,
+            self.input if input is None else input,
+            self.other if other is None else other,
+        )
 
 
 class MaskedFill(_InplaceCapable):
-    """``input.masked_fill(mask, value)``; ``inplace`` is ``masked_fill_``."""
+    """``input.masked_fill(mask, value)``; ``inplace`` is ``masked_fill_``.
 
-    def forward(self, input: Tensor, mask: Tensor, value: Tensor | float) -> Tensor:
+    A Python number ``value`` (``float('-inf')``) is a constant of the module.
+    """
+
+    __constants__ = ("inplace", "value")
+
+    def __init__(self, inplace: bool = False, value: int | float | bool | None = None) -> None:
+        super().__init__(inplace)
+        self.value = value
+
+    def forward(self, input: Tensor, mask: Tensor, value: Tensor | float | None = None) -> Tensor:
+        fill = self.value if value is None else value
         if self.inplace:
-            return input.masked_fill_(mask, value)
-        return torch.masked_fill(input, mask, value)
+            return input.masked_fill_(mask, fill)
+        return torch.masked_fill(input, mask, fill)

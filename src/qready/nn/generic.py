@@ -19,7 +19,7 @@ import torch
 
 from qready.nn._base import OpModule
 
-__all__ = ["TRUSTED_ROOTS", "TorchFunction", "dotted_path", "resolve_dotted_path"]
+__all__ = ["TRUSTED_ROOTS", "TorchFunction", "dotted_path", "resolve_dotted_path", "with_constants"]
 
 #: Top-level packages whose callables a ``TorchFunction`` may name.
 TRUSTED_ROOTS: tuple[str, ...] = ("torch", "torchvision", "operator", "math")
@@ -43,22 +43,41 @@ class TorchFunction(OpModule):
 
     The generic fallback for ops without a dedicated module:
     ``TorchFunction('torch.nn.functional.hardswish')(x)`` is
-    ``F.hardswish(x)``; every argument of the original call is a forward
-    argument, so nothing about the call changes.
+    ``F.hardswish(x)``. Arguments that are plain constants of the call (a
+    ``dim``, a Python number) are held in ``constants`` as ``(position or
+    keyword, value)`` pairs and put back where they were, so that the forward
+    takes tensors alone; nothing about the call changes.
     """
 
-    __constants__ = ("path",)
+    __constants__ = ("path", "constants")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, constants: tuple[tuple[int | str, Any], ...] = ()) -> None:
         super().__init__()
         resolve_dotted_path(path)  # fail on construction, not on the first forward
         self.path = path
+        self.constants = tuple(constants)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.constants:
+            args, kwargs = with_constants(self.constants, args, kwargs)
         return resolve_dotted_path(self.path)(*args, **kwargs)
 
     def extra_repr(self) -> str:
-        return repr(self.path)
+        return repr(self.path) + (f", constants={self.constants!r}" if self.constants else "")
+
+
+def with_constants(
+    constants: tuple[tuple[int | str, Any], ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The full call: ``constants`` put back at their positions (ascending) and keywords."""
+    full = list(args)
+    kwargs = dict(kwargs)
+    for where, value in sorted((c for c in constants if isinstance(c[0], int)), key=lambda c: c[0]):
+        full.insert(where, value)
+    for where, value in constants:
+        if isinstance(where, str):
+            kwargs[where] = value
+    return tuple(full), kwargs
 
 
 @functools.lru_cache(maxsize=None)

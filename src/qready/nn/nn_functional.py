@@ -135,28 +135,31 @@ class FunctionalBatchNorm(OpModule):
     """``F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)``.
 
     With ``training=True`` torch updates ``running_mean``/``running_var`` in
-    place, exactly as the original call did.
+    place, exactly as the original call did. A ``training`` flag known when the
+    model is prepared is the constant ``batch_statistics`` (``nn.Module.training``
+    means something else: ``model.eval()`` must not change what the call computes).
     """
 
-    __constants__ = ("momentum", "eps")
+    __constants__ = ("momentum", "eps", "batch_statistics")
 
-    def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, batch_statistics: bool = False) -> None:
         super().__init__()
         self.momentum = momentum
         self.eps = eps
+        self.batch_statistics = batch_statistics
 
     def forward(
         self,
         input: Tensor,
-        running_mean: Tensor | None,
-        running_var: Tensor | None,
+        running_mean: Tensor | None = None,
+        running_var: Tensor | None = None,
         weight: Tensor | None = None,
         bias: Tensor | None = None,
-        training: bool = False,
+        training: bool | None = None,
     ) -> Tensor:
         return F.batch_norm(
-            input, running_mean, running_var, weight, bias, training,
-            self.momentum, self.eps,
+            input, running_mean, running_var, weight, bias,
+            self.batch_statistics if training is None else training, self.momentum, self.eps,
         )
 
 
@@ -280,21 +283,24 @@ class FunctionalEmbedding(OpModule):
 
 
 class FunctionalDropout(OpModule):
-    """``F.dropout(input, p, training, inplace)`` with ``training`` as a forward argument.
+    """``F.dropout(input, p, training, inplace)``.
 
     ``nn.Dropout`` would take its mode from ``module.training``; the original
-    call used whatever flag it was given, and so does this module.
+    call used whatever flag it was given, and so does this module: the constant
+    ``active`` when the flag was known when the model was prepared, else the
+    forward argument ``training``.
     """
 
-    __constants__ = ("p", "inplace")
+    __constants__ = ("p", "inplace", "active")
 
-    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, active: bool = True) -> None:
         super().__init__()
         self.p = p
         self.inplace = inplace
+        self.active = active
 
-    def forward(self, input: Tensor, training: bool = True) -> Tensor:
-        return F.dropout(input, self.p, training, self.inplace)
+    def forward(self, input: Tensor, training: bool | None = None) -> Tensor:
+        return F.dropout(input, self.p, self.active if training is None else training, self.inplace)
 
 
 class ScaledDotProductAttention(OpModule):

@@ -14,7 +14,7 @@ __all__ = ["Cat", "GridSample", "Interpolate", "Pad", "Stack"]
 
 
 class Cat(OpModule):
-    """``torch.cat(tensors, dim)`` (also ``concat``, ``concatenate``)."""
+    """``torch.cat(tensors, dim)`` (also ``concat``, ``concatenate``); the tensors come in as one tuple."""
 
     __constants__ = ("dim",)
 
@@ -27,7 +27,7 @@ class Cat(OpModule):
 
 
 class Stack(OpModule):
-    """``torch.stack(tensors, dim)``."""
+    """``torch.stack(tensors, dim)``; the tensors come in as one tuple."""
 
     __constants__ = ("dim",)
 

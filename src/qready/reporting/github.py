@@ -33,7 +33,7 @@ def workflow_command(finding: Finding) -> str:
     command = "error" if finding.severity is Severity.ERROR else "warning"
     properties = []
     if finding.file and not finding.file.startswith("<"):
-        properties.append(f"file={escape_property(finding.file)}")
+        properties.append(f"file={escape_property(finding.shown_file or finding.file)}")
         if finding.line is not None:
             properties.append(f"line={finding.line}")
     properties.append(f"title={escape_property(f'{finding.code} {finding.rule}')}")

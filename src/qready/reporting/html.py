@@ -284,6 +284,15 @@ class _Sources:
             return None
 
 
+def _remaining_kind(finding: Finding, result: PrepareResult) -> str:
+    """Why a finding is still there: the original's own, inside a leaf, or left by prepare."""
+    if finding in result.unexpected:
+        return "outside the leaves"
+    if finding in result.inherited:
+        return "the original's too"
+    return "inside a leaf" if finding.code in ("QR003", "QR004") else "left after prepare"
+
+
 def _findings_section(report: Report, numbered: list[tuple[int, Finding]], sources: _Sources) -> str:
     if not report.findings:
         return (
@@ -491,7 +500,7 @@ def _prepare_section(result: PrepareResult) -> str:
         (
             _e(f.location),
             f'<span class="badge {f.severity.value}">{_e(f.code)}</span> <code>{_e(f.module or "(root)")}</code>',
-            "inside a leaf" if f in result.residual else "outside the leaves",
+            _remaining_kind(f, result),
             _e(f.message),
         )
         for f in result.residual + result.unexpected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from qready.findings import shown_path
 from qready.prepared import PrepareResult
 from qready.reporting.text_format import format_finding
 
@@ -13,7 +14,7 @@ __all__ = ["emit_prepare_text", "emit_prepare_json"]
 
 def emit_prepare_text(result: PrepareResult, stream: TextIO, color: bool = False) -> None:
     for change in result.changes:
-        where = f"{change.file}:{change.line}" if change.file else "<unknown>"
+        where = f"{shown_path(change.file)}:{change.line}" if change.file else "<unknown>"
         if change.kind == "functional":
             stream.write(f"{where}  converted   {change.op} -> {change.module} ({change.module_type})\n")
         elif change.kind == "dispatched":
@@ -30,7 +31,7 @@ def emit_prepare_text(result: PrepareResult, stream: TextIO, color: bool = False
         else:
             stream.write(f"{where}  unconverted {change.op}: {dict(change.details).get('reason', '')}\n")
     for leaf in result.leaves:
-        where = f"{leaf.file}:{leaf.line}" if leaf.file else "<unknown>"
+        where = f"{shown_path(leaf.file)}:{leaf.line}" if leaf.file else "<unknown>"
         stream.write(f"{where}  leaf        {leaf.module} left whole: {leaf.reason}\n")
     for path in result.excluded:
         stream.write(f"<exclude>  leaf        {path} left whole: excluded by the user\n")

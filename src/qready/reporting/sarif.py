@@ -88,7 +88,7 @@ def _help_markdown(rule: type[Rule], sections: dict[str, str]) -> str:
 def _result(finding: Finding, rule_index: int | None) -> dict[str, Any]:
     text = strip_ansi(f"{finding.message} -> {finding.fix}" if finding.fix else finding.message)
     location: dict[str, Any] = {}
-    uri = _uri(finding.file)
+    uri = _uri(finding.shown_file)
     if uri is not None:
         physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
         if finding.line is not None and finding.line >= 1:

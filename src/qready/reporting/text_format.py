@@ -12,13 +12,16 @@ from typing import TextIO
 
 from qready.findings import Finding, Report, Severity
 
-__all__ = ["emit_statistics", "emit_text", "format_finding", "group_by_location", "summary_line"]
+__all__ = ["emit_statistics", "emit_text", "fixable_line", "format_finding", "group_by_location", "prepare_fixes", "summary_line"]
 
 _RED, _YELLOW, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[1m", "\033[0m"
 
 
-def format_finding(finding: Finding, color: bool = False, modules: int = 1) -> str:
-    """One line: where, severity, code, rule, module (and how many modules share the line), what, fix."""
+def format_finding(finding: Finding, color: bool = False, modules: int = 1, *, mark_fixable: bool = False) -> str:
+    """One line: where, severity, code, rule, module (and how many modules share the line), what, fix.
+
+    With ``mark_fixable``, ``[*]`` follows the code of a finding that ``qready prepare`` removes.
+    """
     module = finding.module or "<root>"
     if modules > 1:
         module = f"{module} (x{modules} modules)"
@@ -27,6 +30,8 @@ def format_finding(finding: Finding, color: bool = False, modules: int = 1) -> s
     if color:
         shade = _RED if finding.severity is Severity.ERROR else _YELLOW
         severity, code = f"{shade}{severity}{_RESET}", f"{shade}{code}{_RESET}"
+    if mark_fixable and prepare_fixes(finding):
+        code += " [*]"
     fix = f" -> {finding.fix}" if finding.fix else ""
     if finding.code == "QR003":
         count = f" (x{finding.count})" if finding.count > 1 and modules == 1 else ""
@@ -36,8 +41,23 @@ def format_finding(finding: Finding, color: bool = False, modules: int = 1) -> s
     return f"{finding.location}  {severity}  {code}  {finding.rule}  {module}  {what}{fix}"
 
 
+def prepare_fixes(finding: Finding) -> bool:
+    """Whether ``qready prepare`` removes the finding (its rule says so)."""
+    from qready.rules import RULES
+
+    return any(rule.code == finding.code and rule.prepare_fixes for rule in RULES)
+
+
+def fixable_line(findings: Iterable[Finding]) -> str | None:
+    """``[*] 4 fixable with `qready prepare``` (ruff's ``[*] fixable``), or None when none is."""
+    fixable = sum(1 for f in findings if prepare_fixes(f))
+    if not fixable:
+        return None
+    return f"[*] {fixable} fixable with `qready prepare` (a rewritten copy, verified; your source stays as it is)"
+
+
 def _by_location(finding: Finding) -> tuple[bool, str, int, str, str]:
-    return (finding.file is None, finding.file or "", finding.line or 0, finding.code, finding.module)
+    return (finding.file is None, finding.shown_file or "", finding.line or 0, finding.code, finding.module)
 
 
 def group_by_location(findings: Iterable[Finding]) -> list[list[Finding]]:
@@ -67,13 +87,16 @@ def summary_line(report: Report) -> str:
 def emit_text(report: Report, stream: TextIO, color: bool = False, *, show_all: bool = False, summary: bool = True) -> None:
     groups = [[f] for f in sorted(report.findings, key=_by_location)] if show_all else group_by_location(report.findings)
     for group in groups:
-        stream.write(format_finding(group[0], color, modules=len(group)) + "\n")
+        stream.write(format_finding(group[0], color, modules=len(group), mark_fixable=True) + "\n")
     if not summary:
         return
     line = summary_line(report)
     if len(groups) < len(report.findings):
         line += f"; {len(report.findings)} findings at {len(groups)} source lines (--show-all lists each)"
     stream.write((f"{_BOLD}{line}{_RESET}" if color else line) + "\n")
+    fixable = fixable_line(report.findings)
+    if fixable:
+        stream.write(fixable + "\n")
 
 
 def emit_statistics(report: Report, stream: TextIO, color: bool = False, *, summary: bool = True) -> None:

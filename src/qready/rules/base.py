@@ -79,6 +79,8 @@ class Rule:
     #: how to fix a finding of this rule by hand, in one line: what a finding suggests when it names
     #: nothing more precise (its docstring's ``Prepare:`` paragraph says what ``qready prepare`` does)
     fix: ClassVar[str]
+    #: whether ``qready prepare`` removes this rule's findings (the text report marks them ``[*]``)
+    prepare_fixes: ClassVar[bool] = False
 
     def check(self, ctx: CheckContext) -> list[Finding]:
         raise NotImplementedError

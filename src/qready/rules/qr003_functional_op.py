@@ -39,6 +39,7 @@ class FunctionalOp(Rule):
     name = "functional-op"
     fix = "call a module instance registered in __init__ instead of the function"
     observes = True
+    prepare_fixes = True
     summary = "value-changing functional call outside any leaf module"
     before = "def forward(self, x):\n    return F.relu(self.conv(x))"
     after = (

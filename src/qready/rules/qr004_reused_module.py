@@ -37,6 +37,7 @@ class ReusedModule(Rule):
     name = "reused-module"
     fix = "define one instance per call"
     observes = True
+    prepare_fixes = True
     summary = "module instance called more than once in one forward"
     before = "x = self.relu(self.conv1(x))\nx = self.relu(self.conv2(x))"
     after = "x = self.relu(self.conv1(x))\nx = self.relu2(self.conv2(x))  # self.relu2 = nn.ReLU(), as qready fix writes it"

@@ -37,6 +37,7 @@ class NonTensorIO(Rule):
     name = "non-tensor-io"
     fix = "take and return tensors or tuples of tensors"
     observes = True
+    prepare_fixes = True
     summary = "non-tensor value at a model or submodule input or output"
     before = (
         "def forward(self, inputs):\n    x = self.conv1(inputs['image_rgb'])\n"

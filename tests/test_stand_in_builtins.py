@@ -1,0 +1,114 @@
+"""``type(x)`` and ``len(x)`` in a traced forward answer as on the tensor eager passes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+import qready
+
+
+class TypeBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        same = type(x) == torch.Tensor  # noqa: E721  # a spelling users write
+        if type(x) is torch.Tensor and same and type(x).__name__ == "Tensor":
+            y = self.act(self.fc(x))
+        else:
+            y = self.fc(x) * 100
+        if type(self.fc.weight) is nn.Parameter and isinstance(int, type) and issubclass(type(self.fc), nn.Module):
+            return y
+        return -y
+
+
+class LengthScale(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = len(x)
+        return self.fc(x) / n
+
+
+class Wrapped(nn.Module):
+    """The same checks one level down, inside a submodule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = TypeBranch()
+        self.scale = LengthScale()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale(self.inner(x))
+
+
+def _prepared_runs_like_eager(model: nn.Module) -> qready.Prepared:
+    model.eval()
+    prepared = qready.prepare(model, (torch.randn(3, 4),))
+    result = prepared.prepare_result
+    assert result.leaves == [] and not result.shape_bound and not result.specialized, result.summary()
+    with torch.no_grad():
+        for batch in (3, 5, 1):
+            x = torch.randn(batch, 4)
+            assert torch.equal(prepared(x), model(x))
+    return prepared
+
+
+def test_type_of_a_traced_tensor_is_its_class() -> None:
+    prepared = _prepared_runs_like_eager(TypeBranch())
+    assert "act" in dict(prepared.named_modules())  # the branch eager takes
+
+
+def test_len_of_a_traced_tensor_is_its_first_size_and_stays_symbolic() -> None:
+    prepared = _prepared_runs_like_eager(LengthScale())
+    assert any(n.op == "call_method" and n.target == "size" for n in prepared.graph.nodes)
+
+
+def test_type_and_len_in_submodules() -> None:
+    _prepared_runs_like_eager(Wrapped())
+
+
+def test_stand_ins_are_put_back_after_tracing() -> None:
+    import builtins
+    import sys
+
+    _prepared_runs_like_eager(Wrapped())
+    namespace = vars(sys.modules[__name__])
+    assert "type" not in namespace and "len" not in namespace
+    from qready import tracing
+
+    assert builtins.type is tracing._real_type and builtins.len is tracing._real_len
+    assert builtins.isinstance is tracing._real_isinstance
+
+
+class Factories(nn.Module):
+    """Tensor factories sized from the input, as attention masks and position ids are built."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        mask = torch.ones(T, T).tril() == 0
+        scores = self.fc(x) @ x.transpose(1, 2)
+        positions = torch.arange(T).float() + torch.zeros(B, T) + torch.full((B, T), 0.5)
+        return scores.masked_fill(mask, 0.0).sum(-1) + positions + torch.eye(T)[0]
+
+
+def test_a_size_from_the_input_into_a_tensor_factory_is_not_a_leaf_with_torchs_message() -> None:
+    """torch's argument parser refuses a traced size (``ones() takes 1 positional argument but 2 were
+    given``): the tracer's limit, not the user's code, so never a leaf's reason; the size stays one."""
+    model = Factories().eval()
+    prepared = qready.prepare(model, (torch.randn(2, 5, 4),))
+    result = prepared.prepare_result
+    assert result.leaves == [] and not result.shape_bound, result.summary()
+    with torch.no_grad():
+        for shape in ((2, 5, 4), (3, 7, 4), (1, 1, 4)):
+            x = torch.randn(*shape)
+            assert torch.equal(prepared(x), model(x))
