@@ -14,6 +14,7 @@ from qready.errors import InputError, ModelError, VerificationError
 from qready.example_inputs import as_example, fresh_like
 from qready.findings import Report
 from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
+from qready.leaves import declared_leaf_paths, with_declared_leaves
 from qready.guard import (
     blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
 )
@@ -59,6 +60,7 @@ def check(
     onnx_exporter: str | None = None,
     progress: Callable[[str], None] | None = None,
     target: str | Target | None = None,
+    leaves: Iterable[str | type] = (),
 ) -> Report:
     """Run ``model`` on ``example_inputs`` and report where it breaks the five guidelines.
 
@@ -69,19 +71,22 @@ def check(
     called with ``"forward"`` and then each rule's code as the work starts.
     ``target`` names the quantization toolkit (``"aimet"``): its own leaf set
     decides coverage, and its rules (QR006) run; ``None`` is ``"generic"``.
+    ``leaves`` declares modules (paths or classes) that the toolkit wraps whole.
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is {a(type(model).__name__)}, not a torch.nn.Module; pass the model instance")
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
-    chosen_target = get_target(target)
+    chosen_target = with_declared_leaves(get_target(target), model, declared_leaf_paths(model, leaves))
     select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
     rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
     if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
         return check_without_weights(
-            lambda codes: check(model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target),
+            lambda codes: check(
+                model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target, leaves=leaves,
+            ),
             model, example, [rule.code for rule in rules],
         )
     run = run_rules(model, example, rules, onnx_exporter=onnx_exporter, target=chosen_target, progress=progress)
@@ -105,6 +110,7 @@ def prepare(
     verify: bool = True,
     share_weights: bool = False,
     target: str | Target | None = None,
+    leaves: Iterable[str | type] = (),
 ) -> torch.nn.Module:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -112,7 +118,8 @@ def prepare(
     instance per call (sharing their ``Parameter`` objects unless
     ``tie_weights=False``), non-tensor inputs and outputs become flat tensors.
     Submodules that torch.fx cannot trace, and those in ``exclude``, stay whole
-    as leaves; when the model's own forward cannot be traced, its children are
+    as leaves, and so do the modules ``leaves`` declares (paths or classes a toolkit
+    wraps whole, as in ``check``); when the model's own forward cannot be traced, its children are
     prepared one by one inside a copy of it. With ``verify`` (the default) the
     result is compared with the original on the example and on a fresh input,
     bit for bit, and checked again; a difference raises ``VerificationError``.
@@ -135,7 +142,8 @@ def prepare(
     require_runnable(model)
     chosen_target = get_target(target)
     example = as_example(example_inputs, example_kwargs)
-    excluded = sorted(set(exclude))
+    declared = declared_leaf_paths(model, leaves)
+    excluded = sorted({*exclude, *declared})
     known = {name for name, _ in model.named_modules(remove_duplicate=False)}
     for path in excluded:
         if path not in known:
@@ -166,6 +174,7 @@ def prepare(
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
     prepared.prepare_result.timings["reference"] = copied  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    prepared.prepare_result.declared_leaves = declared  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     if references is None:
         return prepared
     start = time.perf_counter()
@@ -183,6 +192,7 @@ def prepare(
             adapt_for_target(chosen_target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
+        prepared.prepare_result.declared_leaves = declared  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         verify_prepared(prepared, example, fresh, references, original=reference_model)
         prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module

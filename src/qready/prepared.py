@@ -42,6 +42,9 @@ class PrepareResult:
     fixed_sizes: list[tuple[str | None, int | None]] = field(default_factory=list)
     # inputs of other sizes the original runs on and the prepared model does not: one line each
     shape_bound: list[str] = field(default_factory=list)
+    # modules the user declared leaves (``leaves=``): wrapped whole by their toolkit, so the ops in
+    # them are no findings in the re-check
+    declared_leaves: list[str] = field(default_factory=list)
 
     @property
     def converted(self) -> list[Change]:

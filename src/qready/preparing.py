@@ -28,6 +28,7 @@ from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.passes.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
+from qready.randomness import same_draws
 from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
 from qready.structure import flatten, map_leaves
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
@@ -44,12 +45,14 @@ def prepare_copy(
     original: torch.nn.Module,
 ) -> torch.nn.Module:
     """Prepare ``work``, a module qready owns; ``original`` gives the flags and state-dict keys to keep."""
-    try:
-        return _prepare_graph(work, example, excluded=excluded, tie_weights=tie_weights, original=original)
-    except RootNotTraceable as untraceable:
-        return prepare_children(
-            work, example, excluded=excluded, tie_weights=tie_weights, failure=untraceable.failure
-        )
+    # the trace runs the forward's random draws too: from qready's own random state, never the user's
+    with same_draws(example.args, example.kwargs):
+        try:
+            return _prepare_graph(work, example, excluded=excluded, tie_weights=tie_weights, original=original)
+        except RootNotTraceable as untraceable:
+            return prepare_children(
+                work, example, excluded=excluded, tie_weights=tie_weights, failure=untraceable.failure
+            )
 
 
 def _prepare_graph(

@@ -15,6 +15,7 @@ from qready.caches import own_copy
 from qready.errors import VerificationError
 from qready.example_inputs import Example, as_example
 from qready.guard import preserved
+from qready.randomness import require_deterministic, same_draws
 from qready.rules import run_rules, select_rules
 from qready.structure import flatten, leaf_names
 from qready.suppression import configured_rules, suppressed
@@ -80,8 +81,10 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
-    # own copies of caches: a static cache is written in place, and the example is the user's
-    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    # own copies of caches: a static cache is written in place, and the example is the user's;
+    # random draws start where the original's did (Example.call)
+    with same_draws(example.args, example.kwargs):
+        return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
 
 
 def verify_prepared(
@@ -129,7 +132,12 @@ def verify_prepared(
         result.diffs.extend(diffs)
     args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     rules = select_rules(*configured_rules(_RECHECKED, None))
-    recheck = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)
+    from qready.leaves import with_declared_leaves
+    from qready.targets import get_target
+
+    declared = [path for path in result.declared_leaves if _has_submodule(prepared, path)]
+    target = with_declared_leaves(get_target(None), prepared, declared)
+    recheck = suppressed(run_rules(prepared, as_example(args, kwargs), rules, target=target).findings)
     allowed = [leaf.module for leaf in result.leaves] + result.excluded
     for finding in recheck:
         # a module reused inside a leaf may also be registered elsewhere: any of its names counts
@@ -139,6 +147,8 @@ def verify_prepared(
     differing = first_difference(result.diffs)
     result.verified = differing is None and not result.unexpected
     if differing is not None:
+        if original is not None:  # a forward that differs from itself is the model's, not qready's
+            require_deterministic(original, _difference_between_runs(original, example))
         raise VerificationError(
             f"prepared {result.model} differs from the original on the {differing.run} input: output "
             f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model",
@@ -151,3 +161,19 @@ def verify_prepared(
             f"submodules left as leaves, first: {first.message}; please report this with the model",
             prepared,
         )
+
+
+def _has_submodule(model: torch.nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _difference_between_runs(model: torch.nn.Module, example: Example) -> float:
+    """The largest difference between two runs of ``model`` on ``example`` (both from one random state)."""
+    with preserved(model), torch.no_grad():
+        first, second = flatten(example.call(model))[0], flatten(example.call(model))[0]
+    diffs = compare_exact("again", [""] * len(first), first, second)
+    return max((d.max_abs_diff for d in diffs if not d.equal), default=0.0)
