@@ -28,7 +28,7 @@ import torch
 from qready.errors import ModelError
 from qready.structure import map_leaves
 
-__all__ = ["SEED", "require_deterministic", "same_draws"]
+__all__ = ["SEED", "draws_random", "require_deterministic", "same_draws"]
 
 #: The random state every forward qready runs starts from.
 SEED = 0
@@ -57,6 +57,21 @@ def same_draws(*values: Any) -> Iterator[None]:
         random.setstate(python_state)
         if numpy is not None:
             numpy.random.set_state(numpy_state)
+
+
+# torch functions and tensor methods (by name, in-place spellings included) that draw from a generator.
+_RANDOM_NAMES = frozenset(
+    "rand randn randint randperm rand_like randn_like randint_like bernoulli multinomial normal poisson "
+    "dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout rrelu "
+    "uniform random exponential geometric cauchy log_normal".split()
+)
+
+
+def draws_random(target: Any) -> bool:
+    """Whether a call of ``target`` (a callable, or a method name) may draw random numbers: such a call
+    advances the generator even when its result is unused, so every later draw depends on it."""
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    return name.removesuffix("_") in _RANDOM_NAMES
 
 
 def _accelerator_devices(values: tuple[Any, ...]) -> list[int]:

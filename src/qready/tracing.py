@@ -32,7 +32,7 @@ from qready.source import call_through, is_internal, raised_by_qready, user_loca
 
 __all__ = [
     "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
-    "trace_with_leaves",
+    "random_factories_recorded", "trace_with_leaves",
 ]
 
 # Tensor attributes and methods that describe a tensor's layout, not its data.
@@ -561,10 +561,38 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
     patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        with _answers_like_tensors(), _user_wrapped_functions_traced_into():
+        with _answers_like_tensors(), _user_wrapped_functions_traced_into(), random_factories_recorded(tracer):
             return tracer.trace(root)
     finally:
         root.__class__ = cls
+
+
+# Factories that draw random numbers from Python values alone (``torch.rand(8)``): fx would call them
+# once while tracing and keep their result as a constant, the same numbers on every call.
+_RANDOM_FACTORIES = ("rand", "randn", "randint", "randperm", "normal")
+
+
+@contextlib.contextmanager
+def random_factories_recorded(tracer: fx.Tracer) -> Iterator[None]:
+    """While the forward is traced, ``torch.rand(...)`` and the other random factories are recorded as
+    calls in the graph, so the prepared model draws anew on every call, in the original's order."""
+    originals = {name: getattr(torch, name) for name in _RANDOM_FACTORIES}
+
+    def recorded(original: Callable[..., Any]) -> Callable[..., Any]:
+        def factory(*args: Any, **kwargs: Any) -> Any:
+            if getattr(tracer, "_evaluating", 0):  # a leaf run on values, or the node's own evaluation
+                return original(*args, **kwargs)
+            return tracer.create_proxy("call_function", original, args, kwargs)
+
+        return factory
+
+    for name, original in originals.items():
+        setattr(torch, name, recorded(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(torch, name, original)
 
 
 @contextlib.contextmanager
