@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
         raise QreadyError(f"{message} (see {self.prog} --help)")
 
 
-_LEAF_HELP = "a submodule path or module class your toolkit wraps whole (its ops count as quantized); repeatable"
+_LEAF_HELP = "a submodule path or module class your toolkit wraps whole (its ops count as quantized)"
 
 
 def build_parser() -> argparse.ArgumentParser:
