@@ -1,16 +1,24 @@
-"""Shared pieces of the benchmark scripts: models, timing, and the BENCHMARKS.md writer."""
+"""Shared pieces of the benchmark scripts: models, timing, one model per subprocess, and the BENCHMARKS.md writer."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> float:
@@ -66,3 +74,69 @@ def machine() -> str:
     import platform
 
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+# --- one model in its own process ------------------------------------------------------------------
+
+
+@dataclass
+class WorkerRun:
+    """What a worker process left: its last record (``None`` when it wrote none), how it ended, its log."""
+
+    record: dict[str, Any] | None
+    status: str  # "ok", "exit N", "signal N" or "timeout"
+    log_tail: str
+    wall_s: float
+
+
+def run_worker(
+    script: Path,
+    name: str,
+    *,
+    timeout: float,
+    options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> WorkerRun:
+    """Run ``python script --worker name --worker-out FILE *options`` from the repository root, in a
+    session of its own, killed with all its children after ``timeout`` seconds.
+
+    The worker writes its record to FILE (with :func:`write_record`, as often as it likes: a killed
+    worker leaves the record of the stage it reached).
+    """
+    with tempfile.TemporaryDirectory(prefix="qready-bench-") as tmp:
+        out, log = Path(tmp) / "record.json", Path(tmp) / "log.txt"
+        command = [sys.executable, str(Path(script).resolve()), "--worker", name, "--worker-out", str(out), *options]
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                       "PYTHONWARNINGS": "ignore", **(env or {})}
+        start = time.perf_counter()
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=sink, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            try:
+                code = process.wait(timeout=timeout)
+                status = "ok" if code == 0 else (f"signal {-code}" if code < 0 else f"exit {code}")
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                status = "timeout"
+        wall = round(time.perf_counter() - start, 2)
+        try:
+            record = json.loads(out.read_text())
+        except (OSError, json.JSONDecodeError):  # the worker died before its first record
+            record = None
+        return WorkerRun(record, status, _tail(log), wall)
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as JSON in one step (a reader never sees half a file)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str))
+    tmp.replace(path)
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])

@@ -24,10 +24,7 @@ import argparse
 import copy
 import json
 import math
-import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,11 +34,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_section
-from zoo import _positional, _quiet, _shorten, _tail
+from common import machine, run_worker, write_record, write_section
+from zoo import _positional, _quiet, _shorten
 from zoo_models import ZooModel, zoo
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "quant_proof"
 VERSIONS = ("original", "aimet", "qready")
 CALIBRATION_SEEDS = (101, 102, 103)
@@ -273,8 +269,7 @@ def _sqnr(reference: torch.Tensor, quantized: torch.Tensor) -> float | None:
 def _worker(name: str, out: Path) -> int:
     torch.set_num_threads(1)
     [entry] = [e for e in entries() if e.name == name]
-    record = measure(entry)
-    out.write_text(json.dumps(record, indent=1, default=str))
+    write_record(out, measure(entry))
     return 0
 
 
@@ -286,28 +281,11 @@ def result_path(name: str) -> Path:
 
 
 def run_isolated(name: str, timeout: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="qready-quant-proof-") as tmp:
-        out, log = Path(tmp) / "record.json", Path(tmp) / "log.txt"
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--worker-out", str(out)]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-        start = time.perf_counter()
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            try:
-                code = process.wait(timeout=timeout)
-                status = "ok" if code == 0 else f"exit {code}"
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                status = "timeout"
-        try:
-            record = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError):
-            record = {"name": name, "versions": {}, "log_tail": _tail(log)}
-        record["status"] = status
-        record["wall_s"] = round(time.perf_counter() - start, 1)
-        return record
+    run = run_worker(Path(__file__), name, timeout=timeout, env={"OMP_NUM_THREADS": "1"})
+    record = run.record or {"name": name, "versions": {}, "log_tail": run.log_tail}
+    record["status"] = run.status
+    record["wall_s"] = round(run.wall_s, 1)
+    return record
 
 
 # --- the report --------------------------------------------------------------------------------------

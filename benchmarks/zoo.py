@@ -39,10 +39,7 @@ import os
 import platform
 import re
 import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -60,6 +57,7 @@ import torch  # noqa: E402
 
 import qready  # noqa: E402
 from qready.example_inputs import Example, as_example, fresh_like, tensor_leaves  # noqa: E402
+from common import run_worker, write_record  # noqa: E402
 from zoo_models import FAMILIES, ZooModel, describe_inputs, select, zoo  # noqa: E402
 from zoo_report import render_section, write_section  # noqa: E402
 
@@ -492,58 +490,25 @@ def _worker(name: str, out: Path, onnx: bool, aimet: bool) -> int:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     logging.getLogger().setLevel(logging.ERROR)
     [entry] = [m for m in zoo() if m.name == name]
-
-    def save(record: dict[str, Any]) -> None:
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, default=str))
-        tmp.replace(out)
-
-    record = measure(entry, onnx=onnx, aimet=aimet, on_stage=save)
-    save(record)
+    record = measure(entry, onnx=onnx, aimet=aimet, on_stage=lambda partial: write_record(out, partial))
+    write_record(out, record)
     return 0
 
 
 def _run_isolated(entry: ZooModel, *, onnx: bool, aimet: bool, timeout: float) -> dict[str, Any]:
     """``measure`` in a fresh Python process, killed after ``timeout`` seconds."""
-    with tempfile.TemporaryDirectory(prefix="qready-zoo-") as tmp:
-        out, log = Path(tmp) / "record.json", Path(tmp) / "log.txt"
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", entry.name, "--worker-out", str(out)]
-        command += [] if onnx else ["--skip-onnx"]
-        command += [] if aimet else ["--no-aimet"]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-        start = time.perf_counter()
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            try:
-                code = process.wait(timeout=timeout)
-                status = "ok" if code == 0 else (f"signal {-code}" if code < 0 else f"exit {code}")
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                status = "timeout"
-        try:
-            record = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError):
-            record = {"name": entry.name, "family": entry.family, "stage": "start"}
-        if status != "ok" or record.get("stage") != "done":
-            status = status if status != "ok" else "incomplete"
-            record["status"] = status
-            record["timeout_s"] = timeout
-            record["log_tail"] = _tail(log)
-            record["verdict"] = verdict(record)
-        else:
-            record["status"] = "ok"
-        record["wall_s"] = round(time.perf_counter() - start, 2)
-        return record
-
-
-def _tail(path: Path, lines: int = 8) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    options = ([] if onnx else ["--skip-onnx"]) + ([] if aimet else ["--no-aimet"])
+    run = run_worker(Path(__file__), entry.name, timeout=timeout, options=options)
+    record = run.record or {"name": entry.name, "family": entry.family, "stage": "start"}
+    if run.status != "ok" or record.get("stage") != "done":
+        record["status"] = run.status if run.status != "ok" else "incomplete"
+        record["timeout_s"] = timeout
+        record["log_tail"] = run.log_tail
+        record["verdict"] = verdict(record)
+    else:
+        record["status"] = "ok"
+    record["wall_s"] = run.wall_s
+    return record
 
 
 # --- the whole run -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -110,3 +111,21 @@ def test_cli_prepare_for_aimet_states_the_decomposition_and_saves(tmp_path: Path
     assert "max |difference| from the original" in line
     loaded = qready.load(tmp_path / "p")
     assert not any(isinstance(m, torch.nn.MultiheadAttention) for m in loaded.modules())
+
+
+def test_json_reports_name_the_target(tmp_path: Path) -> None:
+    """A JSON report says which toolkit its checks and rewrites were made for: the same model reads
+    differently under another target."""
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["check", f"{SPEC}:ResidualBlock", "--input", "1x3x8x8", "--format", "json", "--ignore", "QR001,QR002"],
+                stdout=out, stderr=err) in (0, 1), err.getvalue()
+    assert json.loads(out.getvalue())["target"] == "generic"
+    out = io.StringIO()
+    argv = ["prepare", f"{SPEC}:ResidualBlock", "--input", "1x3x8x8", "--format", "json", "-o", str(tmp_path / "g")]
+    assert main(argv, stdout=out, stderr=err) == 0, err.getvalue()
+    assert json.loads(out.getvalue())["target"] == "generic"
+    pytest.importorskip("aimet_torch", reason="the aimet target needs aimet-torch: pip install -e '.[interop]'")
+    report = qready.check(ResidualBlock(), (image(),), ignore=["QR001", "QR002"], target="aimet")
+    assert report.to_dict()["target"] == "aimet"
+    prepared = qready.prepare(ResidualBlock(), (image(),), target="aimet")
+    assert prepared.prepare_result.to_dict()["target"] == "aimet"

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
 
-from qready.errors import InputError
+from qready.errors import InputError, InternalError
 from qready.findings import Finding
 from qready.passes.base import Change
-from qready.passes.flatten_io import bind_inputs
+from qready.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
-from qready.verify import OutputDiff
 
-__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """One output of one run: equal or not, and by how much."""
+
+    run: str  # "example" or "fresh"
+    name: str
+    equal: bool
+    max_abs_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "equal": self.equal, "max_abs_diff": self.max_abs_diff}
 
 
 @dataclass
@@ -42,6 +55,8 @@ class PrepareResult:
     fixed_sizes: list[tuple[str | None, int | None]] = field(default_factory=list)
     # inputs of other sizes the original runs on and the prepared model does not: one line each
     shape_bound: list[str] = field(default_factory=list)
+    # the quantization toolkit prepared for (``target=``): "generic" or a toolkit such as "aimet"
+    target: str = "generic"
     # modules the user declared leaves (``leaves=``): wrapped whole by their toolkit, so the ops in
     # them are no findings in the re-check
     declared_leaves: list[str] = field(default_factory=list)
@@ -95,6 +110,7 @@ class PrepareResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "target": self.target,
             "ok": self.ok,
             "verified": self.verified,
             "summary": {
@@ -123,7 +139,7 @@ class PrepareResult:
         }
 
 
-class Prepared:
+class Prepared(torch.nn.Module):
     """What ``qready.prepare`` returns on every path: a ``torch.nn.Module`` with these.
 
     - ``prepare_result``: what changed and what remains;
@@ -134,6 +150,9 @@ class Prepared:
 
     Two kinds implement it: ``PreparedModule`` (one fx graph; flat tensor inputs)
     and ``KeptForward`` (the model's own class and forward, its children prepared).
+    It is an ``nn.Module`` itself (it adds no ``__init__``), so that one type says
+    both: ``KeptForward`` comes after the model's class in the bases, and
+    ``PreparedModule`` before ``fx.GraphModule``.
     """
 
     prepare_result: PrepareResult | None = None  # None after qready.load: see prepare_report
@@ -157,13 +176,13 @@ class KeptForward(Prepared):
         return args, kwargs
 
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
-        return self(*args, **kwargs)  # type: ignore[operator]  # the module's own forward, called as nn.Module does
+        return self(*args, **kwargs)
 
 
 _KEPT_CLASSES: dict[type, type] = {}
 
 
-def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Module:
+def keep_forward(model: torch.nn.Module, result: PrepareResult) -> KeptForward:
     """``model`` (qready's own copy) as a ``KeptForward`` of its class, carrying ``result``."""
     cls = type(model)
     if not isinstance(model, KeptForward):
@@ -173,8 +192,16 @@ def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Modu
                 cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
             )
         model.__class__ = kept
-    model.prepare_result = result  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
-    return model
+    kept_model = cast(KeptForward, model)  # its class is a KeptForward now (set just above)
+    kept_model.prepare_result = result
+    return kept_model
+
+
+def result_of(prepared: Prepared) -> PrepareResult:
+    """The ``prepare_result`` of a model ``prepare`` has just made (only a loaded one has none)."""
+    if prepared.prepare_result is None:
+        raise InternalError(f"{type(prepared).__name__} carries no prepare_result; this is a bug in qready, please report it")
+    return prepared.prepare_result
 
 
 class PreparedModule(Prepared, fx.GraphModule):
@@ -268,6 +295,35 @@ def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None
             continue
         if attr in owner._non_persistent_buffers_set:
             copy_.get_submodule(owner_path)._non_persistent_buffers_set.add(attr)
+
+
+def reattach_dropped_state(prepared: torch.nn.Module, source: torch.nn.Module, names: Iterable[str]) -> None:
+    """Give ``prepared`` back the parameters and buffers in ``names`` that its graph dropped.
+
+    A GraphModule keeps only the modules and tensors its graph reads; the others
+    (weights the forward never used) still belong to the model and its state
+    dict. Each is registered at its own name, as the very tensor ``source``
+    holds there, non-persistent where it was; a missing owner on the way is an
+    empty module. The one place for it: ``prepare`` and ``load`` both call it.
+    """
+    present = {name for name, _ in prepared.named_parameters(remove_duplicate=False)}
+    present |= {name for name, _ in prepared.named_buffers(remove_duplicate=False)}
+    for name in names:
+        if name in present:
+            continue
+        owner_path, _, attr = name.rpartition(".")
+        owner, holder = prepared, source
+        for part in owner_path.split(".") if owner_path else ():
+            holder = holder.get_submodule(part)
+            child = owner._modules.get(part)
+            if child is None:
+                child = torch.nn.Module()
+                owner.add_module(part, child)
+            owner = child
+        if attr in holder._parameters:
+            owner.register_parameter(attr, holder._parameters[attr])
+        else:
+            owner.register_buffer(attr, holder._buffers[attr], persistent=attr not in holder._non_persistent_buffers_set)
 
 
 def _drop_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
