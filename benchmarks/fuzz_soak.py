@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 `.venv/bin/python benchmarks/fuzz_soak.py --examples {options.examples} --seed {options.seed}` on {machine()}, one thread.
 Random models from the grammar in `tests/fuzz/grammar.py` (functionals and operators from the conversion
 table, in-place ops, reused modules in loops and across parents, containers, nested blocks with
-tuple/list/dict/keyword I/O, tied weights, data-dependent gates); each example checks every property of
+tuple/list/dict/keyword/`*args` I/O, tied weights, data-dependent gates, modules without submodules,
+fx-wrapped helpers, einops, `isinstance`/`is_tensor` branches, random draws under one seed); each example checks every property of
 `tests/fuzz/properties.py`: prepare verifies, outputs bit-identical on a third input, QR003/QR004 only
 inside leaves, the original model unchanged, save/load round trip. Target: 0 failures. Each bug the fuzzer
 found is a regression test in `tests/test_fuzz_regressions.py`; CI runs 200 fixed examples (`tests/test_fuzz_prepare.py`).

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, note, settings
 
 import qready
 from fuzz import GeneratedModel, build, check_prepare, example_inputs, generated_module, models
-from fuzz.grammar import BINARY, INPLACE, LEAF_MODULES, TIED, UNARY
+from fuzz.grammar import BINARY, INPLACE, LEAF_MODULES, RANDOM, TIED, UNARY
 
 CI_EXAMPLES = 200
 
@@ -46,8 +46,10 @@ def test_prepare_is_exact_and_leaves_the_model_alone(generated: GeneratedModel, 
 
 def test_every_template_keeps_the_shape_every_statement_relies_on() -> None:
     a, b = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
-    namespace = {"torch": torch, "F": F, "nn": torch.nn, "a": a, "b": b}
-    for template in UNARY:
+    from einops import rearrange, reduce
+
+    namespace = {"torch": torch, "F": F, "nn": torch.nn, "a": a, "b": b, "rearrange": rearrange, "reduce": reduce}
+    for template in (*UNARY, *RANDOM):
         assert eval(template.format("a"), namespace).shape == (2, 4, 8), template  # noqa: S307 - our own templates
     for template in BINARY:
         assert eval(template.format("a", "b"), namespace).shape == (2, 4, 8), template  # noqa: S307

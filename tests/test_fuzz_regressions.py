@@ -351,3 +351,32 @@ def test_a_named_tuple_result_keeps_its_fields_while_tracing() -> None:
     model, ids = MaxValues().eval(), torch.randint(0, 8, (2, 4))
     prepared = qready.prepare(model, (ids,))
     assert prepared.prepare_result.verified and torch.equal(prepared(ids), model(ids))
+
+
+class DrawsAndDiscards(nn.Module):
+    """A draw whose result is unused still moves the generator; ``torch.rand(8)`` takes no tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        unused = torch.randn_like(x)  # noqa: F841 - the point: nothing reads it
+        return F.dropout(self.lin(x), 0.5, training=True) + torch.rand(8)
+
+
+def test_random_draws_stay_in_the_graph_in_their_order(tmp_path: Path) -> None:
+    # was: VerificationError "differs from the original ... max abs diff 2.9; please report this": dead-code
+    # elimination dropped the unused randn_like, and fx ran torch.rand(8) once and kept it as a constant
+    model, x = DrawsAndDiscards().eval(), torch.randn(2, 4, 8)
+    prepared = qready.prepare(model, (x,))
+    assert prepared.prepare_result.verified
+    assert {torch.randn_like, torch.rand} <= {n.target for n in prepared.graph.nodes}
+    loaded = round_trip(prepared, tmp_path)
+    outputs = []
+    for runner in (model, prepared, loaded):
+        torch.manual_seed(3)
+        outputs.append(runner(x))
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+    torch.manual_seed(3)
+    assert not torch.equal(prepared(x), prepared(x))  # new numbers on every call, not one constant

@@ -13,6 +13,7 @@ from qready.example_inputs import as_example
 from qready.findings import Report
 from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
 from qready.guard import nested_too_deep, require_runnable, too_deep
+from qready.leaves import declared_leaf_paths, with_declared_leaves
 from qready.prepared import Prepared
 from qready.preparing import prepare_model
 from qready.rules import run_rules, select_rules
@@ -54,6 +55,7 @@ def check(
     onnx_exporter: str | None = None,
     progress: Callable[[str], None] | None = None,
     target: str | Target | None = None,
+    leaves: Iterable[str | type] = (),
 ) -> Report:
     """Run ``model`` on ``example_inputs`` and report where it breaks the five guidelines.
 
@@ -64,20 +66,22 @@ def check(
     called with ``"forward"`` and then each rule's code as the work starts.
     ``target`` names the quantization toolkit (``"aimet"``): its own leaf set
     decides coverage, and its rules (QR006) run; ``None`` is ``"generic"``.
+    ``leaves`` declares modules (paths or classes) that the toolkit wraps whole.
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is {a(type(model).__name__)}, not a torch.nn.Module; pass the model instance")
     if onnx_exporter is not None and onnx_exporter not in EXPORTERS:
         raise InputError(f"unknown ONNX exporter {onnx_exporter!r}; choose one of {', '.join(EXPORTERS)}")
     require_runnable(model)
-    chosen_target = get_target(target)
+    chosen_target = with_declared_leaves(get_target(target), model, declared_leaf_paths(model, leaves))
     select, ignore = configured_rules(select, ignore)  # [tool.qready] when not given
     rules = rules_for_target(select_rules(select, ignore), chosen_target, explicit=select)
     example = as_example(example_inputs, example_kwargs)
     if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
         return check_without_weights(
             lambda codes, model=model, example=example: check(  # the model, or its depth-reduced twin
-                model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target
+                model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target,
+                leaves=leaves,
             ),
             model, example, [rule.code for rule in rules],
         )
@@ -104,6 +108,7 @@ def prepare(
     share_weights: bool = False,
     target: str | Target | None = None,
     recheck: str | Iterable[str] | None = None,
+    leaves: Iterable[str | type] = (),
 ) -> Prepared:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
@@ -111,7 +116,8 @@ def prepare(
     instance per call (sharing their ``Parameter`` objects unless
     ``tie_weights=False``), non-tensor inputs and outputs become flat tensors.
     Submodules that torch.fx cannot trace, and those in ``exclude``, stay whole
-    as leaves; when the model's own forward cannot be traced, its children are
+    as leaves, and so do the modules ``leaves`` declares (paths or classes a toolkit
+    wraps whole, as in ``check``); when the model's own forward cannot be traced, its children are
     prepared one by one inside a copy of it. With ``verify`` (the default) the
     result is compared with the original on the example and on a fresh input,
     bit for bit, and checked again: with QR003 to QR005 of the rules ``check``
@@ -138,7 +144,8 @@ def prepare(
     require_runnable(model)
     chosen_target = get_target(target)
     example = as_example(example_inputs, example_kwargs)
-    excluded = sorted(set(exclude))
+    declared = declared_leaf_paths(model, leaves)
+    excluded = sorted({*exclude, *declared})
     known = {name for name, _ in model.named_modules(remove_duplicate=False)}
     for path in excluded:
         if path not in known:
@@ -152,4 +159,5 @@ def prepare(
     return prepare_model(
         model, example, target=chosen_target, excluded=excluded, tie_weights=tie_weights, verify=verify,
         share_weights=share_weights, recheck=[recheck] if isinstance(recheck, str) else (None if recheck is None else list(recheck)),
+        declared_leaves=declared,
     )

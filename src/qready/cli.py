@@ -44,6 +44,9 @@ class _Parser(argparse.ArgumentParser):
         raise QreadyError(f"{message} (see {self.prog} --help)")
 
 
+_LEAF_HELP = "a submodule path or module class your toolkit wraps whole (its ops count as quantized)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qready", description="Check and prepare PyTorch models for quantization toolkits.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantizer-coverage", action="store_true",
         help="also build the --target toolkit's sim and count the ops that run behind a quantizer (text format)",
     )
+    check.add_argument("--leaf", action="append", default=[], metavar="MODULE", help=_LEAF_HELP)
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("-o", "--output", metavar="FILE", help="write the report to this file instead of stdout")
     check.add_argument("--statistics", action="store_true", help="print how many findings each rule has, not the findings (text format)")
@@ -73,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(prepare)
     prepare.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="directory to write (must not exist)")
     prepare.add_argument("--exclude", action="append", default=[], metavar="MODULE_PATH", help="keep this submodule whole")
+    prepare.add_argument("--leaf", action="append", default=[], metavar="MODULE", help=_LEAF_HELP)
     prepare.add_argument("--format", choices=("text", "json"), default="text", help="what prepare changed, as lines or as JSON")
     prepare.add_argument("--html", metavar="FILE", help="also write an HTML report: the check of the original and what prepare did")
     prepare.add_argument("--no-tie-weights", action="store_true", help="give unrolled copies their own weights")
@@ -290,7 +295,7 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     with _Progress(stderr, type(model).__name__, enabled=progress, color=_color(options.color, stderr)) as shown:
         report = check(
             model, example, select=select, ignore=options.ignore, onnx_exporter=options.onnx_exporter,
-            progress=shown.update, target=options.target,
+            progress=shown.update, target=options.target, leaves=options.leaf,
         )
         shown.done(report)
     _INTERRUPTS.stop_if_seen()
@@ -343,7 +348,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     if options.html:
         from qready.api import check
 
-        report = check(model, example)  # before prepare, on the user's untouched model
+        report = check(model, example, leaves=options.leaf)  # before prepare, on the user's untouched model
     failure: VerificationError | None = None
     try:
         recheck = options.recheck
@@ -351,7 +356,7 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
             recheck = list(report.rules_run)
         prepared = prepare(
             model, example, exclude=options.exclude, tie_weights=not options.no_tie_weights, verify=not options.no_verify,
-            target=options.target, recheck=recheck,
+            target=options.target, recheck=recheck, leaves=options.leaf,
         )
     except VerificationError as error:
         if error.prepared is None:

@@ -11,8 +11,10 @@ runs. The numbers are the same (the module calls the same function with the
 same arguments), and a quantizer now has a module to sit on.
 
 Calls made inside leaf modules (``F.conv2d`` in ``nn.Conv2d``) are not
-touched. A call site the example never reached runs as before: correct, but
-not covered, and it shows up when the prepared model is checked.
+touched. A call site the example never reached (the other arm of a branch on
+data) is found in the owner's source (``qready.source_sites``) and gets a
+module too, used by every run of that line; a call whose target the source
+does not tell is reported as unconverted, with its line.
 
 Sites are keyed by the module's ``__name__`` and the function's qualified
 name, never by a file path: a model saved from one checkout and loaded from
@@ -35,10 +37,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from qready.conversions import conversion_for
-from qready.nn.generic import dotted_path
+from qready.nn.generic import TorchFunction, dotted_path
 from qready.ops import is_leaf_module, is_value_changing, op_name
 from qready.passes.base import Change, Pass, PassResult, add_module_in_scope
 from qready.source import call_through, display_path, is_internal
+from qready.source_sites import source_sites
 
 __all__ = ["DispatchCallSites", "dispatch_call_sites", "install_call_site_dispatch", "SITES_ATTRIBUTE"]
 
@@ -79,6 +82,10 @@ class _SiteMode(TorchFunctionMode):
             self.where[key] = (frame.f_code.co_filename, frame.f_lineno)
             return call_through(func, args, kwargs)
         module = self.routes.get(key)
+        if module is None:  # a site read from the source (qready.source_sites): any run of it, as written
+            source_site = self.routes.get((*site, 0))
+            if source_site is not None:
+                return call_through(source_site, args, kwargs)
         if module is None:
             return call_through(func, args, kwargs)
         return call_through(*_through(module, func, args, kwargs))
@@ -231,10 +238,50 @@ def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], An
                     (("occurrence", occurrence),),
                 )
             )
+        more, found = _sites_from_source(owner, path, {site[:4] for site in sites})
+        sites += more
+        changes += found
         if sites:
             setattr(owner, SITES_ATTRIBUTE, tuple(sites))
             install_call_site_dispatch(owner)
     return changes
+
+
+def _sites_from_source(
+    owner: torch.nn.Module, path: str, met: set[tuple[str, str, int, str]],
+) -> tuple[list[tuple[str, str, int, str, int, str]], list[Change]]:
+    """Sites in ``owner``'s source that the example did not reach, each with a module for any run of
+    it (occurrence 0), and the calls the source cannot resolve, reported as left unconverted."""
+    found, unresolved = source_sites(owner)
+    sites = []
+    changes = []
+    for site in found:
+        try:
+            target = dotted_path(site.func)
+        except ValueError:
+            continue  # a callable that can't be named again stays a plain call, reported by check
+        key = (site.module_name, site.qualname, site.offset, target)
+        if key in met:
+            continue
+        met.add(key)
+        name = add_module_in_scope(owner, "", conversion_for(site.func).name, TorchFunction(target))
+        sites.append((*key, 0, name))
+        changes.append(
+            Change(
+                "dispatched", op_name(site.func), path, f"{path}.{name}" if path else name,
+                "qready.nn.generic.TorchFunction", display_path(site.file), site.line,
+                (("occurrence", 0), ("found", "in the source: the example did not run it")),
+            )
+        )
+    for call in unresolved:
+        changes.append(
+            Change(
+                "unconverted", f"{call.text}(...)", path, "", "", display_path(call.file), call.line,
+                (("reason", f"a call in {path or 'the model'}, left whole, whose target qready cannot tell from the "
+                  "source; if it computes on tensors, no module wraps it"),),
+            )
+        )
+    return sites, changes
 
 
 def install_call_site_dispatch(owner: torch.nn.Module, *, check_source: bool = False) -> None:

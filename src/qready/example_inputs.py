@@ -11,6 +11,7 @@ import torch
 
 from qready.caches import describe_cache, is_cache, own_copy
 from qready.errors import InputError
+from qready.randomness import same_draws
 from qready.structure import flatten, map_leaves, node_type_of, unflatten
 from qready.wording import a
 
@@ -25,8 +26,10 @@ class Example:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def call(self, model: torch.nn.Module) -> Any:
-        # a KV cache grows in the forward: each call gets its own, the example's stays as it was
-        return model(*own_copy(self.args), **own_copy(self.kwargs))
+        # a KV cache grows in the forward: each call gets its own, the example's stays as it was;
+        # a forward that draws random numbers draws the same ones on every call (qready.randomness)
+        with same_draws(self.args, self.kwargs):
+            return model(*own_copy(self.args), **own_copy(self.kwargs))
 
     def describe(self) -> str:
         parts = [_describe(v) for v in self.args]

@@ -19,7 +19,7 @@ import torch
 from qready.structure import iter_leaves
 
 __all__ = [
-    "changes_values", "is_value_changing", "op_name", "has_tensor", "is_leaf_module", "is_known_module", "CONTAINERS",
+    "changes_values", "is_value_changing", "op_name", "has_tensor", "is_leaf_module", "CONTAINERS",
 ]
 
 # Names of torch.*, torch.Tensor.* and torch.nn.functional.* callables that only
@@ -196,34 +196,34 @@ _OPERATOR_FUNCS = frozenset(
 )
 
 
+# torch.nn modules with children that quantizers still wrap as one unit (AIMET has quantized
+# definitions of multi-head attention and of the recurrent layers, children and all).
+_WHOLE_WITH_CHILDREN: tuple[type[torch.nn.Module], ...] = (
+    torch.nn.MultiheadAttention,
+    torch.nn.RNNBase,
+    torch.nn.RNNCellBase,
+)
+
+_BUILT_IN_PACKAGES = ("torch.nn.", "torch.ao.")
+
+
 def is_leaf_module(module: torch.nn.Module) -> bool:
-    """Where a module-level quantization simulator can wrap a module whole.
+    """Where a module-level quantizer wraps a module whole, as one unit.
 
-    A module with no children qualifies, and so does every torch.nn built-in
-    other than the containers (quantizers ship their own versions of those).
-    """
-    if isinstance(module, CONTAINERS):
-        return False
-    if type(module).__module__.startswith("torch.nn.") and not isinstance(
-        module, torch.fx.GraphModule
-    ):
-        return True
-    return next(iter(module.children()), None) is None
-
-
-_KNOWN_MODULE_PACKAGES = ("torch.nn.", "torch.ao.", "qready.nn.")
-
-
-def is_known_module(module: torch.nn.Module) -> bool:
-    """A module class that quantization toolkits know and wrap as it is.
-
-    The torch.nn and torch.ao built-ins other than the containers, and
-    qready's own modules. ``prepare`` keeps these whole and traces through
-    every other module, custom ones without children too: a toolkit has no
-    quantized version of a custom module, so each op it runs (the ``F.conv2d``
-    of a weight-standardized conv, the ``mul`` of a layer scale) gets a module
-    of its own, as AIMET's ``prepare_model`` and ``ModelValidator`` expect.
+    The torch.nn and torch.ao built-ins without children (``nn.Conv2d``,
+    ``nn.LayerNorm``), multi-head attention and the recurrent layers, and
+    qready's own ``qready.nn`` modules. Nothing else: a user's module, with
+    children or without, has no quantized definition in any toolkit, so each op
+    in its forward needs a module of its own; ``nn.TransformerEncoderLayer`` and
+    the other torch.nn modules with children are walked into like a user's.
+    Modules a user declares leaves (``leaves=``, ``--leaf``) are added by the
+    caller (``qready.leaves``).
     """
     if isinstance(module, CONTAINERS) or isinstance(module, torch.fx.GraphModule):
         return False
-    return type(module).__module__.startswith(_KNOWN_MODULE_PACKAGES)
+    if isinstance(module, _WHOLE_WITH_CHILDREN):
+        return True
+    package = type(module).__module__
+    if package.startswith("qready.nn."):
+        return True
+    return package.startswith(_BUILT_IN_PACKAGES) and next(iter(module.children()), None) is None

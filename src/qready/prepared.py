@@ -62,6 +62,9 @@ class PrepareResult:
     rechecked: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     inherited: list[Finding] = field(default_factory=list)
+    # modules the user declared leaves (``leaves=``): wrapped whole by their toolkit, so the ops in
+    # them are no findings in the re-check
+    declared_leaves: list[str] = field(default_factory=list)
 
     @property
     def converted(self) -> list[Change]:

@@ -29,13 +29,14 @@ from qready.dispatch import DispatchCallSites
 from qready.errors import ModelError, QreadyError, VerificationError
 from qready.example_inputs import Example, fresh_like
 from qready.guard import blame_forward, nested_too_deep, preserved, require_tensor_output, too_deep
-from qready.ops import is_known_module, is_leaf_module
+from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
 from qready.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.infer_reshape_sizes import InferReshapeSizes
 from qready.passes.unroll_reused_modules import UnrollReusedModules
+from qready.randomness import same_draws
 from qready.prepared import (
     KeptForward, Prepared, PrepareResult, PreparedModule, keep_forward, reattach_dropped_state, result_of,
     run_graph_in_place, tied_aliases,
@@ -59,6 +60,7 @@ def prepare_model(
     verify: bool,
     share_weights: bool,
     recheck: list[str] | None = None,
+    declared_leaves: Sequence[str] = (),
 ) -> Prepared:
     """``qready.prepare`` after its arguments were checked: never changes ``model``. ``recheck``:
     the rules to check the result with again (``verify.recheck_prepared``)."""
@@ -83,6 +85,7 @@ def prepare_model(
     result_of(prepared).timings["reference"] = copied
     result_of(prepared).changes[:0] = decomposed
     result_of(prepared).target = target.name
+    result_of(prepared).declared_leaves = list(declared_leaves)
     if references is None:
         return _with_flags_of(model, prepared)
     start = time.perf_counter()
@@ -102,6 +105,7 @@ def prepare_model(
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         result_of(prepared).changes[:0] = decomposed
         result_of(prepared).target = target.name
+        result_of(prepared).declared_leaves = list(declared_leaves)
         verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck)
     result_of(prepared).timings["verify"] = time.perf_counter() - start
     return _with_flags_of(model, prepared)
@@ -142,12 +146,14 @@ def prepare_copy(
     original: torch.nn.Module,
 ) -> Prepared:
     """Prepare ``work``, a module qready owns; ``original`` gives the flags and state-dict keys to keep."""
-    try:
-        return _prepare_graph(work, example, excluded=excluded, tie_weights=tie_weights, original=original)
-    except RootNotTraceable as untraceable:
-        return prepare_children(
-            work, example, excluded=excluded, tie_weights=tie_weights, failure=untraceable.failure
-        )
+    # the trace runs the forward's random draws too: from qready's own random state, never the user's
+    with same_draws(example.args, example.kwargs):
+        try:
+            return _prepare_graph(work, example, excluded=excluded, tie_weights=tie_weights, original=original)
+        except RootNotTraceable as untraceable:
+            return prepare_children(
+                work, example, excluded=excluded, tie_weights=tie_weights, failure=untraceable.failure
+            )
 
 
 def _prepare_graph(
@@ -230,7 +236,7 @@ def prepare_children(
     specialized: list[tuple[str | None, int | None, Any]] = []
     for path in _outermost(calls):
         child = work.get_submodule(path)
-        if path in excluded or is_known_module(child):
+        if path in excluded or is_leaf_module(child):
             continue  # a custom module without children is prepared too, as the graph path traces through it
         inner_excluded = [p[len(path) + 1:] for p in excluded if p.startswith(path + ".")]
         if not _same_signature(calls[path]):

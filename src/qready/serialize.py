@@ -602,8 +602,12 @@ def _graph_from_code(root: torch.nn.Module, code: str, leaves: set[str]) -> fx.G
         def proxy(self, node: fx.Node) -> fx.Proxy:
             return _SavedProxy(node, self)
 
+    from qready.tracing import random_factories_recorded
+
+    tracer = Tracer()
     try:
-        return Tracer().trace(root)
+        with random_factories_recorded(tracer):  # ``torch.rand(8)`` in the code stays a draw, not a constant
+            return tracer.trace(root)
     finally:
         root.__class__ = torch.nn.Module
 

@@ -29,17 +29,17 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from qready.errors import QreadyError, described, internal_error
 from qready.meta_calls import MetaCalls
-from qready.ops import is_known_module
-from qready.source import call_through, raised_by_qready, user_location
+from qready.ops import is_leaf_module
+from qready.source import call_through, is_internal, raised_by_qready, user_location
 
 __all__ = [
     "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
-    "trace_with_leaves",
+    "random_factories_recorded", "trace_with_leaves",
 ]
 
 # Tensor attributes and methods that describe a tensor's layout, not its data.
 _STATIC_ATTRIBUTES = frozenset(
-    "shape dtype device ndim is_cuda is_sparse is_quantized is_meta layout requires_grad".split()
+    "shape dtype device ndim is_cuda is_sparse is_quantized is_meta is_nested layout requires_grad".split()
 )
 _DEVICE_ATTRIBUTES = frozenset({"device", "is_cuda", "is_meta"})
 _STATIC_METHODS = frozenset("size dim ndimension numel nelement is_floating_point is_complex is_contiguous stride".split())
@@ -194,9 +194,10 @@ class ConcreteTracer(fx.Tracer):
 
     # -- which modules are traced through -------------------------------------------------
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
-        # Custom modules are traced through, also those without children; one that cannot be
-        # traced becomes a leaf through the retry in trace_with_leaves.
-        return module_qualified_name in self.leaves or is_known_module(m)
+        # What a quantizer wraps whole stays a call (qready.ops.is_leaf_module); everything else is
+        # traced through, a user's module without children too. One that cannot be traced becomes
+        # a leaf through the retry in trace_with_leaves.
+        return module_qualified_name in self.leaves or is_leaf_module(m)
 
     def call_module(self, m: torch.nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         if self._evaluating:
@@ -356,6 +357,8 @@ class ConcreteTracer(fx.Tracer):
     # -- Python asking traced values questions ---------------------------------------------
     def to_bool(self, obj: fx.Proxy) -> bool:
         value = self.values.get(obj.node)
+        if obj.node.op == "call_function" and obj.node.target in _DTYPE_QUESTIONS:
+            return bool(value)  # ``torch.is_floating_point(mask)``: the dtype, not the data
         if obj.node.meta.get("qready_size"):
             # a branch on a size: specialized to the example, as jit.trace would; noted in case
             # the prepared model then differs at other sizes
@@ -412,6 +415,8 @@ def _is_meta_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_meta
 
 
+# Functions that answer from a tensor's dtype alone, as ``x.is_floating_point()`` does.
+_DTYPE_QUESTIONS = frozenset({torch.is_floating_point, torch.is_complex})
 # Size questions; ``dim()`` and ``ndim`` stay static even when the sizes depend on the data.
 _SIZE_QUESTIONS = frozenset({"shape", "size", "numel", "nelement", "stride"})
 # Ops whose output size depends on the data but that carry no dynamic_output_shape tag.
@@ -577,10 +582,63 @@ def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[...,
     patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        with _answers_like_tensors(root):
+        with _answers_like_tensors(root), _user_wrapped_functions_traced_into(), random_factories_recorded(tracer):
             return tracer.trace(root)
     finally:
         root.__class__ = cls
+
+
+# Factories that draw random numbers from Python values alone (``torch.rand(8)``): fx would call them
+# once while tracing and keep their result as a constant, the same numbers on every call.
+_RANDOM_FACTORIES = ("rand", "randn", "randint", "randperm", "normal")
+
+
+@contextlib.contextmanager
+def random_factories_recorded(tracer: fx.Tracer) -> Iterator[None]:
+    """While the forward is traced, ``torch.rand(...)`` and the other random factories are recorded as
+    calls in the graph, so the prepared model draws anew on every call, in the original's order."""
+    originals = {name: getattr(torch, name) for name in _RANDOM_FACTORIES}
+
+    def recorded(original: Callable[..., Any]) -> Callable[..., Any]:
+        def factory(*args: Any, **kwargs: Any) -> Any:
+            if getattr(tracer, "_evaluating", 0):  # a leaf run on values, or the node's own evaluation
+                return original(*args, **kwargs)
+            return tracer.create_proxy("call_function", original, args, kwargs)
+
+        return factory
+
+    for name, original in originals.items():
+        setattr(torch, name, recorded(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(torch, name, original)
+
+
+@contextlib.contextmanager
+def _user_wrapped_functions_traced_into() -> Iterator[None]:
+    """``torch.fx.wrap("fn")`` in the user's own code keeps ``fn`` one opaque node for fx's tracer;
+    its ops would then run where no module wraps them. Trace into them instead (this tracer has the
+    example's values, so most such functions trace), as eager runs them; a function that still cannot
+    be traced stops the trace where it is called, and that module is left as a leaf, its calls
+    dispatched. Functions wrapped by libraries stay wrapped."""
+    from torch.fx import _symbolic_trace
+
+    table = _symbolic_trace._wrapped_fns_to_patch
+    held = {key: frame for key, frame in table.items() if _is_user_code(frame.get("__file__"))}
+    for key in held:
+        del table[key]
+    try:
+        yield
+    finally:
+        table.update(held)
+
+
+def _is_user_code(filename: Any) -> bool:
+    return isinstance(filename, str) and not is_internal(filename) and not any(
+        part in filename for part in ("site-packages", "dist-packages")
+    )
 
 
 # Code that must see the proxy as the proxy it is: the tracer's own, and qready's.

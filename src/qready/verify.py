@@ -18,6 +18,7 @@ from qready.example_inputs import Example, as_example
 from qready.findings import Finding
 from qready.guard import preserved
 from qready.prepared import OutputDiff, Prepared, result_of
+from qready.randomness import require_deterministic, same_draws
 from qready.rules import run_rules, select_rules
 from qready.structure import flatten, leaf_names
 from qready.suppression import configured_rules, suppressed
@@ -69,8 +70,10 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def call_prepared(prepared: Prepared, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
-    # own copies of caches: a static cache is written in place, and the example is the user's
-    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
+    # own copies of caches: a static cache is written in place, and the example is the user's;
+    # random draws start where the original's did (Example.call)
+    with same_draws(example.args, example.kwargs):
+        return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
 
 
 def verify_prepared(
@@ -123,6 +126,8 @@ def verify_prepared(
         recheck_prepared(prepared, example, original, recheck)
     result.verified = differing is None and not result.unexpected
     if differing is not None:
+        if original is not None:  # a forward that differs from itself is the model's, not qready's
+            require_deterministic(original, _difference_between_runs(original, example))
         raise VerificationError(
             f"prepared {result.model} differs from the original on the {differing.run} input: output "
             f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; "
@@ -174,7 +179,12 @@ def recheck_prepared(
         rules = [rule for rule in rules if rule.code not in _EXPORTERS]
     result.rechecked = [rule.code for rule in rules]
     args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
-    findings = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)
+    from qready.leaves import with_declared_leaves
+    from qready.targets import get_target
+
+    declared = [path for path in result.declared_leaves if _has_submodule(prepared, path)]
+    target = with_declared_leaves(get_target(None), prepared, declared)  # what the toolkit wraps whole
+    findings = suppressed(run_rules(prepared, as_example(args, kwargs), rules, target=target).findings)
     others = sorted({f.code for f in findings if f.code not in _PROMISED})
     if others and original is not None:
         again = suppressed(run_rules(original, example, [rule for rule in rules if rule.code in others]).findings)
@@ -196,3 +206,17 @@ def _also_in(finding: Finding, original: list[Finding]) -> bool:
     if finding.code in _EXPORTERS:
         return any(f.code == finding.code for f in original)
     return any((f.code, f.module, f.message) == (finding.code, finding.module, finding.message) for f in original)
+def _has_submodule(model: torch.nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _difference_between_runs(model: torch.nn.Module, example: Example) -> float:
+    """The largest difference between two runs of ``model`` on ``example`` (both from one random state)."""
+    with preserved(model), torch.no_grad():
+        first, second = flatten(example.call(model))[0], flatten(example.call(model))[0]
+    diffs = compare_exact("again", [""] * len(first), first, second)
+    return max((d.max_abs_diff for d in diffs if not d.equal), default=0.0)

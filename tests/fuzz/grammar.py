@@ -7,15 +7,21 @@ any other. A model is a root class and the classes it builds on:
 - a *block* is a generated ``nn.Module`` with its own children and forward,
   taking and returning tensors, tuples, lists, dicts or keyword flags;
 - a *gate* is a block whose forward branches on tensor data (``if h.sum() > 0``):
-  ``prepare`` must leave it whole, as a leaf, and still be exact around it.
+  ``prepare`` must leave it whole, as a leaf, and still be exact around it;
+- a *plain* module has no submodules and computes with functionals
+  (``x * 2 + 1``): not a leaf, its ops must become modules;
+- a *helper* is a module-level function the source wraps with
+  ``torch.fx.wrap``: ``prepare`` must trace into it.
 
 Statements of a forward are drawn from :data:`STATEMENTS`: functionals and
 operators from qready's conversion table in their positional and keyword
 spellings, in-place ops, leaf modules (new or reused, also in loops), residual
 branches, parameters and buffers read directly, weights tied through
 ``F.linear``, containers (``Sequential``, ``ModuleList``, ``ModuleDict``),
-nested blocks, gates, and branches on shapes and config values. After
-construction the root may share a leaf module or a weight across two parents.
+nested blocks, gates, plain modules, fx-wrapped helpers, einops calls, random
+draws (verified under one seed), branches on shapes, config values and
+``isinstance``/``torch.is_tensor``, and ``*args`` forwards. After construction
+the root may share a leaf module or a weight across two parents.
 
 Hypothesis shrinks towards the first entry of every list below, so each list
 starts with its simplest choice.
@@ -34,7 +40,7 @@ __all__ = ["GeneratedModel", "INPUT_KINDS", "models"]
 T = TypeVar("T")
 
 # Root input conventions; the example is built by fuzz.loader.example_inputs.
-INPUT_KINDS = ("tensor", "pair", "tuple", "list", "dict", "kwargs", "flag", "none")
+INPUT_KINDS = ("tensor", "pair", "tuple", "list", "dict", "kwargs", "flag", "none", "varargs")
 
 # Shape-preserving ops on one tensor ({0}), in the spellings users write.
 UNARY = (
@@ -111,6 +117,19 @@ UNARY = (
     "F.dropout({0}, 0.1, training=False) + 1",
     "F.hardtanh({0}, -0.5, 0.5)",
     "F.softplus({0}, beta=2)",
+    "rearrange(rearrange({0}, 'b c f -> b f c').relu(), 'b f c -> b c f')",
+    "reduce({0}, 'b c f -> b c 1', 'mean') + {0}",
+    "rearrange({0}, 'b c (g f) -> b (c g) f', g=2).softmax(-1).reshape(2, 4, 8)",
+    "reduce({0}, 'b c f -> b 1 f', 'max') - {0}",
+)
+
+# Random draws: the prepared model must draw the same numbers in the same order (under one seed).
+RANDOM = (
+    "{0} + 0.1 * torch.randn_like({0})",
+    "F.dropout({0}, 0.2, training=True)",
+    "{0} * torch.rand({0}.shape[-1])",
+    "{0} + torch.randn(2, 4, 8) * 0.01",
+    "torch.bernoulli(torch.full_like({0}, 0.5)) * {0}",
 )
 
 # Shape-preserving ops on two tensors ({0}, {1}).
@@ -217,6 +236,10 @@ STATIC_CONDITIONS = (
     "{0}.ndim != 3",
     "len({0}) == 2",
     "self.{flag}",
+    "isinstance({0}, torch.Tensor)",
+    "torch.is_tensor({0})",
+    "not isinstance({0}, (list, tuple))",
+    "torch.jit.isinstance({0}, torch.Tensor) and callable(self.forward)",
 )
 
 # Branches on tensor data: the gate that holds one must stay a leaf.
@@ -238,6 +261,8 @@ BLOCK_INPUTS = {
     "flag": ("x, scale=1.0", ["a = x * scale"], ("a",), "self.{m}({0}, scale=0.5)"),
     "optional": ("x, other=None", ["a = x", "if other is not None:", "    a = a + other"], ("a",),
                  "self.{m}({0}, other={1})"),
+    "varargs": ("*xs", ["a = xs[0]", "b = xs[1]"], ("a", "b"), "self.{m}({0}, {1})"),
+    "tensor_or_tuple": ("x", ["a = x[0] if isinstance(x, (tuple, list)) else x"], ("a",), "self.{m}(({0},))"),
 }
 
 # How a block returns: the return statement over two values, and how a caller takes them apart.
@@ -254,7 +279,7 @@ ROOT_OUTPUTS = ("tensor", "tuple", "dict", "list", "nested", "with_none", "with_
 # What a forward may do next; the simplest first.
 STATEMENTS = (
     "op", "binary", "module", "reuse", "loop", "residual", "inplace", "parameter", "tied",
-    "tuple_module", "container", "block", "gate", "static_branch", "alias",
+    "tuple_module", "container", "block", "gate", "static_branch", "alias", "plain", "helper", "random",
 )
 
 MAX_DEPTH = 2
@@ -319,6 +344,7 @@ class _Writer:
         # (path from the root, constructor) of leaf modules and nn.Linear(8, 8) children,
         # for sharing across parents once the root is built
         self.leaf_slots: list[tuple[str, str]] = []
+        self.helpers: list[str] = []  # module-level functions wrapped with torch.fx.wrap
 
     def class_name(self, kind: str) -> str:
         return f"{kind}{len(self.classes)}"
@@ -571,6 +597,29 @@ class _Forward:
         self.emit("else:")
         self.emit(f"    {target} = self.{self.some_child()}({source})")
 
+    def _plain(self) -> None:
+        """A module of the user's own without submodules: its functionals are findings too."""
+        attr = self.attribute("plain")
+        cls = write_plain(self.writer)
+        self.cls.init.append(f"self.{attr} = {cls}()")
+        self.callable.append(attr)
+        source = self.operand()
+        self.emit(f"{self.value()} = self.{attr}({source})")
+
+    def _helper(self) -> None:
+        """A module-level function of the user's, wrapped with torch.fx.wrap."""
+        name = f"helper{len(self.writer.helpers)}"
+        body = self.draw.choice(BINARY).format("a", "b")
+        self.writer.helpers.append(
+            f"def {name}(a, b):\n    return {body}\n\n\ntorch.fx.wrap({name!r})\n"
+        )
+        first, second = self.operand(), self.operand()
+        self.emit(f"{self.value()} = {name}({first}, {second})")
+
+    def _random(self) -> None:
+        expr = self.draw.choice(RANDOM).format(self.operand())
+        self.emit(f"{self.value()} = {expr}")
+
     def _alias(self) -> None:
         """One child under two attribute names of the same parent."""
         if not self.callable:
@@ -600,6 +649,21 @@ def write_block(writer: _Writer, inputs: str, outputs: str, depth: int, path: st
     first = forward.values[-1]
     second = forward.draw.choice(forward.values)
     cls.body.append(BLOCK_OUTPUTS[outputs][0].format(first, second))
+    return name
+
+
+def write_plain(writer: _Writer) -> str:
+    """A module without submodules whose forward computes with functionals (``x * 2 + 1``)."""
+    name = writer.class_name("Plain")
+    cls = _Class(name, "x")
+    writer.classes.append(cls)
+    draw = writer.draw
+    if draw.flag():
+        cls.init.append("self.scale = nn.Parameter(torch.ones(8))")
+        cls.body.append("x = x * self.scale")
+    for _ in range(draw.count(1, 2)):
+        cls.body.append(f"x = {draw.choice(UNARY).format('x')}")
+    cls.body.append("return x")
     return name
 
 
@@ -635,9 +699,9 @@ def models(draw: Callable[[st.SearchStrategy[Any]], Any]) -> GeneratedModel:
     uses_ids = choices.flag()
     signature = {
         "tensor": "x", "pair": "x, y", "tuple": "xs", "list": "xs", "dict": "inputs", "kwargs": "x, y",
-        "flag": "x, y, scale", "none": "x, y, mask",
+        "flag": "x, y, scale", "none": "x, y, mask", "varargs": "*inputs",
     }[input_kind]
-    if uses_ids:
+    if uses_ids and input_kind != "varargs":
         signature += ", ids" if input_kind != "kwargs" else ", ids=None"
     root = _Class("Model", signature)
     forward = _Forward(writer, root, depth=0, path="")
@@ -645,6 +709,7 @@ def models(draw: Callable[[st.SearchStrategy[Any]], Any]) -> GeneratedModel:
         "tensor": [], "pair": [], "kwargs": [], "tuple": ["x, y = xs"], "list": ["x = xs[0]", "y = xs[1]"],
         "dict": ["x = inputs['image']", "y = inputs['mask']"], "flag": ["x = x * scale"],
         "none": ["if mask is not None:", "    x = x * mask"],
+        "varargs": ["x, y = inputs[0], inputs[1]"] + (["ids = inputs[2]"] if uses_ids else []),
     }[input_kind]
     root.body.extend(head)
     forward.values.append("x")
@@ -660,11 +725,11 @@ def models(draw: Callable[[st.SearchStrategy[Any]], Any]) -> GeneratedModel:
     root.init.extend(_sharing(choices, writer.leaf_slots))
     root.body.append(_root_return(choices, forward))
     classes = [*writer.classes, root]
-    source = "\n\n".join(c.source() for c in classes)
+    source = "\n\n".join([*writer.helpers, *(c.source() for c in classes)])
     header = (
         '"""A model generated by tests/fuzz: every value is a (2, 4, 8) tensor."""\n\n'
         "import collections\nimport dataclasses\n\n"
-        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n"
+        "import torch\nimport torch.fx\nimport torch.nn.functional as F\nfrom einops import rearrange, reduce\nfrom torch import nn\n\n"
         'Pair = collections.namedtuple("Pair", ["first", "second"])\n\n\n'
         "@dataclasses.dataclass\nclass Result:\n    out: torch.Tensor\n    aux: torch.Tensor\n\n\n"
     )

@@ -69,6 +69,8 @@ def example_inputs(generated: GeneratedModel, seed: int) -> tuple[Any, ...] | di
         return (x, y, 0.5, *extra)
     if kind == "none":
         return (x, y, None, *extra)
+    if kind == "varargs":
+        return (x, y, *extra)
     return {"x": x, "y": y, **({"ids": ids} if generated.uses_ids else {})}
 
 

@@ -49,8 +49,10 @@ def check_prepare(generated: GeneratedModel, directory: Path, *, round_trip: boo
         third = example_inputs(generated, seed=generated.seed + 7919)
         args, kwargs = (third, {}) if isinstance(third, tuple) else ((), third)
         flat = prepared.flatten_inputs(*args, **kwargs)
-        with torch.no_grad():
+        with torch.no_grad():  # a forward that draws random numbers draws the same ones from one seed
+            torch.manual_seed(generated.seed)
             expected = call(model, third)
+            torch.manual_seed(generated.seed)
             got = prepared.unflatten_outputs(prepared(*flat))
         assert_same_outputs(expected, got)
         if generated.tie_weights:  # untied copies add their own keys, by design
@@ -76,6 +78,7 @@ def check_prepare(generated: GeneratedModel, directory: Path, *, round_trip: boo
             qready.save(prepared, saved)
             loaded = qready.load(saved)
             with torch.no_grad():
+                torch.manual_seed(generated.seed)
                 assert_same_outputs(expected, loaded.unflatten_outputs(loaded(*flat)))
             assert sorted(loaded.state_dict()) == sorted(prepared.state_dict())
         return prepared

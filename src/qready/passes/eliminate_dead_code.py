@@ -7,6 +7,7 @@ import operator
 import torch.fx as fx
 
 from qready.passes.base import Pass, PassResult
+from qready.randomness import draws_random
 
 __all__ = ["EliminateDeadCode"]
 
@@ -19,7 +20,9 @@ class EliminateDeadCode(Pass):
     """Remove unused function and method calls; keep module calls and anything in-place.
 
     torch.fx's own dead-code elimination would drop an unused ``x.add_(y)``,
-    whose effect is on ``x``: here an op that may mutate an input always stays.
+    whose effect is on ``x``: here an op that may mutate an input always stays,
+    and so does an unused random draw (``torch.randn_like``): it advances the
+    generator, and every later draw depends on it.
     """
 
     name = "eliminate-dead-code"
@@ -27,7 +30,7 @@ class EliminateDeadCode(Pass):
     def call(self, gm: fx.GraphModule) -> PassResult:
         removed = 0
         for node in reversed(list(gm.graph.nodes)):
-            if node.users or node.op not in ("call_function", "call_method") or _may_mutate(node):
+            if node.users or node.op not in ("call_function", "call_method") or _may_mutate(node) or draws_random(node.target):
                 continue
             gm.graph.erase_node(node)
             removed += 1

@@ -14,15 +14,20 @@ __all__ = ["FunctionalOp"]
 
 
 class FunctionalOp(Rule):
-    """A value-changing functional call runs in the forward of a module that has submodules.
+    """A value-changing functional call runs outside any module a quantizer wraps whole.
 
     Module-level quantization simulators put quantizers around modules. A call
     such as ``F.relu(x)``, ``x + y`` or ``torch.cat(...)`` made directly in the
     forward of a block (a module with children of its own) has no module around
     it, so its output is never quantized in simulation while the target
     hardware will quantize it: accuracy measured in simulation is then wrong.
-    Calls inside a leaf module (one with no submodules, such as ``nn.Conv2d`` or
-    a custom ``LayerNorm2d``) are fine: the quantizer wraps the leaf whole.
+    Calls inside a leaf module are fine: the quantizer wraps the leaf whole. A
+    leaf is a torch.nn built-in without submodules (``nn.Conv2d``),
+    ``nn.MultiheadAttention`` and the recurrent layers, a ``qready.nn`` module,
+    or a module declared a leaf (``--leaf``). A user's module without
+    submodules (``x * 2 + 1``) is not one: no toolkit has a quantized version of
+    it, so its calls are findings too, and so are the functional activations
+    inside ``nn.TransformerEncoderLayer``.
     Pure data movement (``view``, ``permute``, indexing, ``.shape``) is never a
     finding.
 
@@ -90,6 +95,11 @@ class FunctionalOp(Rule):
             ),
             RuleExample("relu as a module", _ModuleRelu, image_input, False),
             RuleExample("functional call inside a leaf", _LeafWithFunctional, image_input, False),
+            RuleExample(
+                "a user's module without submodules", _NoSubmodules, image_input, True,
+                (("", "torch.nn.functional.relu"), ("", "torch.Tensor.mul")),
+                prepare_fixes=True,
+            ),
             RuleExample("a Python branch on a value and a boolean mask", _BranchAndMask, _ids_and_padding, False),
             RuleExample(
                 "a value that feeds both a branch and the output", _BranchOnUsedValue, image_input, True,
@@ -127,13 +137,20 @@ class _ModuleRelu(_FunctionalRelu):
 
 
 class _LeafWithFunctional(nn.Module):
+    """``nn.MultiheadAttention`` calls ``F.linear`` and softmax inside: a quantizer wraps it whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(3, 1, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.flatten(2).transpose(1, 2)
+        return self.attention(tokens, tokens, tokens, need_weights=False)[0]
+
+
+class _NoSubmodules(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x) * 2
-
-
-class _MaskedFill(nn.Module):
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        return x.masked_fill(~keep[..., None], 0.0)
 
 
 class _BranchAndMask(nn.Module):
@@ -143,13 +160,12 @@ class _BranchAndMask(nn.Module):
         super().__init__()
         self.emb = nn.Embedding(10, 4)
         self.norm = nn.LayerNorm(4)
-        self.mask = _MaskedFill()
 
     def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         emb = self.emb(ids)
         if emb.abs().max() > 1.0:
             emb = self.norm(emb)
-        return self.mask(emb, ~pad_mask)
+        return emb[~pad_mask]
 
 
 class _BranchOnUsedValue(nn.Module):

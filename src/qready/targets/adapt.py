@@ -15,6 +15,7 @@ from qready.passes.decompose_attention import (
     decompose_attention,
 )
 from qready.rules.base import Rule
+from qready.passes.unfuse_transformers import unfuse_transformers
 from qready.targets.base import Target
 
 __all__ = ["DECOMPOSITION_TOLERANCE", "adapt_for_target", "rules_for_target"]
@@ -50,35 +51,65 @@ def adapt_for_target(
     one ``Change`` per rewrite with the difference from ``model`` it makes,
     measured on the example and on the fresh input. Runs under ``no_grad``.
     """
+    changes: list[Change] = []
+    # every target: the graph prepare records is the unfused path of torch.nn's transformer modules
+    unfused = unfuse_transformers(work)
+    if unfused:
+        references, changes = _rewritten(
+            model, work, example, fresh, references, unfused, "unfused",
+            reason="its fused eval kernel is one call no quantizer can sit in; the unfused path runs as modules",
+            what="unfusing torch.nn's transformer modules", advice="please report it",
+        )
     if not target.exports_onnx:
-        return references, []
+        return references, changes
     paths = decompose_attention(work)
     if not paths:
-        return references, []
+        return references, changes
+    cls = DecomposedMultiheadAttention
+    references, decomposed = _rewritten(
+        model, work, example, fresh, references,
+        {path: ("torch.nn.MultiheadAttention", f"{cls.__module__}.{cls.__qualname__}") for path in paths}, "decomposed",
+        reason=f"its fused eval kernel has no ONNX export, which {target.name} needs",
+        what="decomposing nn.MultiheadAttention", advice=f"prepare without target={target.name!r}",
+    )
+    return references, changes + decomposed
+
+
+def _rewritten(
+    model: torch.nn.Module,
+    work: torch.nn.Module,
+    example: Example,
+    fresh: Example,
+    references: tuple[Any, Any] | None,
+    rewrites: dict[str, tuple[str, str]],
+    kind: str,
+    *,
+    reason: str,
+    what: str,
+    advice: str,
+) -> tuple[tuple[Any, Any] | None, list[Change]]:
+    """``work`` after a rewrite that is not bit-identical (``rewrites``: path -> (op, module type)): its
+    outputs, checked to be close to ``model``'s, and one change per path with the difference measured."""
     originals = references if references is not None else (example.call(model), fresh.call(model))
     rewritten = (example.call(work), fresh.call(work))
     difference, scale = _max_difference(originals, rewritten)
     if difference > DECOMPOSITION_TOLERANCE * max(scale, 1.0):
         raise VerificationError(
-            f"decomposing nn.MultiheadAttention at {', '.join(paths)} changed the outputs by {difference:.3g} "
-            f"(largest output magnitude {scale:.3g}); this is a qready bug: prepare without target={target.name!r}"
+            f"{what} at {', '.join(rewrites)} changed the outputs by {difference:.3g} "
+            f"(largest output magnitude {scale:.3g}); this is a qready bug: {advice}"
         )
-    cls = DecomposedMultiheadAttention
     changes = [
         Change(
-            kind="decomposed",
-            op="torch.nn.MultiheadAttention",
+            kind=kind,
+            op=op,
             scope=path.rpartition(".")[0],
             module=path,
-            module_type=f"{cls.__module__}.{cls.__qualname__}",
+            module_type=module_type,
             file=None,
             line=None,
-            details=(
-                ("reason", f"its fused eval kernel has no ONNX export, which {target.name} needs"),
-                ("max_abs_diff", difference),
-            ),
+            details=(("reason", reason), ("max_abs_diff", difference)),
         )
-        for path in paths
+        for path, (op, module_type) in rewrites.items()
     ]
     return (rewritten if references is not None else None), changes
 

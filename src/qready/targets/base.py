@@ -37,9 +37,10 @@ class Target:
     """A quantization toolkit, as far as checks and ``prepare`` need to know it.
 
     Subclasses set ``name`` and ``summary`` and override what their toolkit
-    decides. The base class is the guidelines' own view (``generic``): every
-    module without children and every torch.nn built-in is a leaf, and nothing
-    is refused.
+    decides. The base class is the guidelines' own view (``generic``): the
+    leaves of ``qready.ops.is_leaf_module`` (torch.nn built-ins without
+    children, multi-head attention, the recurrent layers, ``qready.nn``), and
+    nothing is refused.
     """
 
     name: ClassVar[str]

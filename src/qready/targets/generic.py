@@ -11,4 +11,4 @@ class GenericTarget(Target):
     """Leaves as the guidelines define them; no toolkit is asked, nothing is refused."""
 
     name = "generic"
-    summary = "the five guidelines: a leaf is a module without children or a torch.nn built-in"
+    summary = "the five guidelines: a leaf is a torch.nn built-in without children, attention, an RNN or a qready.nn module"
