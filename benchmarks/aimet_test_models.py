@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         [case] = [c for c in cases(src) if c.name == args.worker]
         model, example = build(case, src / TESTS)
-        entry = ZooModel(case.name, "aimet-tests", lambda: model, lambda: example)
+        # the measuring code takes positional inputs as a tuple (AIMET's tests pass no keywords)
+        inputs = example.args if not example.kwargs else example
+        entry = ZooModel(case.name, "aimet-tests", lambda: model, lambda: inputs)
         return work(entry, args.worker_out, not args.no_aimet)
 
     found = survey(src)

@@ -254,11 +254,9 @@ def _sentence_transformer() -> torch.nn.Module:
     return SentenceTransformer(modules=[Transformer(str(folder)), Pooling(32, "mean"), Normalize()], device="cpu")
 
 
-def _sentence_features() -> Any:
-    from qready.example_inputs import Example
-
+def _sentence_features() -> tuple[dict[str, torch.Tensor]]:
     # the library's own calling convention: one positional dict of features
-    return Example(({"input_ids": torch.randint(5, 64, (2, 8)), "attention_mask": torch.ones(2, 8, dtype=torch.long)},))
+    return ({"input_ids": torch.randint(5, 64, (2, 8)), "attention_mask": torch.ones(2, 8, dtype=torch.long)},)
 
 
 def _kornia_sosnet() -> torch.nn.Module:
@@ -468,14 +466,15 @@ def row(name: str, record: dict[str, Any] | None, missing: str = "") -> str:
         aimet_text = "fails: " + (aimet.get("prepare_error") or "")[:70].replace("|", "/")
     elif aimet and aimet.get("identical") is False:
         aimet_text = "no: " + (aimet.get("identical_error") or "")[:70].replace("|", "/")
-    validator = mark(v.get("validator_on_qready")) if aimet else "-"
+    on_aimet = mark(v.get("validator_on_aimet")) if aimet.get("prepare") == "ok" else "-"
+    validator = f"{on_aimet} / {mark(v.get('validator_on_qready'))}" if aimet else "-"
     return (f"| {name} | {mark(v.get('prepare_pass'))} | {mark(v.get('identical'))} | {leaves} | "
             f"{aimet_text} | {validator} | {reason} |")
 
 
 HEADER = [
     "| model | qready prepare passes | bit-identical | leaves | AIMET prepare_model bit-identical "
-    "| AIMET ModelValidator on qready's result | reason |",
+    "| AIMET ModelValidator passes: on AIMET's / on qready's result | reason |",
     "|---|---|---|---:|---|---|---|",
 ]
 
