@@ -446,6 +446,18 @@ def run_one(script: Path, name: str, aimet: bool, timeout: float, extra: list[st
         record["log_tail"] = run.log_tail
         record["verdict"] = verdict(record)
     record["wall_s"] = run.wall_s
+    return settled(record)
+
+
+def settled(record: dict[str, Any]) -> dict[str, Any]:
+    """A worker that ran out of time in AIMET's stage had ended all of qready's: qready's verdict
+    stands, and AIMET's side reads as timed out."""
+    from zoo import verdict
+
+    if record.get("status") == "timeout" and record.get("stage") == "aimet":
+        record["status"] = "ok"
+        record["aimet"] = {"prepare": "timeout", "prepare_error": f"timed out ({record.get('timeout_s')} s for the model)"}
+        record["verdict"] = verdict(record)
     return record
 
 
@@ -518,7 +530,7 @@ def run_set(
         list(pool.map(measure, wanted))
     rows, passed, measured = [], 0, 0
     for name, missing in selected:
-        record = cache.get(name) if missing is None else None
+        record = settled(cache[name]) if missing is None and name in cache else None
         if record is not None:
             measured += 1
             passed += bool(record.get("verdict", {}).get("prepare_pass"))
