@@ -450,13 +450,14 @@ def run_one(script: Path, name: str, aimet: bool, timeout: float, extra: list[st
 
 
 def settled(record: dict[str, Any]) -> dict[str, Any]:
-    """A worker that ran out of time in AIMET's stage had ended all of qready's: qready's verdict
-    stands, and AIMET's side reads as timed out."""
+    """A worker that ran out of time in AIMET's stage (or on its way out) had ended all of qready's:
+    qready's verdict stands, and AIMET's side reads as timed out."""
     from zoo import verdict
 
-    if record.get("status") == "timeout" and record.get("stage") == "aimet":
+    if record.get("status") == "timeout" and record.get("stage") in ("aimet", "done"):
         record["status"] = "ok"
-        record["aimet"] = {"prepare": "timeout", "prepare_error": f"timed out ({record.get('timeout_s')} s for the model)"}
+        if record["stage"] == "aimet":
+            record["aimet"] = {"prepare": "timeout", "prepare_error": f"timed out ({record.get('timeout_s')} s for the model)"}
         record["verdict"] = verdict(record)
     return record
 
