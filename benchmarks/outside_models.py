@@ -367,7 +367,8 @@ MODELS: list[tuple[str, str, Build, Callable[[], Any]]] = [
     ("monai/DenseNet", "monai", _monai_densenet, _tensors((1, 1, 32, 32))),
     ("torchaudio/Wav2Vec2Model", "torchaudio", _torchaudio_wav2vec2, _tensors((1, 800))),
     ("torchaudio/Conformer", "torchaudio", _torchaudio_conformer,
-     lambda: (torch.randn(2, 12, 16), torch.tensor([12, 9]))),
+     # full lengths: a fresh input draws lengths within the example's range, and the longest must be T
+     lambda: (torch.randn(2, 12, 16), torch.tensor([12, 12]))),
     ("torchaudio/ConvTasNet", "torchaudio", _torchaudio_conv_tasnet, _tensors((1, 1, 256))),
     ("torchaudio/Wav2Letter", "torchaudio", _torchaudio_wav2letter, _tensors((1, 13, 40))),
     ("ultralytics/yolov8n", "ultralytics", _ultralytics("yolov8n.yaml"), _tensors((1, 3, 64, 64))),
