@@ -211,7 +211,8 @@ def build(case: Case, tests: Path) -> tuple[torch.nn.Module, Example]:
     callers = {model_name, prepared_name} - {None}
     for call in _calls(function):
         try:
-            if isinstance(call.func, ast.Name) and call.func.id in callers:
+            # (with arguments: ``model = model().eval()`` in a helper is the class, built)
+            if isinstance(call.func, ast.Name) and call.func.id in callers and (call.args or call.keywords):
                 return model, _evaluate_args(call, namespace)
         except Exception:  # that call's arguments are made by a statement not run here: try the next
             continue
