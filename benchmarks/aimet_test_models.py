@@ -211,7 +211,8 @@ def build(case: Case, tests: Path) -> tuple[torch.nn.Module, Example]:
     callers = {model_name, prepared_name} - {None}
     for call in _calls(function):
         try:
-            if isinstance(call.func, ast.Name) and call.func.id in callers:
+            # (with arguments: ``model = model().eval()`` in a helper is the class, built)
+            if isinstance(call.func, ast.Name) and call.func.id in callers and (call.args or call.keywords):
                 return model, _evaluate_args(call, namespace)
         except Exception:  # that call's arguments are made by a statement not run here: try the next
             continue
@@ -278,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         [case] = [c for c in cases(src) if c.name == args.worker]
         model, example = build(case, src / TESTS)
-        entry = ZooModel(case.name, "aimet-tests", lambda: model, lambda: example)
+        # the measuring code takes positional inputs as a tuple (AIMET's tests pass no keywords)
+        inputs = example.args if not example.kwargs else example
+        entry = ZooModel(case.name, "aimet-tests", lambda: model, lambda: inputs)
         return work(entry, args.worker_out, not args.no_aimet)
 
     found = survey(src)

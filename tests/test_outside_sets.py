@@ -37,9 +37,9 @@ class Shared(torch.nn.Module):
 
 
 class TestPreparer:
-    def helper(self, model_class):
+    def helper(self, model):
         input_tensor = [torch.randn(1, 3, 4, 4)]
-        model = model_class().eval()
+        model = model().eval()  # the class, built: not a call with the inputs
         prepared = prepare_model(model)
         assert torch.equal(prepared(*input_tensor), model(*input_tensor))
 

@@ -92,6 +92,8 @@ class _ConcreteProxy(fx.Proxy):
     tracer: ConcreteTracer  # only a ConcreteTracer makes these proxies (its proxy() below)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__array_"):  # numpy's protocols (__array_ufunc__, __array_wrap__, ...): numpy
+            raise AttributeError(name)  # then asks __array__, below
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
             value = self.tracer.values.get(self.node)
             if isinstance(value, torch.Tensor):
@@ -124,6 +126,13 @@ class _ConcreteProxy(fx.Proxy):
 
     def __float__(self) -> float:
         return float(self._size_value("float"))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        # ``np.array(x.shape[2:])``, ``np.ceil(h / w)``: numpy gets the example's sizes, as it gets
+        # eager's ints, fixed at this line; a tensor's data read into numpy stops the trace
+        import numpy
+
+        return numpy.asarray(self._size_value("numpy.asarray"), dtype=dtype)
 
     def __len__(self) -> int:
         value = self.tracer.values.get(self.node)
