@@ -64,6 +64,7 @@ docs: $(VENV)/.base
 bench: $(VENV)/.bench
 	$(PY) benchmarks/check_overhead.py
 	$(PY) benchmarks/prepare_speed.py
+	$(PY) benchmarks/prepare_memory.py
 
 zoo: $(VENV)/.bench
 	$(PY) benchmarks/zoo.py
