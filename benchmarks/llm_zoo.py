@@ -156,11 +156,13 @@ def render(records: dict[str, dict[str, Any]], command: str, environment: dict[s
     passed = sum(
         1 for r in records.values() if (r.get("verdict") or {}).get("prepare_pass") and r["verdict"]["check_completes"]
     )
+    versions = environment.get("versions", {})
     lines = [
         "## Hugging Face causal LMs at their default config (prefill and decode step)",
         "",
-        (f"`{command}` ({environment.get('machine', '')}, torch {environment.get('torch', '')}, transformers "
-         f"{environment.get('transformers', '')}). Each family's causal LM from its config with only the sizes "
+        (f"`{command}` ({environment.get('platform', '')}, {environment.get('cpus', '?')} cores, torch "
+         f"{versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}, aimet-torch "
+         f"{versions.get('aimet-torch', 'not installed')}). Each family's causal LM from its config with only the sizes "
          "made small (2 layers, hidden 32; `use_cache=True`, default attention implementation), random weights "
          f"(seed 0). Prefill: {PROMPT} tokens in, logits and cache out. Decode: one token and the prefill's cache in, "
          "logits and the grown cache out. Measured by the zoo's routine, one subprocess each: `check` completes, "
