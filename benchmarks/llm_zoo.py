@@ -152,6 +152,11 @@ def _cell(record: dict[str, Any] | None) -> str:
     return f"FAIL: {verdict.get('reason')}"
 
 
+def _aimet(record: dict[str, Any] | None) -> str:
+    aimet = (record or {}).get("aimet")
+    return "-" if not aimet else str(aimet.get("prepare"))
+
+
 def render(records: dict[str, dict[str, Any]], command: str, environment: dict[str, Any]) -> str:
     passed = sum(
         1 for r in records.values() if (r.get("verdict") or {}).get("prepare_pass") and r["verdict"]["check_completes"]
@@ -170,8 +175,8 @@ def render(records: dict[str, dict[str, Any]], command: str, environment: dict[s
          "benchmark, and `check(prepared, select=QR003,QR004)` finds nothing. "
          f"**{passed}/{len(records)} pass.**"),
         "",
-        "| family | prefill | decode | check findings (prefill) | coverage (decode) |",
-        "|---|---|---|---|---|",
+        "| family | prefill | decode | check findings (prefill) | coverage (decode) | AIMET prepare_model (prefill / decode) |",
+        "|---|---|---|---|---|---|",
     ]
     for family in LLM_FAMILIES:
         prefill, decode = records.get(f"llm/{family}:prefill"), records.get(f"llm/{family}:decode")
@@ -179,11 +184,14 @@ def render(records: dict[str, dict[str, Any]], command: str, environment: dict[s
         findings = ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "-"
         coverage = ((decode or {}).get("check") or {}).get("coverage")
         lines.append(f"| {family} | {_cell(prefill)} | {_cell(decode)} | {findings} | "
-                     f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} |")
+                     f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} | {_aimet(prefill)} / {_aimet(decode)} |")
     static = records.get("llm/llama:decode-static")
     coverage = ((static or {}).get("check") or {}).get("coverage")
     lines.append(f"| llama, StaticCache (16 positions) | not bit-identical by design, see below | {_cell(static)} | | "
-                 f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} |")
+                 f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} | - / {_aimet(static)} |")
+    errors = sorted({str(r["aimet"].get("prepare_error")) for r in records.values() if (r.get("aimet") or {}).get("prepare_error")})
+    if errors:
+        lines += ["", f"AIMET `prepare_model` errors: {'; '.join(f'`{e}`' for e in errors)}."]
     lines += [
         "",
         ("A prefill into an empty `StaticCache` is not in the table: transformers' eager forward then attends "

@@ -43,5 +43,5 @@ def test_the_table_says_pass_and_fail_per_step() -> None:
               "prepare": {"converted": 12, "leaves": [], "time_s": 1.5}, "check": {"counts": {"QR003": 4}, "coverage": [9, 10]}}
     failed = {"verdict": {"prepare_pass": False, "check_completes": True, "reason": "prepare refused: why"}, "check": {}}
     table = render({"llm/llama:prefill": passed, "llm/llama:decode": failed}, "python benchmarks/llm_zoo.py", {})
-    assert "| llama | pass (12 converted, 0 leaves, 1.5 s) | FAIL: prepare refused: why | QR003 4 | - |" in table
+    assert "| llama | pass (12 converted, 0 leaves, 1.5 s) | FAIL: prepare refused: why | QR003 4 | - | - / - |" in table
     assert "**1/2 pass.**" in table and "| qwen2 | not run | not run |" in table
