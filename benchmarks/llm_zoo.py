@@ -192,6 +192,14 @@ def render(records: dict[str, dict[str, Any]], command: str, environment: dict[s
     errors = sorted({str(r["aimet"].get("prepare_error")) for r in records.values() if (r.get("aimet") or {}).get("prepare_error")})
     if errors:
         lines += ["", f"AIMET `prepare_model` errors: {'; '.join(f'`{e}`' for e in errors)}."]
+    validated = [r for r in records.values() if (r.get("aimet") or {}).get("validator_on_qready") is True]
+    lines += [
+        "",
+        ("QR001 and QR002 are findings on the original model: neither exporter takes the `DynamicCache` it takes "
+         "and returns; the prepared model takes and returns one key and one value tensor per layer. AIMET's "
+         f"`ModelValidator` passes on {len(validated)} of {len(records)} qready-prepared models (it reports the "
+         "rest as failing or cannot build its connected graph of them)."),
+    ]
     lines += [
         "",
         ("A prefill into an empty `StaticCache` is not in the table: transformers' eager forward then attends "
@@ -222,16 +230,17 @@ def main(argv: list[str] | None = None) -> int:
         pattern = re.compile(args.only) if args.only else None
         aimet = not args.no_aimet and zoo.aimet_available()
         data["environment"] = zoo.environment()
-        data["command"] = command
         for entry in llm_zoo():
             if pattern is not None and not pattern.search(entry.name):
                 continue
             record = zoo._run_isolated(entry, onnx=not args.skip_onnx, aimet=aimet, timeout=args.timeout)
+            record["command"] = command
             data["models"][entry.name] = record
             print(zoo._status_line(record), file=sys.stderr)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(data, indent=1, default=str))
-    write_section("llm-zoo", render(data["models"], data.get("command", command), data.get("environment", {})))
+    commands = sorted({r.get("command", command) for r in data["models"].values()}, key=len, reverse=True)
+    write_section("llm-zoo", render(data["models"], "`, then `".join(commands), data.get("environment", {})))
     return 0
 
 
