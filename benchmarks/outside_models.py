@@ -23,10 +23,8 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine, write_section  # noqa: E402
+from common import machine, run_worker, write_record, write_section  # noqa: E402
 from zoo_models import ZooModel  # noqa: E402
 
 Build = Callable[[], torch.nn.Module]
@@ -433,8 +431,7 @@ def work(entry: ZooModel, out: Path, aimet: bool) -> int:
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     logging.getLogger().setLevel(logging.ERROR)
-    record = zoo.measure(entry, onnx=False, aimet=aimet, on_stage=lambda r: out.write_text(json.dumps(r, default=str)))
-    out.write_text(json.dumps(record, default=str))
+    write_record(out, zoo.measure(entry, onnx=False, aimet=aimet, on_stage=lambda r: write_record(out, r)))
     return 0
 
 
@@ -442,28 +439,16 @@ def run_one(script: Path, name: str, aimet: bool, timeout: float, extra: list[st
     """``script --worker NAME`` in its own process: a crash, a hang or a leaked global stays there."""
     from zoo import verdict
 
-    with tempfile.TemporaryDirectory(prefix="qready-outside-") as tmp:
-        out = Path(tmp) / "record.json"
-        command = [sys.executable, str(script), "--worker", name, "--worker-out", str(out), *extra]
-        command += [] if aimet else ["--no-aimet"]
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-            status = "ok" if done.returncode == 0 else f"exit {done.returncode}"
-            log = (done.stdout + done.stderr)[-2000:]
-        except subprocess.TimeoutExpired:
-            status, log = "timeout", ""
-        try:
-            record = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError):
-            record = {"name": name, "stage": "start"}
-        if status != "ok" or record.get("stage") != "done":
-            record["status"] = status if status != "ok" else "incomplete"
-            record["timeout_s"] = timeout
-            record["log_tail"] = log
-            record["verdict"] = verdict(record)
-        record["wall_s"] = round(time.perf_counter() - start, 1)
-        return record
+    run = run_worker(script, name, timeout=timeout, options=[*extra, *([] if aimet else ["--no-aimet"])],
+                     env={"YOLO_OFFLINE": "1"})
+    record = run.record or {"name": name, "stage": "start"}
+    if run.status != "ok" or record.get("stage") != "done":
+        record["status"] = run.status if run.status != "ok" else "incomplete"
+        record["timeout_s"] = timeout
+        record["log_tail"] = run.log_tail
+        record["verdict"] = verdict(record)
+    record["wall_s"] = run.wall_s
+    return record
 
 
 def row(name: str, record: dict[str, Any] | None, missing: str = "") -> str:
@@ -509,24 +494,36 @@ def run_set(
     extra: list[str] | None = None,
 ) -> tuple[list[str], int, int]:
     """Measure each ``(name, missing)`` (``missing``: why it cannot run here, or None), one
-    subprocess each, caching records in ``args.results`` so that ``--resume`` picks up where a
-    run stopped. Returns the table rows, the passes and the models measured."""
+    subprocess each (``--jobs`` at a time), caching records in ``args.results`` as each one ends so
+    that ``--resume`` picks up where a run stopped. Returns the table rows (in ``todo``'s order),
+    the passes and the models measured."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
     aimet = not args.no_aimet and _installed("aimet_torch")
     cache = load(args.results)
-    rows, passed, measured = [], 0, 0
-    for name, missing in todo:
-        if args.only and not re.search(args.only, name):
-            continue
-        record = None
-        if missing is None:
-            record = (cache.get(name) if args.resume else None) or run_one(script, name, aimet, args.timeout, extra or [])
+    selected = [(name, missing) for name, missing in todo if not args.only or re.search(args.only, name)]
+    wanted = [name for name, missing in selected if missing is None and not (args.resume and name in cache)]
+
+    def measure(name: str) -> None:
+        record = run_one(script, name, aimet, args.timeout, extra or [])
+        with lock:
             cache[name] = record
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(cache, indent=1, default=str))
+            print(row(name, record), flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(measure, wanted))
+    rows, passed, measured = [], 0, 0
+    for name, missing in selected:
+        record = cache.get(name) if missing is None else None
+        if record is not None:
             measured += 1
             passed += bool(record.get("verdict", {}).get("prepare_pass"))
-        rows.append(row(name, record, missing or ""))
-        print(rows[-1], flush=True)
+        rows.append(row(name, record, missing or "no record"))
     return rows, passed, measured
 
 
@@ -544,6 +541,7 @@ def add_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
     parser.add_argument("--no-aimet", action="store_true", help="leave the AIMET columns out")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per model")
     parser.add_argument("--resume", action="store_true", help="reuse the records cached in --results")
+    parser.add_argument("--jobs", type=int, default=1, help="models measured at the same time")
     parser.add_argument("--results", type=Path, default=results, help="the JSON cache of per-model records")
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

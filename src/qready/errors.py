@@ -9,8 +9,12 @@ that shortens a foreign error and the one ``strip_ansi`` for exporters' colours.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from qready.wording import shorten
+
+if TYPE_CHECKING:  # errors sit below every layer: the prepared model's type only for the checker
+    from qready.prepared import Prepared
 
 __all__ = [
     "QreadyError",
@@ -52,7 +56,7 @@ class VerificationError(QreadyError):
     ``prepared`` holds the model that failed, for inspection or a forced save.
     """
 
-    def __init__(self, message: str, prepared: object | None = None) -> None:
+    def __init__(self, message: str, prepared: Prepared | None = None) -> None:
         super().__init__(message)
         self.prepared = prepared
 

@@ -108,7 +108,13 @@ def make_flat_forward(
         bound = inspect.BoundArguments(signature, OrderedDict([(self_name, self), *arguments.items()]))
         args, kwargs = _as_called(bound, sig.keywords)
         output = original(*args, **kwargs)
-        out_leaves, out_spec = flatten(output, is_leaf=_is_value_leaf, expand=lambda v: _expand(v, concrete_of))
+        try:
+            out_leaves, out_spec = flatten(output, is_leaf=_is_value_leaf, expand=lambda v: _expand(v, concrete_of))
+        except TypeError as error:  # torchvision's ImageList: the module's own forward is kept instead
+            raise InputError(
+                f"{type(model).__name__}.forward returns a value qready cannot pass as tensors ({error}); "
+                "prepare the submodules that return tensors, or exclude this one"
+            ) from error
         sig.output_spec = out_spec
         sig.output_names = leaf_names(out_spec, "output")
         structured = unflatten(out_spec, out_leaves)

@@ -5,20 +5,32 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
 
-from qready.errors import InputError
+from qready.errors import InputError, InternalError
 from qready.findings import Finding
 from qready.passes.base import Change
 from qready.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
-from qready.verify import OutputDiff
 
-__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """One output of one run: equal or not, and by how much."""
+
+    run: str  # "example" or "fresh"
+    name: str
+    equal: bool
+    max_abs_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "equal": self.equal, "max_abs_diff": self.max_abs_diff}
 
 
 @dataclass
@@ -124,7 +136,7 @@ class PrepareResult:
         }
 
 
-class Prepared:
+class Prepared(torch.nn.Module):
     """What ``qready.prepare`` returns on every path: a ``torch.nn.Module`` with these.
 
     - ``prepare_result``: what changed and what remains;
@@ -135,6 +147,9 @@ class Prepared:
 
     Two kinds implement it: ``PreparedModule`` (one fx graph; flat tensor inputs)
     and ``KeptForward`` (the model's own class and forward, its children prepared).
+    It is an ``nn.Module`` itself (it adds no ``__init__``), so that one type says
+    both: ``KeptForward`` comes after the model's class in the bases, and
+    ``PreparedModule`` before ``fx.GraphModule``.
     """
 
     prepare_result: PrepareResult | None = None  # None after qready.load: see prepare_report
@@ -158,13 +173,13 @@ class KeptForward(Prepared):
         return args, kwargs
 
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
-        return self(*args, **kwargs)  # type: ignore[operator]  # the module's own forward, called as nn.Module does
+        return self(*args, **kwargs)
 
 
 _KEPT_CLASSES: dict[type, type] = {}
 
 
-def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Module:
+def keep_forward(model: torch.nn.Module, result: PrepareResult) -> KeptForward:
     """``model`` (qready's own copy) as a ``KeptForward`` of its class, carrying ``result``."""
     cls = type(model)
     if not isinstance(model, KeptForward):
@@ -174,8 +189,16 @@ def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Modu
                 cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
             )
         model.__class__ = kept
-    model.prepare_result = result  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
-    return model
+    kept_model = cast(KeptForward, model)  # its class is a KeptForward now (set just above)
+    kept_model.prepare_result = result
+    return kept_model
+
+
+def result_of(prepared: Prepared) -> PrepareResult:
+    """The ``prepare_result`` of a model ``prepare`` has just made (only a loaded one has none)."""
+    if prepared.prepare_result is None:
+        raise InternalError(f"{type(prepared).__name__} carries no prepare_result; this is a bug in qready, please report it")
+    return prepared.prepare_result
 
 
 class PreparedModule(Prepared, fx.GraphModule):

@@ -34,7 +34,7 @@ from qready.checkpoints import with_checkpoint
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, QreadyError, SaveError, internal_error
 from qready.files import follow_umask, write_failed
-from qready.prepared import PreparedModule, reattach_dropped_state
+from qready.prepared import Prepared, PreparedModule, reattach_dropped_state
 from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
 from qready.user_code import import_recorded, is_file_module, record_sources
@@ -47,11 +47,11 @@ _CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
 _OWN_FILES = frozenset({_CODE, _MANIFEST, _WEIGHTS})
 
 
-def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def save(prepared: Prepared, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
 
-    if not getattr(prepared, "saveable", False):
+    if not isinstance(prepared, PreparedModule) or not prepared.saveable:
         raise SaveError(
             f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
             "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"

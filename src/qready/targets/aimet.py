@@ -92,9 +92,8 @@ class AimetTarget(Target):
                 "(a prepared model takes its inputs as flat tensors)"
             )
         options = {"default_output_bw": 8, "default_param_bw": 8, **options}
-        dummy = example.args[0] if len(example.args) == 1 else example.args
         with _quiet_aimet():
-            handle = QuantizationSimModel(model, dummy_input=dummy, **options)
+            handle = QuantizationSimModel(model, dummy_input=_dummy_input(example), **options)
 
         def compute_encodings(forward: Any) -> None:
             with _quiet_aimet():
@@ -102,9 +101,8 @@ class AimetTarget(Target):
 
         def export(directory: str, name: str, example: Example) -> list[str]:
             before = set(os.listdir(directory))
-            dummy = example.args[0] if len(example.args) == 1 else example.args
             with _quiet_aimet():
-                handle.export(directory, name, dummy_input=dummy)
+                handle.export(directory, name, dummy_input=_dummy_input(example))
             return sorted(set(os.listdir(directory)) - before)
 
         return Sim(handle.model, handle, compute_encodings, export)
@@ -118,6 +116,14 @@ class AimetTarget(Target):
         from aimet_torch.quantization.base import QuantizerBase
 
         return isinstance(module, QuantizerBase)
+
+
+def _dummy_input(example: Example) -> Any:
+    """The example as AIMET's ``dummy_input``: AIMET calls ``model(*dummy)`` on a tuple or list and
+    ``model(dummy)`` on anything else, so one list argument (torchvision detectors' images) goes in a tuple."""
+    if len(example.args) == 1 and isinstance(example.args[0], torch.Tensor):
+        return example.args[0]
+    return tuple(example.args)
 
 
 @contextlib.contextmanager
