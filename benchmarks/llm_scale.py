@@ -82,6 +82,8 @@ def worker(task: str, name: str, layers: int | None, tokens: int) -> dict[str, A
     import torch
 
     import qready
+    from qready.example_inputs import Example
+    from qready.twin import depth_reduced_twin
 
     start = time.perf_counter()
     model = build(name, layers)
@@ -93,6 +95,9 @@ def worker(task: str, name: str, layers: int | None, tokens: int) -> dict[str, A
         report = qready.check(model, {"input_ids": ids}, select=["QR003", "QR004", "QR005"])
         detail = {"findings": len(report.findings), "coverage": str(report.coverage),
                   "mode": next((k for k in report.timings if k.startswith("meta_")), "")}
+        # where QR001/QR002 would run: the depth-reduced twin, or why there is none (sized on meta first)
+        twin = depth_reduced_twin(model, Example((), {"input_ids": ids}))
+        detail["twin"] = twin if isinstance(twin, str) else twin.description
     else:
         prepared = qready.prepare(model, {"input_ids": ids}, verify=False)
         result = prepared.prepare_result
@@ -229,6 +234,11 @@ def report(rows: list[dict[str, Any]], scaling: list[dict[str, Any]], trip: dict
             f"| {row['config']} | {row['params_b']:.1f}B | {row['task']} | {row['seconds']:.1f} | "
             f"{row['peak_rss_gb']:.2f} | {row['mode'].removeprefix('meta_')} | {result}; {verdict} |"
         )
+    twins = [row for row in rows if row.get("twin")]
+    if twins:
+        lines += ["", "QR001/QR002 (exporting) need real weights: on meta they run on a depth-reduced twin where one fits "
+                  "in 2 GiB of real weights (`qready.twin`, measured on meta before anything is made real):", ""]
+        lines += [f"- {row['config']}: {row['twin']}" for row in twins]
     if scaling:
         lines += ["", "Prepare time against depth (Llama-3-70B config, layers changed):", "",
                   "| layers | seconds | seconds per layer | peak RSS GB |", "|---|---|---|---|"]

@@ -152,15 +152,22 @@ def _cell(record: dict[str, Any] | None) -> str:
     return f"FAIL: {verdict.get('reason')}"
 
 
+def _aimet(record: dict[str, Any] | None) -> str:
+    aimet = (record or {}).get("aimet")
+    return "-" if not aimet else str(aimet.get("prepare"))
+
+
 def render(records: dict[str, dict[str, Any]], command: str, environment: dict[str, Any]) -> str:
     passed = sum(
         1 for r in records.values() if (r.get("verdict") or {}).get("prepare_pass") and r["verdict"]["check_completes"]
     )
+    versions = environment.get("versions", {})
     lines = [
         "## Hugging Face causal LMs at their default config (prefill and decode step)",
         "",
-        (f"`{command}` ({environment.get('machine', '')}, torch {environment.get('torch', '')}, transformers "
-         f"{environment.get('transformers', '')}). Each family's causal LM from its config with only the sizes "
+        (f"`{command}` ({environment.get('platform', '')}, {environment.get('cpus', '?')} cores, torch "
+         f"{versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}, aimet-torch "
+         f"{versions.get('aimet-torch', 'not installed')}). Each family's causal LM from its config with only the sizes "
          "made small (2 layers, hidden 32; `use_cache=True`, default attention implementation), random weights "
          f"(seed 0). Prefill: {PROMPT} tokens in, logits and cache out. Decode: one token and the prefill's cache in, "
          "logits and the grown cache out. Measured by the zoo's routine, one subprocess each: `check` completes, "
@@ -168,8 +175,8 @@ def render(records: dict[str, dict[str, Any]], command: str, environment: dict[s
          "benchmark, and `check(prepared, select=QR003,QR004)` finds nothing. "
          f"**{passed}/{len(records)} pass.**"),
         "",
-        "| family | prefill | decode | check findings (prefill) | coverage (decode) |",
-        "|---|---|---|---|---|",
+        "| family | prefill | decode | check findings (prefill) | coverage (decode) | AIMET prepare_model (prefill / decode) |",
+        "|---|---|---|---|---|---|",
     ]
     for family in LLM_FAMILIES:
         prefill, decode = records.get(f"llm/{family}:prefill"), records.get(f"llm/{family}:decode")
@@ -177,11 +184,22 @@ def render(records: dict[str, dict[str, Any]], command: str, environment: dict[s
         findings = ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "-"
         coverage = ((decode or {}).get("check") or {}).get("coverage")
         lines.append(f"| {family} | {_cell(prefill)} | {_cell(decode)} | {findings} | "
-                     f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} |")
+                     f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} | {_aimet(prefill)} / {_aimet(decode)} |")
     static = records.get("llm/llama:decode-static")
     coverage = ((static or {}).get("check") or {}).get("coverage")
     lines.append(f"| llama, StaticCache (16 positions) | not bit-identical by design, see below | {_cell(static)} | | "
-                 f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} |")
+                 f"{f'{coverage[0]}/{coverage[1]}' if coverage else '-'} | - / {_aimet(static)} |")
+    errors = sorted({str(r["aimet"].get("prepare_error")) for r in records.values() if (r.get("aimet") or {}).get("prepare_error")})
+    if errors:
+        lines += ["", f"AIMET `prepare_model` errors: {'; '.join(f'`{e}`' for e in errors)}."]
+    validated = [r for r in records.values() if (r.get("aimet") or {}).get("validator_on_qready") is True]
+    lines += [
+        "",
+        ("QR001 and QR002 are findings on the original model: neither exporter takes the `DynamicCache` it takes "
+         "and returns; the prepared model takes and returns one key and one value tensor per layer. AIMET's "
+         f"`ModelValidator` passes on {len(validated)} of {len(records)} qready-prepared models (it reports the "
+         "rest as failing or cannot build its connected graph of them)."),
+    ]
     lines += [
         "",
         ("A prefill into an empty `StaticCache` is not in the table: transformers' eager forward then attends "
@@ -212,16 +230,17 @@ def main(argv: list[str] | None = None) -> int:
         pattern = re.compile(args.only) if args.only else None
         aimet = not args.no_aimet and zoo.aimet_available()
         data["environment"] = zoo.environment()
-        data["command"] = command
         for entry in llm_zoo():
             if pattern is not None and not pattern.search(entry.name):
                 continue
             record = zoo._run_isolated(entry, onnx=not args.skip_onnx, aimet=aimet, timeout=args.timeout)
+            record["command"] = command
             data["models"][entry.name] = record
             print(zoo._status_line(record), file=sys.stderr)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(data, indent=1, default=str))
-    write_section("llm-zoo", render(data["models"], data.get("command", command), data.get("environment", {})))
+    commands = sorted({r.get("command", command) for r in data["models"].values()}, key=len, reverse=True)
+    write_section("llm-zoo", render(data["models"], "`, then `".join(commands), data.get("environment", {})))
     return 0
 
 

@@ -42,7 +42,7 @@ def depth_reduced_twin(model: torch.nn.Module, example: Example, *, budget: int 
     """A twin of ``model`` with fewer layers and real (seeded) weights, or why there is none
     (``budget``: the most bytes of weights it may hold, ``TWIN_WEIGHT_BUDGET`` when not given)."""
     budget = TWIN_WEIGHT_BUDGET if budget is None else budget
-    config = getattr(model, "config", None)
+    config: Any = getattr(model, "config", None)
     depth = getattr(config, "num_hidden_layers", None)
     if not isinstance(depth, int) or not hasattr(config, "to_dict"):
         return f"{type(model).__name__} has no Hugging Face config with num_hidden_layers to build a depth-reduced twin from"
