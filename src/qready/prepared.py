@@ -208,7 +208,7 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     _CARRIED = (
         "prepare_result", "prepare_report", "input_spec", "output_spec", "outputs_flattened",
-        "input_names", "output_names", "tied_aliases", "forward",
+        "input_names", "output_names", "tied_aliases", "forward", "qready_packed_keys",
     )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PreparedModule:

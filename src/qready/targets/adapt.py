@@ -13,11 +13,13 @@ from qready.passes.base import Change
 from qready.passes.decompose_attention import (
     DecomposedMultiheadAttention,
     decompose_attention,
+    keep_packed_keys,
+    packed_keys,
 )
 from qready.rules.base import Rule
 from qready.targets.base import Target
 
-__all__ = ["DECOMPOSITION_TOLERANCE", "adapt_for_target", "rules_for_target"]
+__all__ = ["DECOMPOSITION_TOLERANCE", "adapt_for_target", "keep_original_keys", "rules_for_target"]
 
 #: How far the decomposed attention may be from the fused kernel, relative to the output's largest magnitude:
 #: float32 reordering is ~1e-7; anything near this bound is a bug in the decomposition, not rounding.
@@ -81,6 +83,13 @@ def adapt_for_target(
         for path in paths
     ]
     return (rewritten if references is not None else None), changes
+
+
+def keep_original_keys(prepared: torch.nn.Module, original: torch.nn.Module, changes: list[Change]) -> None:
+    """The prepared model answers to the original's state-dict keys where a target's rewrite split a
+    tensor (attention's packed projection): a checkpoint of the original loads into it."""
+    paths = [change.module for change in changes if change.kind == "decomposed"]
+    keep_packed_keys(prepared, packed_keys(paths, original.state_dict().keys()))
 
 
 def _max_difference(expected: tuple[Any, Any], got: tuple[Any, Any]) -> tuple[float, float]:
