@@ -8,11 +8,13 @@ its own subprocess (check, prepare, an independent re-verification, a re-check
 of QR003/QR004, AIMET's ``prepare_model`` and ``ModelValidator``). A library
 that is not installed is listed as such, not counted as a pass.
 
-    python benchmarks/outside_models.py                 # every model, AIMET columns when installed
-    python benchmarks/outside_models.py --only monai    # a subset, by name
-    pip install -e '.[outside]'                         # the libraries
+    pip install -e '.[outside]'                                 # the libraries
+    python benchmarks/outside_models.py                         # every model, AIMET columns when installed
+    python benchmarks/outside_models.py --only monai --no-write  # a subset, by name (cached, not written)
+    python benchmarks/outside_models.py --resume                # only models without a cached record
 
-Writes the "Outside models" section of ``BENCHMARKS.md`` (``--no-write`` to skip).
+Records are cached per model in ``benchmarks/results/outside.json``; a run over
+every model writes the "Outside models" section of ``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import machine, write_section  # noqa: E402
+from common import machine, run_worker, write_record, write_section  # noqa: E402
 from zoo_models import ZooModel  # noqa: E402
 
 Build = Callable[[], torch.nn.Module]
@@ -90,8 +90,36 @@ def _monai_unet() -> torch.nn.Module:
 def _monai_swin_unetr() -> torch.nn.Module:
     from monai.networks.nets import SwinUNETR
 
+    # 2-D: 4 stages of patch merging halve 32 four times; window 4 fits the last stages
     return SwinUNETR(in_channels=1, out_channels=2, feature_size=12, spatial_dims=2, depths=(1, 1, 1, 1),
-                     num_heads=(1, 1, 1, 1))
+                     num_heads=(1, 1, 1, 1), window_size=4)
+
+
+def _monai_unetr() -> torch.nn.Module:
+    from monai.networks.nets import UNETR
+
+    return UNETR(in_channels=1, out_channels=2, img_size=(32, 32), feature_size=8, hidden_size=32, mlp_dim=64,
+                 num_heads=2, spatial_dims=2)
+
+
+def _monai_segresnet() -> torch.nn.Module:
+    from monai.networks.nets import SegResNet
+
+    return SegResNet(spatial_dims=3, init_filters=8, in_channels=1, out_channels=2, blocks_down=(1, 1, 1),
+                     blocks_up=(1, 1))
+
+
+def _monai_attention_unet() -> torch.nn.Module:
+    from monai.networks.nets import AttentionUnet
+
+    return AttentionUnet(spatial_dims=2, in_channels=1, out_channels=2, channels=(8, 16, 32), strides=(2, 2))
+
+
+def _monai_densenet() -> torch.nn.Module:
+    from monai.networks.nets import DenseNet
+
+    return DenseNet(spatial_dims=2, in_channels=1, out_channels=3, init_features=8, growth_rate=8,
+                    block_config=(2, 2))
 
 
 def _open_clip() -> torch.nn.Module:
@@ -128,6 +156,181 @@ def _vector_quantize() -> torch.nn.Module:
     return VectorQuantize(dim=16, codebook_size=32)
 
 
+def _diffusers_dit() -> torch.nn.Module:
+    from diffusers import DiTTransformer2DModel
+
+    return DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, num_layers=2,
+                                 sample_size=8, patch_size=2, num_embeds_ada_norm=10)
+
+
+def _diffusers_sd3() -> torch.nn.Module:
+    from diffusers import SD3Transformer2DModel
+
+    return SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8,
+                                 num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16,
+                                 pooled_projection_dim=8, out_channels=4, pos_embed_max_size=8)
+
+
+def _diffusers_vae_decoder() -> torch.nn.Module:
+    from diffusers.models.autoencoders.vae import Decoder
+
+    return Decoder(in_channels=4, out_channels=3, up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(16, 32),
+                   layers_per_block=1, norm_num_groups=8)
+
+
+def _smp_deeplab() -> torch.nn.Module:
+    import segmentation_models_pytorch as smp
+
+    return smp.DeepLabV3Plus(encoder_name="resnet18", encoder_weights=None, classes=2)
+
+
+def _smp_timm_encoder() -> torch.nn.Module:
+    import segmentation_models_pytorch as smp
+
+    # a timm encoder through smp's "tu-" bridge (features_only), not one of smp's own
+    return smp.Unet(encoder_name="tu-mobilenetv3_small_100", encoder_weights=None, classes=2)
+
+
+def _smp_pspnet() -> torch.nn.Module:
+    import segmentation_models_pytorch as smp
+
+    return smp.PSPNet(encoder_name="resnet18", encoder_weights=None, classes=2)
+
+
+def _torchaudio_wav2vec2() -> torch.nn.Module:
+    from torchaudio.models import wav2vec2_model
+
+    return wav2vec2_model(
+        extractor_mode="group_norm", extractor_conv_layer_config=[(16, 10, 5), (16, 3, 2), (16, 2, 2)],
+        extractor_conv_bias=False, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
+        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_attention_dropout=0.0,
+        encoder_ff_interm_features=64, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
+        encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=10,
+    )
+
+
+def _torchaudio_conformer() -> torch.nn.Module:
+    from torchaudio.models import Conformer
+
+    return Conformer(input_dim=16, num_heads=2, ffn_dim=32, num_layers=2, depthwise_conv_kernel_size=5)
+
+
+def _torchaudio_conv_tasnet() -> torch.nn.Module:
+    from torchaudio.models import ConvTasNet
+
+    return ConvTasNet(num_sources=2, enc_kernel_size=8, enc_num_feats=16, msk_kernel_size=3, msk_num_feats=8,
+                      msk_num_hidden_feats=16, msk_num_layers=2, msk_num_stacks=1)
+
+
+def _torchaudio_wav2letter() -> torch.nn.Module:
+    from torchaudio.models import Wav2Letter
+
+    return Wav2Letter(num_classes=10, input_type="mfcc", num_features=13)
+
+
+def _ultralytics(config: str) -> Build:
+    def build() -> torch.nn.Module:
+        from ultralytics.nn.tasks import DetectionModel
+
+        return DetectionModel(config, verbose=False)  # the scale letter in the name picks the smallest widths
+
+    return build
+
+
+def _sentence_transformer() -> torch.nn.Module:
+    """A sentence-transformers pipeline (BERT, mean pooling, normalization) from a tiny local
+    BertConfig: the library loads from a directory, so one is written without any download."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = Path(tempfile.mkdtemp(prefix="qready-st-"))
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(59))]))
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    config = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=32)
+    BertModel(config).save_pretrained(folder)
+    return SentenceTransformer(modules=[Transformer(str(folder)), Pooling(32, "mean"), Normalize()], device="cpu")
+
+
+def _sentence_features() -> Any:
+    from qready.example_inputs import Example
+
+    # the library's own calling convention: one positional dict of features
+    return Example(({"input_ids": torch.randint(5, 64, (2, 8)), "attention_mask": torch.ones(2, 8, dtype=torch.long)},))
+
+
+def _kornia_sosnet() -> torch.nn.Module:
+    from kornia.feature import SOSNet
+
+    return SOSNet(pretrained=False)
+
+
+def _kornia_gaussian_blur() -> torch.nn.Module:
+    from kornia.filters import GaussianBlur2d
+
+    return GaussianBlur2d((5, 5), (1.5, 1.5))
+
+
+def _kornia_rgb_to_hsv() -> torch.nn.Module:
+    from kornia.color import RgbToHsv
+
+    return RgbToHsv()
+
+
+def _open_clip_resnet() -> torch.nn.Module:
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    # layers given as a tuple: open_clip's ModifiedResNet tower with attention pooling
+    return CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=(1, 1, 1, 1), width=16, head_width=16, image_size=64),
+        text_cfg=CLIPTextCfg(context_length=8, vocab_size=64, width=32, heads=2, layers=1),
+    )
+
+
+def _x_transformers_decoder() -> torch.nn.Module:
+    from x_transformers import Decoder, TransformerWrapper
+
+    return TransformerWrapper(num_tokens=64, max_seq_len=16,
+                              attn_layers=Decoder(dim=32, depth=2, heads=2, rotary_pos_emb=True, ff_glu=True))
+
+
+def _x_transformers_vit() -> torch.nn.Module:
+    from x_transformers import Encoder, ViTransformerWrapper
+
+    return ViTransformerWrapper(image_size=32, patch_size=8, num_classes=10,
+                                attn_layers=Encoder(dim=32, depth=1, heads=2))
+
+
+def _residual_vq() -> torch.nn.Module:
+    from vector_quantize_pytorch import ResidualVQ
+
+    return ResidualVQ(dim=16, num_quantizers=2, codebook_size=32)
+
+
+def _fsq() -> torch.nn.Module:
+    from vector_quantize_pytorch import FSQ
+
+    return FSQ(levels=[8, 5, 5])
+
+
+def _efficientnet() -> torch.nn.Module:
+    from efficientnet_pytorch import EfficientNet
+
+    return EfficientNet.from_name("efficientnet-b0", num_classes=10)
+
+
+def _pytorchcv(name: str) -> Build:
+    def build() -> torch.nn.Module:
+        from pytorchcv.model_provider import get_model
+
+        return get_model(name, pretrained=False)
+
+    return build
+
+
 def _tokens(*shape: int, high: int = 64) -> Callable[[], tuple[torch.Tensor, ...]]:
     return lambda: (torch.randint(0, high, shape),)
 
@@ -152,6 +355,38 @@ MODELS: list[tuple[str, str, Build, Callable[[], Any]]] = [
     ("x_transformers/TransformerWrapper", "x_transformers", _x_transformers, _tokens(1, 16)),
     ("vector_quantize_pytorch/VectorQuantize", "vector_quantize_pytorch", _vector_quantize, _tensors((1, 8, 16))),
     ("einops/SwinUNETR-style attention", "einops", lambda: _einops_block(), _tensors((2, 16, 32))),
+    ("diffusers/DiTTransformer2DModel", "diffusers", _diffusers_dit,
+     lambda: (torch.randn(1, 4, 8, 8), torch.tensor([10]), torch.tensor([3]))),
+    ("diffusers/SD3Transformer2DModel", "diffusers", _diffusers_sd3,
+     lambda: (torch.randn(1, 4, 8, 8), torch.randn(1, 5, 16), torch.randn(1, 8), torch.tensor([10]))),
+    ("diffusers/VAE Decoder", "diffusers", _diffusers_vae_decoder, _tensors((1, 4, 16, 16))),
+    ("smp/DeepLabV3Plus-resnet18", "segmentation_models_pytorch", _smp_deeplab, _tensors((1, 3, 64, 64))),
+    ("smp/Unet-tu-mobilenetv3", "segmentation_models_pytorch", _smp_timm_encoder, _tensors((1, 3, 64, 64))),
+    ("smp/PSPNet-resnet18", "segmentation_models_pytorch", _smp_pspnet, _tensors((1, 3, 64, 64))),
+    ("monai/UNETR", "monai", _monai_unetr, _tensors((1, 1, 32, 32))),
+    ("monai/SegResNet-3d", "monai", _monai_segresnet, _tensors((1, 1, 16, 16, 16))),
+    ("monai/AttentionUnet", "monai", _monai_attention_unet, _tensors((1, 1, 32, 32))),
+    ("monai/DenseNet", "monai", _monai_densenet, _tensors((1, 1, 32, 32))),
+    ("torchaudio/Wav2Vec2Model", "torchaudio", _torchaudio_wav2vec2, _tensors((1, 800))),
+    ("torchaudio/Conformer", "torchaudio", _torchaudio_conformer,
+     lambda: (torch.randn(2, 12, 16), torch.tensor([12, 9]))),
+    ("torchaudio/ConvTasNet", "torchaudio", _torchaudio_conv_tasnet, _tensors((1, 1, 256))),
+    ("torchaudio/Wav2Letter", "torchaudio", _torchaudio_wav2letter, _tensors((1, 13, 40))),
+    ("ultralytics/yolov8n", "ultralytics", _ultralytics("yolov8n.yaml"), _tensors((1, 3, 64, 64))),
+    ("ultralytics/yolo11n", "ultralytics", _ultralytics("yolo11n.yaml"), _tensors((1, 3, 64, 64))),
+    ("sentence_transformers/BERT-mean-pooling", "sentence_transformers", _sentence_transformer, _sentence_features),
+    ("kornia/SOSNet", "kornia", _kornia_sosnet, _tensors((2, 1, 32, 32))),
+    ("kornia/GaussianBlur2d", "kornia", _kornia_gaussian_blur, _tensors((1, 3, 32, 32))),
+    ("kornia/RgbToHsv", "kornia", _kornia_rgb_to_hsv, lambda: (torch.rand(1, 3, 16, 16),)),
+    ("open_clip/CLIP-ModifiedResNet", "open_clip", _open_clip_resnet,
+     lambda: (torch.randn(1, 3, 64, 64), torch.randint(0, 64, (1, 8)))),
+    ("x_transformers/Decoder-rotary", "x_transformers", _x_transformers_decoder, _tokens(1, 16)),
+    ("x_transformers/ViTransformerWrapper", "x_transformers", _x_transformers_vit, _tensors((1, 3, 32, 32))),
+    ("vector_quantize_pytorch/ResidualVQ", "vector_quantize_pytorch", _residual_vq, _tensors((1, 8, 16))),
+    ("vector_quantize_pytorch/FSQ", "vector_quantize_pytorch", _fsq, _tensors((1, 8, 3))),
+    ("efficientnet_pytorch/efficientnet-b0", "efficientnet_pytorch", _efficientnet, _tensors((1, 3, 64, 64))),
+    ("pytorchcv/seresnet20_cifar10", "pytorchcv", _pytorchcv("seresnet20_cifar10"), _tensors((1, 3, 32, 32))),
+    ("pytorchcv/shufflenetv2_wd2", "pytorchcv", _pytorchcv("shufflenetv2_wd2"), _tensors((1, 3, 224, 224))),
 ]
 
 
@@ -185,48 +420,40 @@ def _installed(library: str) -> bool:
     return importlib.util.find_spec(library) is not None
 
 
-def _worker(name: str, out: Path, aimet: bool) -> int:
+# --- the runner, shared with aimet_test_models.py ------------------------------------------------
+
+
+def work(entry: ZooModel, out: Path, aimet: bool) -> int:
+    """Measure one model in this process (the worker side of ``run_one``)."""
     import logging
 
     import zoo
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     logging.getLogger().setLevel(logging.ERROR)
-    [entry] = [e for e, _ in entries() if e.name == name]
-    record = zoo.measure(entry, onnx=False, aimet=aimet, on_stage=lambda r: out.write_text(json.dumps(r, default=str)))
-    out.write_text(json.dumps(record, default=str))
+    write_record(out, zoo.measure(entry, onnx=False, aimet=aimet, on_stage=lambda r: write_record(out, r)))
     return 0
 
 
-def _run(entry: ZooModel, aimet: bool, timeout: float) -> dict[str, Any]:
+def run_one(script: Path, name: str, aimet: bool, timeout: float, extra: list[str]) -> dict[str, Any]:
+    """``script --worker NAME`` in its own process: a crash, a hang or a leaked global stays there."""
     from zoo import verdict
 
-    with tempfile.TemporaryDirectory(prefix="qready-outside-") as tmp:
-        out = Path(tmp) / "record.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", entry.name, "--worker-out", str(out)]
-        command += [] if aimet else ["--no-aimet"]
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-            status = "ok" if done.returncode == 0 else f"exit {done.returncode}"
-            log = (done.stdout + done.stderr)[-2000:]
-        except subprocess.TimeoutExpired:
-            status, log = "timeout", ""
-        try:
-            record = json.loads(out.read_text())
-        except (OSError, json.JSONDecodeError):
-            record = {"name": entry.name, "stage": "start"}
-        if status != "ok" or record.get("stage") != "done":
-            record["status"] = status if status != "ok" else "incomplete"
-            record["log_tail"] = log
-            record["verdict"] = verdict(record)
-        record["wall_s"] = round(time.perf_counter() - start, 1)
-        return record
+    run = run_worker(script, name, timeout=timeout, options=[*extra, *([] if aimet else ["--no-aimet"])],
+                     env={"YOLO_OFFLINE": "1"})
+    record = run.record or {"name": name, "stage": "start"}
+    if run.status != "ok" or record.get("stage") != "done":
+        record["status"] = run.status if run.status != "ok" else "incomplete"
+        record["timeout_s"] = timeout
+        record["log_tail"] = run.log_tail
+        record["verdict"] = verdict(record)
+    record["wall_s"] = run.wall_s
+    return record
 
 
-def _row(name: str, library: str, record: dict[str, Any] | None) -> str:
+def row(name: str, record: dict[str, Any] | None, missing: str = "") -> str:
     if record is None:
-        return f"| {name} | {library} not installed | | | | |"
+        return f"| {name} | {missing} | | | | | |"
     v = record.get("verdict", {})
     prep = record.get("prepare") or {}
     aimet = record.get("aimet") or {}
@@ -234,56 +461,113 @@ def _row(name: str, library: str, record: dict[str, Any] | None) -> str:
     def mark(value: Any) -> str:
         return {True: "yes", False: "no", None: "-"}.get(value, str(value))
 
-    reason = (v.get("reason") or "").replace("|", "/")[:120]
+    reason = (v.get("reason") or "").replace("|", "/")[:160]
     leaves = len(prep.get("leaves") or [])
     aimet_text = mark(v.get("aimet_identical")) if aimet else "-"
     if aimet and aimet.get("prepare") != "ok":
-        aimet_text = "fails: " + (aimet.get("prepare_error") or "")[:60].replace("|", "/")
+        aimet_text = "fails: " + (aimet.get("prepare_error") or "")[:70].replace("|", "/")
+    elif aimet and aimet.get("identical") is False:
+        aimet_text = "no: " + (aimet.get("identical_error") or "")[:70].replace("|", "/")
+    validator = mark(v.get("validator_on_qready")) if aimet else "-"
     return (f"| {name} | {mark(v.get('prepare_pass'))} | {mark(v.get('identical'))} | {leaves} | "
-            f"{aimet_text} | {reason} |")
+            f"{aimet_text} | {validator} | {reason} |")
+
+
+HEADER = [
+    "| model | qready prepare passes | bit-identical | leaves | AIMET prepare_model bit-identical "
+    "| AIMET ModelValidator on qready's result | reason |",
+    "|---|---|---|---:|---|---|---|",
+]
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def run_set(
+    script: Path,
+    todo: list[tuple[str, str | None]],
+    args: argparse.Namespace,
+    extra: list[str] | None = None,
+) -> tuple[list[str], int, int]:
+    """Measure each ``(name, missing)`` (``missing``: why it cannot run here, or None), one
+    subprocess each (``--jobs`` at a time), caching records in ``args.results`` as each one ends so
+    that ``--resume`` picks up where a run stopped. Returns the table rows (in ``todo``'s order),
+    the passes and the models measured."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    aimet = not args.no_aimet and _installed("aimet_torch")
+    cache = load(args.results)
+    selected = [(name, missing) for name, missing in todo if not args.only or re.search(args.only, name)]
+    wanted = [name for name, missing in selected if missing is None and not (args.resume and name in cache)]
+
+    def measure(name: str) -> None:
+        record = run_one(script, name, aimet, args.timeout, extra or [])
+        with lock:
+            cache[name] = record
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(cache, indent=1, default=str))
+            print(row(name, record), flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(measure, wanted))
+    rows, passed, measured = [], 0, 0
+    for name, missing in selected:
+        record = cache.get(name) if missing is None else None
+        if record is not None:
+            measured += 1
+            passed += bool(record.get("verdict", {}).get("prepare_pass"))
+        rows.append(row(name, record, missing or "no record"))
+    return rows, passed, measured
+
+
+def report(args: argparse.Namespace, section: str, title: str, intro: str, rows: list[str], passed: int,
+           measured: int) -> None:
+    """Print the score; over every model (no ``--only``), write the table to ``BENCHMARKS.md``."""
+    body = "\n".join([f"## {title}", "", intro, "", f"**qready: {passed}/{measured} pass.**", "", *HEADER, *rows])
+    if not args.no_write and not args.only:
+        write_section(section, body)
+    print(f"{passed}/{measured} pass")
+
+
+def add_arguments(parser: argparse.ArgumentParser, results: Path) -> None:
+    parser.add_argument("--only", metavar="REGEX", help="models whose name matches")
+    parser.add_argument("--no-aimet", action="store_true", help="leave the AIMET columns out")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per model")
+    parser.add_argument("--resume", action="store_true", help="reuse the records cached in --results")
+    parser.add_argument("--jobs", type=int, default=1, help="models measured at the same time")
+    parser.add_argument("--results", type=Path, default=results, help="the JSON cache of per-model records")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", metavar="REGEX", help="models whose name matches")
-    parser.add_argument("--no-aimet", action="store_true", help="leave the AIMET columns out")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per model")
-    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    add_arguments(parser, ROOT / "benchmarks" / "results" / "outside.json")
     args = parser.parse_args(argv)
-    aimet = not args.no_aimet and _installed("aimet_torch")
     if args.worker:
-        return _worker(args.worker, args.worker_out, aimet)
+        [entry] = [e for e, _ in entries() if e.name == args.worker]
+        return work(entry, args.worker_out, not args.no_aimet and _installed("aimet_torch"))
 
-    rows, passed, measured = [], 0, 0
-    for entry, library in entries():
-        if args.only and not re.search(args.only, entry.name):
-            continue
-        record = _run(entry, aimet, args.timeout) if _installed(library) else None
-        if record is not None:
-            measured += 1
-            passed += bool(record.get("verdict", {}).get("prepare_pass"))
-        rows.append(_row(entry.name, library, record))
-        print(rows[-1], flush=True)
+    todo = [(e.name, None if _installed(library) else f"{library} not installed") for e, library in entries()]
+    rows, passed, measured = run_set(Path(__file__).resolve(), todo, args)
+    libraries = sorted({library for _, library in entries()})
     command = "python benchmarks/outside_models.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    body = "\n".join([
-        "## Outside models",
-        "",
-        f"`{command}` on {machine()}. Real models from libraries outside torchvision, timm and transformers, "
-        "built from small configs without weights, one subprocess each (`zoo.measure`: prepare verified "
-        "bit-identical, again on an input the benchmark draws, QR003/QR004 re-checked; QR001 skipped). "
-        "Target: prepare passes (bit-identical and clean) on 100%.",
-        "",
-        f"**{passed}/{measured} pass.**",
-        "",
-        "| model | prepare passes | bit-identical | leaves | AIMET prepare_model bit-identical | reason |",
-        "|---|---|---|---:|---|---|",
-        *rows,
-    ])
-    if not args.no_write:
-        write_section("outside-models", body)
-    print(f"{passed}/{measured} pass")
+    intro = (
+        f"`{command}` on {machine()}. {len(MODELS)} real models from {len(libraries)} libraries outside "
+        f"torchvision, timm and transformers ({', '.join(libraries)}), built from small configs without "
+        "weights, one subprocess each (`zoo.measure`: prepare verified bit-identical, again on an input the "
+        "benchmark draws, QR003/QR004 re-checked; QR001 skipped), AIMET's `prepare_model` and "
+        "`ModelValidator` side by side. Target: qready prepare passes (bit-identical and clean) on 100%."
+    )
+    report(args, "outside-models", "Outside models", intro, rows, passed, measured)
     return 0
 
 

@@ -56,6 +56,7 @@ FAMILIES = (
     "hf-text",
     "hf-vision",
     "hf-audio",
+    "hf-llm",  # causal LMs at their default config, prefill and decode step: llm_zoo.py
 )
 
 
@@ -316,8 +317,10 @@ def _huggingface() -> list[ZooModel]:
 
 
 def zoo() -> list[ZooModel]:
-    """Every model, torchvision first, then timm, then Hugging Face."""
-    return [*_torchvision(), *_timm(), *_huggingface()]
+    """Every model, torchvision first, then timm, then Hugging Face, then the causal LMs of llm_zoo.py."""
+    from llm_zoo import llm_zoo
+
+    return [*_torchvision(), *_timm(), *_huggingface(), *llm_zoo()]
 
 
 def select(models: list[ZooModel], *, only: str | None = None, families: Iterable[str] = ()) -> list[ZooModel]:

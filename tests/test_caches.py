@@ -13,6 +13,7 @@ from qready.errors import InputError
 from qready.structure import flatten, leaf_names, unflatten
 from tests.models.llm import (
     FAMILIES,
+    VOCAB,
     prompt,
     tiny_llm,
     transformers_or_skip,
@@ -116,6 +117,22 @@ def test_static_cache_decode_step_is_prepared_bit_identical() -> None:
     assert int(cache.layers[0].cumulative_length) == 6 and _same_cache(cache, expected.cache)
 
 
+def test_static_cache_prefill_says_why_it_is_not_bit_identical_and_what_to_do() -> None:
+    # transformers' eager forward attends causally over the new tokens of an empty static cache,
+    # a traced one masks all 16 preallocated positions: they round differently (by an ulp or so)
+    transformers = transformers_or_skip()
+    model = tiny_llm("llama")
+    cache = transformers.StaticCache(config=model.config, max_cache_len=16)
+    cache.early_initialization(1, 2, 8, torch.float32, torch.device("cpu"))
+    with pytest.raises(qready.VerificationError, match=(
+        r"output 'output_logits' max abs diff .*; the example fills an empty StaticCache \(a prefill\).*"
+        r"prefill with a DynamicCache \(or none\) and prepare the decode steps with the StaticCache"
+    )) as failure:
+        qready.prepare(model, {"input_ids": prompt(), "cache": cache})
+    assert 0 < failure.value.prepared.prepare_result.diffs[0].max_abs_diff < 1e-6
+    assert int(cache.layers[0].cumulative_length) == 0  # the example's cache is as it was
+
+
 def test_an_unallocated_static_cache_says_how_to_allocate_it() -> None:
     transformers = transformers_or_skip()
     model = tiny_llm("llama")
@@ -128,7 +145,7 @@ def test_encoder_decoder_cache_round_trips() -> None:
     transformers = transformers_or_skip()
     torch.manual_seed(0)
     config = transformers.T5Config(
-        vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0
+        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, decoder_start_token_id=0
     )
     model = transformers.T5ForConditionalGeneration(config).eval()
     ids = prompt()

@@ -172,6 +172,25 @@ def test_select_by_prefix_repeated_and_extended(deep: str) -> None:
     assert code == 2 and "unknown rule 'QR9'" in err
 
 
+def test_extend_select_adds_to_the_projects_configured_select(
+    deep: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.qready]\nselect = ["QR003"]\n')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("check", deep, "--input", "2x4", "--format", "json", "--extend-select", "QR005")
+    assert code in (0, 1), err
+    assert json.loads(out)["rules_run"] == ["QR003", "QR005"]  # not every rule plus QR005
+
+
+def test_color_always_colours_a_report_file_and_auto_does_not(deep: str, tmp_path: Path) -> None:
+    styles = re.compile(r"\x1b\[[0-9;]*m")
+    for choice, coloured in (("always", True), ("auto", False)):
+        report = tmp_path / f"{choice}.txt"
+        code, _, err = run("check", deep, "--input", "2x4", "--select", "QR003", "--color", choice, "-o", str(report))
+        assert code == 1, err
+        assert bool(styles.search(report.read_text())) is coloured
+
+
 def test_json_is_the_same_on_two_runs_and_timings_only_on_request(deep: str) -> None:
     outputs = [run("check", deep, "--input", "2x4", "--format", "json", "--ignore", "QR001")[1] for _ in range(2)]
     assert outputs[0] == outputs[1] and json.loads(outputs[0])["timings"] == {}

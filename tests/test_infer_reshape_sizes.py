@@ -55,6 +55,19 @@ def test_two_computed_sizes_keep_their_arithmetic() -> None:
     assert torch.equal(prepared(x), model(x))
 
 
+def test_a_shape_built_by_adding_tuples_is_not_a_size() -> None:
+    class SplitHeads(nn.Module):  # GPT-2's idiom: the new shape is one tuple, built with +
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.view(x.size()[:-1] + (2, x.size(-1) // 2)) * 1.0
+
+    model = SplitHeads().eval()
+    prepared = qready.prepare(model, (torch.randn(2, 3, 8),))
+    for shape in ((2, 3, 8), (1, 5, 4)):
+        x = torch.randn(*shape)
+        assert prepared(x).shape == model(x).shape == (*shape[:-1], 2, shape[-1] // 2)
+        assert torch.equal(prepared(x), model(x))
+
+
 def test_aimet_validator_accepts_the_prepared_split() -> None:
     pytest.importorskip("aimet_torch", reason="aimet-torch is not installed (pip install 'qready[interop]')")
     from aimet_torch.model_validator.model_validator import ModelValidator

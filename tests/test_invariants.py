@@ -44,6 +44,23 @@ class TiedLinear(nn.Module):
         return self.decode(self.act(self.encode(x))) * self.scale + self.offset
 
 
+class UnusedState(nn.Module):
+    """Weights the forward never reads (a spare head, a nested non-persistent buffer): the graph drops
+    them, and prepare (and load) must put them back under their names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(8, 8)
+        self.spare = nn.Linear(8, 3)
+        self.extra = nn.Module()
+        self.extra.register_buffer("table", torch.arange(4.0))
+        self.extra.register_buffer("cache", torch.ones(2), persistent=False)
+        self.gain = nn.Parameter(torch.full((2,), 3.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 def torchvision_model(name: str, size: int) -> Case:
     return lambda: (torchvision.models.get_model(name, weights=None), (torch.randn(1, 3, size, size),))
 
@@ -193,6 +210,19 @@ def test_tied_weights_share_one_storage_in_the_prepared_model() -> None:
     assert prepared.get_parameter("decode.weight").data_ptr() == prepared.get_parameter("encode.weight").data_ptr()
     assert prepared.get_parameter("decode.bias").data_ptr() != prepared.get_parameter("encode.bias").data_ptr()
     assert "offset" not in prepared.state_dict() and torch.equal(prepared.get_buffer("offset"), model.offset)
+
+
+def test_state_the_graph_dropped_is_back_after_prepare_and_after_load(tmp_path) -> None:
+    model, inputs = UnusedState(), (torch.randn(2, 8),)
+    prepared = qready.prepare(model.eval(), inputs)
+    qready.save(prepared, tmp_path / "saved")
+    loaded = qready.load(tmp_path / "saved")
+    for got in (prepared, loaded):
+        assert sorted(got.state_dict()) == sorted(model.state_dict())
+        assert "extra.cache" not in got.state_dict() and torch.equal(got.get_buffer("extra.cache"), torch.ones(2))
+        assert isinstance(got.get_parameter("gain"), nn.Parameter) and torch.equal(got.get_parameter("gain"), model.gain)
+        assert torch.equal(got.get_parameter("spare.weight"), model.spare.weight)
+    assert prepared.get_parameter("gain") is not model.gain  # prepare's own copy, not the user's tensor
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])

@@ -13,7 +13,7 @@ import torch
 
 import qready
 from qready.errors import LoadError, ModelError
-from tests.models.llm import prompt, tiny_config, transformers_or_skip
+from tests.models.llm import VOCAB, prompt, tiny_config, transformers_or_skip
 
 accelerate = pytest.importorskip("accelerate", reason="accelerate is part of the test extra")
 
@@ -107,7 +107,7 @@ def test_load_with_weights_in_a_new_process_from_another_directory(checkpoint, t
     script = textwrap.dedent(f"""
         import torch, qready
         loaded = qready.load({str(saved)!r}, weights={str(directory)!r})
-        ids = torch.randint(0, 100, (1, 5), generator=torch.Generator().manual_seed(0))
+        ids = torch.randint(0, {VOCAB}, (1, 5), generator=torch.Generator().manual_seed(0))  # prompt()
         with torch.no_grad():
             logits = loaded.unflatten_outputs(loaded(*loaded.flatten_inputs(input_ids=ids))).logits
         assert torch.equal(logits, torch.load({str(tmp_path / 'expected.pt')!r})), "logits differ"

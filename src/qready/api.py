@@ -81,7 +81,9 @@ def check(
     example = as_example(example_inputs, example_kwargs)
     if has_meta_weights(model):  # no weights: the rules that need none, on shapes (see qready.meta)
         return check_without_weights(
-            lambda codes: check(model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target),
+            lambda codes, model=model, example=example: check(  # the model, or its depth-reduced twin
+                model, example, select=codes, onnx_exporter=onnx_exporter, progress=progress, target=target
+            ),
             model, example, [rule.code for rule in rules],
         )
     run = run_rules(model, example, rules, onnx_exporter=onnx_exporter, target=chosen_target, progress=progress)

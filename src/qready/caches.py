@@ -28,7 +28,7 @@ from qready.structure import (
     type_path,
 )
 
-__all__ = ["describe_cache", "is_cache", "own_copy", "require_allocated"]
+__all__ = ["describe_cache", "is_cache", "own_copy", "require_allocated", "traced_differently"]
 
 # A layer's tensors under the names people use for them.
 _RENAMED = {"keys": "key", "values": "value"}
@@ -151,3 +151,26 @@ def require_allocated(value: Any, where: str) -> None:
     elif type(value) is dict:
         for key, child in value.items():
             require_allocated(child, f"{where}[{key!r}]" if where else repr(key))
+
+
+def traced_differently(value: Any) -> str | None:
+    """Why a model handed ``value`` computes differently when traced, where a cache in it says so.
+
+    An empty ``StaticCache`` (a prefill into preallocated keys): transformers' eager forward
+    then attends causally over the new tokens only, and a traced one (as prepare, torch.export
+    and the ONNX exporter see it, where the cache length is an input) masks every preallocated
+    position instead. The two agree to the last bit or two, not bit for bit."""
+    node_type = node_type_of(value)
+    if node_type is not None and node_type.kind == "cache":
+        layers = getattr(value, "layers", None) or []
+        lengths = [getattr(layer, "cumulative_length", None) for layer in layers]
+        if layers and all(isinstance(n, torch.Tensor) and n.numel() == 1 and int(n) == 0 for n in lengths):
+            return (
+                f"the example fills an empty {type(value).__name__} (a prefill): transformers' eager forward then "
+                "attends causally over the new tokens only, a traced one masks all preallocated positions, and the "
+                "two round differently; prefill with a DynamicCache (or none) and prepare the decode steps with the "
+                f"{type(value).__name__}, or keep this traced prefill with verify=False"
+            )
+        return None
+    children = value.values() if type(value) is dict else value if isinstance(value, (tuple, list)) else ()
+    return next((why for why in map(traced_differently, children) if why), None)

@@ -272,7 +272,10 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     _check_report_paths(options.output)
     select = options.select
     if options.extend_select:
-        select = [*(select or ["QR"]), *options.extend_select]  # "QR": every rule that can run
+        from qready.suppression import configured_rules
+
+        configured, _ = configured_rules(select, options.ignore)  # --select, else [tool.qready] select
+        select = [*(configured or ["QR"]), *options.extend_select]  # "QR": every rule that can run
     select_rules(select, options.ignore)  # an unknown code fails now, before the model is built
     progress = options.format == "text" and not options.quiet and stderr.isatty()
     model, example = _load(options)
@@ -433,7 +436,7 @@ def _write(path: str | None, write, stdout: TextIO, color_choice: str = "auto") 
     from qready.files import atomic_text
 
     with atomic_text(path) as stream:
-        write(stream, False)
+        write(stream, color_choice == "always")  # a file is not a terminal: colour only when asked for
 
 
 if __name__ == "__main__":

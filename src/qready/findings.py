@@ -82,6 +82,7 @@ class Report:
     rules_run: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     skipped: dict[str, str] = field(default_factory=dict)  # rule code -> why it did not run
+    ran_on: dict[str, str] = field(default_factory=dict)  # rule code -> what it ran on instead of the model
     target: str = "generic"  # the toolkit the checks were made for (--target)
 
     @property
@@ -118,6 +119,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             **({"skipped": dict(self.skipped)} if self.skipped else {}),
+            **({"ran_on": dict(self.ran_on)} if self.ran_on else {}),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:

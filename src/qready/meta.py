@@ -55,10 +55,7 @@ def has_meta_weights(model: torch.nn.Module) -> bool:
 
 def skipped_reason(code: str) -> str:
     tool = "torch.onnx.export" if code == "QR001" else "torch.jit.trace"
-    return (
-        f"the weights are on the meta device, and exporting ({tool}) needs real values; "
-        "run it on a model with weights (a depth-reduced twin, with fewer layers, is enough)"
-    )
+    return f"the weights are on the meta device, and exporting ({tool}) needs real values"
 
 
 class _NeedsValues(RuntimeError):
@@ -119,7 +116,16 @@ class MetaWeights(TorchDispatchMode):
                 kwargs["device"] = self.device
         if func is torch.ops.aten._local_scalar_dense.default and args[0].is_meta:
             raise _NeedsValues("the forward reads a value computed from weights that are on the meta device")
-        return func(*args, **kwargs)
+        if self.values:
+            return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        except Exception as error:
+            if not any(isinstance(v, torch.Tensor) and v.is_meta for v in flat):
+                raise
+            # A meta kernel can be stricter than the real one (``_grouped_mm`` takes only bfloat16 on
+            # meta, float32 too on the CPU): shapes cannot answer, real values can.
+            raise _NeedsValues(f"{func} has no shape rule for these arguments on meta ({error})") from error
 
     def _real(self, value: Any) -> Any:
         if not isinstance(value, torch.Tensor) or not value.is_meta:
@@ -175,19 +181,38 @@ def _in_shapes_then_values(model: torch.nn.Module, device: torch.device, run: Ca
 
 
 def check_without_weights(
-    run_check: Callable[[tuple[str, ...]], Any], model: torch.nn.Module, example: Any, codes: list[str]
+    run_check: Callable[..., Any], model: torch.nn.Module, example: Any, codes: list[str]
 ) -> Any:
-    """``run_check(codes)`` on a meta model: the exporter rules skipped and said so, the others run."""
+    """``run_check(codes)`` on a meta model: the rules that need no values on shapes, the exporter
+    rules on a depth-reduced twin with real weights (``run_check(codes, twin, twin_example)``) where
+    one can be built, skipped and said why where not."""
     from qready.findings import Report
+    from qready.twin import depth_reduced_twin
 
-    skipped = {code: skipped_reason(code) for code in codes if code in EXPORTER_RULES}
+    exporting = [code for code in codes if code in EXPORTER_RULES]
     running = tuple(code for code in codes if code not in EXPORTER_RULES)
-    if not running:
-        return Report(model=type(model).__name__, findings=(), coverage=None, rules_run=(), skipped=skipped)
-    start = time.perf_counter()
-    report, how = _in_shapes_then_values(model, example_device(example), lambda: run_check(running))
-    timings = {**report.timings, f"meta_{how}": time.perf_counter() - start}
-    return dataclasses.replace(report, skipped=skipped, timings=timings)
+    if running:
+        start = time.perf_counter()
+        report, how = _in_shapes_then_values(model, example_device(example), lambda: run_check(running))
+        timings = {**report.timings, f"meta_{how}": time.perf_counter() - start}
+    else:
+        report, timings = Report(model=type(model).__name__, findings=(), coverage=None, rules_run=()), {}
+    twin = depth_reduced_twin(model, example) if exporting else None
+    skipped: dict[str, str] = {}
+    ran_on: dict[str, str] = {}
+    twin_report = None
+    if isinstance(twin, str):
+        skipped = {code: f"{skipped_reason(code)}; {twin}" for code in exporting}
+    elif twin is not None:
+        twin_report = run_check(tuple(exporting), twin.model, twin.example)
+        ran_on = {code: twin.description for code in exporting}
+    if twin_report is not None:
+        timings.update({f"twin_{code}": seconds for code, seconds in twin_report.timings.items() if code in exporting})
+        report = dataclasses.replace(
+            report, findings=(*twin_report.findings, *report.findings),
+            rules_run=tuple(code for code in codes if code in ran_on or code in report.rules_run),
+        )
+    return dataclasses.replace(report, skipped=skipped, ran_on=ran_on, timings=timings)
 
 
 def prepare_without_weights(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,12 +13,12 @@ import torch.fx as fx
 from qready.errors import InputError
 from qready.findings import Finding
 from qready.passes.base import Change
-from qready.passes.flatten_io import bind_inputs
+from qready.flatten_io import bind_inputs
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 from qready.verify import OutputDiff
 
-__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "run_graph_in_place"]
 
 
 @dataclass
@@ -268,6 +269,35 @@ def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None
             continue
         if attr in owner._non_persistent_buffers_set:
             copy_.get_submodule(owner_path)._non_persistent_buffers_set.add(attr)
+
+
+def reattach_dropped_state(prepared: torch.nn.Module, source: torch.nn.Module, names: Iterable[str]) -> None:
+    """Give ``prepared`` back the parameters and buffers in ``names`` that its graph dropped.
+
+    A GraphModule keeps only the modules and tensors its graph reads; the others
+    (weights the forward never used) still belong to the model and its state
+    dict. Each is registered at its own name, as the very tensor ``source``
+    holds there, non-persistent where it was; a missing owner on the way is an
+    empty module. The one place for it: ``prepare`` and ``load`` both call it.
+    """
+    present = {name for name, _ in prepared.named_parameters(remove_duplicate=False)}
+    present |= {name for name, _ in prepared.named_buffers(remove_duplicate=False)}
+    for name in names:
+        if name in present:
+            continue
+        owner_path, _, attr = name.rpartition(".")
+        owner, holder = prepared, source
+        for part in owner_path.split(".") if owner_path else ():
+            holder = holder.get_submodule(part)
+            child = owner._modules.get(part)
+            if child is None:
+                child = torch.nn.Module()
+                owner.add_module(part, child)
+            owner = child
+        if attr in holder._parameters:
+            owner.register_parameter(attr, holder._parameters[attr])
+        else:
+            owner.register_buffer(attr, holder._buffers[attr], persistent=attr not in holder._non_persistent_buffers_set)
 
 
 def _drop_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:

@@ -25,11 +25,11 @@ from qready.guard import preserved
 from qready.ops import is_known_module, is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
-from qready.passes.flatten_io import flat_signature, make_flat_forward
+from qready.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.infer_reshape_sizes import InferReshapeSizes
 from qready.passes.unroll_reused_modules import UnrollReusedModules
-from qready.prepared import PrepareResult, PreparedModule, keep_forward, run_graph_in_place, tied_aliases
+from qready.prepared import PrepareResult, PreparedModule, keep_forward, reattach_dropped_state, run_graph_in_place, tied_aliases
 from qready.structure import flatten, map_leaves
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
 
@@ -79,7 +79,8 @@ def _prepare_graph(
     prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
-    _keep_state_dict_keys(prepared, work)
+    held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]
+    reattach_dropped_state(prepared, work, [name for name, _ in held])  # non-persistent buffers too
     prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
     _copy_training_flags(original, prepared)
     owners = {leaf.module: prepared.get_submodule(leaf.module) for leaf in failures}
@@ -244,31 +245,6 @@ def _copies_of_leaves(changes: list[Change], leaves: list[TraceFailure]) -> list
 def _copies_of_excluded(changes: list[Change], excluded: Sequence[str]) -> list[str]:
     """An unrolled copy of an excluded module is excluded too: kept whole, as the user asked."""
     return [c.module for c in changes if c.kind == "unrolled" and c.op in excluded]
-
-
-def _keep_state_dict_keys(prepared: torch.nn.Module, work: torch.nn.Module) -> None:
-    """Parameters and buffers the forward never touched still belong to the model (and, unless
-    non-persistent, to its state dict)."""
-    present = set(prepared.state_dict(keep_vars=True)) | {n for n, _ in prepared.named_buffers(remove_duplicate=False)}
-    held = dict(work.state_dict(keep_vars=True))
-    held.update(work.named_buffers(remove_duplicate=False))  # non-persistent buffers too
-    for name, tensor in held.items():
-        if name in present:
-            continue
-        owner_path, _, attr = name.rpartition(".")
-        owner = prepared
-        source = work
-        for part in owner_path.split(".") if owner_path else ():
-            source = source._modules[part]  # type: ignore[assignment]  # nn.Module._modules holds Module | None; the path exists
-            child = owner._modules.get(part)
-            if child is None:
-                child = torch.nn.Module()
-                owner.add_module(part, child)
-            owner = child
-        if attr in source._parameters:
-            owner.register_parameter(attr, source._parameters[attr])
-        else:
-            owner.register_buffer(attr, tensor, persistent=attr not in source._non_persistent_buffers_set)
 
 
 def _copy_training_flags(model: torch.nn.Module, prepared: torch.nn.Module) -> None:

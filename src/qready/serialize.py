@@ -35,7 +35,7 @@ from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, QreadyError, SaveError, internal_error
 from qready.files import follow_umask, write_failed
 from qready.passes.decompose_attention import PACKED_KEYS, keep_packed_keys
-from qready.prepared import PreparedModule
+from qready.prepared import PreparedModule, reattach_dropped_state
 from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
 from qready.user_code import import_recorded, is_file_module, record_sources
@@ -579,25 +579,14 @@ def _attach_tensor_attributes(root: torch.nn.Module, modules: list[dict[str, Any
 
 
 def _keep_unused_state(prepared: PreparedModule, holder: torch.nn.Module, manifest: dict[str, Any]) -> None:
-    """A GraphModule keeps only the modules and tensors its graph reads; the others (parameters
-    and buffers the forward never used) still belong to the model and its state dict."""
+    """The saved modules and tensors the graph does not read, back in ``prepared`` (see
+    ``reattach_dropped_state``); the modules first, of their saved types."""
     for entry in manifest["modules"]:  # parents before children
         owner_path, _, name = entry["path"].rpartition(".")
         owner = prepared.get_submodule(owner_path) if owner_path else prepared
         if name not in owner._modules:
             owner.add_module(name, holder.get_submodule(entry["path"]))
-    present = {name for name, _ in prepared.named_parameters(remove_duplicate=False)}
-    present |= {name for name, _ in prepared.named_buffers(remove_duplicate=False)}
-    for name in [*manifest["parameters"], *manifest["buffers"]]:
-        if name in present:
-            continue
-        owner_path, _, attr = name.rpartition(".")
-        owner = prepared.get_submodule(owner_path)
-        source = holder.get_submodule(owner_path)
-        if attr in source._parameters:
-            owner.register_parameter(attr, source._parameters[attr])
-        else:
-            owner.register_buffer(attr, source._buffers[attr], persistent=attr not in source._non_persistent_buffers_set)
+    reattach_dropped_state(prepared, holder, [*manifest["parameters"], *manifest["buffers"]])
 
 
 def _graph_from_code(root: torch.nn.Module, code: str, leaves: set[str]) -> fx.Graph:

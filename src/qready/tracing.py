@@ -27,6 +27,7 @@ from torch.fx.node import Node, map_aggregate
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from qready.errors import QreadyError, described, internal_error
+from qready.meta_calls import MetaCalls
 from qready.ops import is_known_module
 from qready.source import call_through, raised_by_qready, user_location
 
@@ -177,6 +178,7 @@ class ConcreteTracer(fx.Tracer):
         self.meta = meta
         self.device_probe = torch.empty(0)
         self._meta_twins: dict[int, torch.Tensor] = {}
+        self.meta_calls = MetaCalls()
         self.leaves = set(leaves)
         self.values: dict[Node, Any] = {}
         self.placeholder_values: list[Any] = []
@@ -232,6 +234,7 @@ class ConcreteTracer(fx.Tracer):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         value = self.values[proxy.node] = self._evaluate(proxy.node)
         proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+        proxy.node.meta["qready_int"] = type(value) is int  # a size, not a tuple of them nor a SymInt-like
         if _reads_size(proxy.node, value):
             proxy.node.meta["qready_size"] = True
         return proxy
@@ -272,11 +275,26 @@ class ConcreteTracer(fx.Tracer):
                     node.meta["qready_dynamic_shape"] = dynamic
                 return value
             try:
-                return self._run(node, args, kwargs)
+                return self._run_on_meta(node, args, kwargs)
             except Exception as error:  # whatever meta tensors can't do, real ones may
                 raise _NeedsRealValues(str(error)) from error
         finally:
             self._evaluating -= 1
+
+    def _run_on_meta(self, node: Node, args: Any, kwargs: Any) -> Any:
+        """``_run`` on stand-ins; the same torch.nn layer on the same shapes gets its earlier answer."""
+        if node.op != "call_module":
+            return self._run(node, args, kwargs)
+        module = self.root.get_submodule(str(node.target))
+        key = self.meta_calls.key(module, args, kwargs)
+        known = None if key is None else self.meta_calls.get(key)
+        if known is not None:
+            return known
+        value = self._run(node, args, kwargs)
+        if key is not None:
+            weights = [self._to_meta(t) for t in [*module.parameters(), *module.buffers()]]
+            self.meta_calls.remember(key, value, args, kwargs, weights)
+        return value
 
     def _run(self, node: Node, args: Any, kwargs: Any) -> Any:
         # the user's ops on the example's values: what they raise is the user's (call_through)
@@ -587,6 +605,8 @@ def _tensor_value(obj: Any) -> Any:
 def _isinstance(obj: Any, classes: Any) -> bool:
     if _real_isinstance(obj, classes):
         return True
+    if type(obj) is not _ConcreteProxy:  # the common case, and every isinstance in the process goes through here
+        return False
     value = _tensor_value(obj)
     return value is not _MISSING and _real_isinstance(value, classes)
 

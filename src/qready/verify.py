@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from qready.caches import own_copy
+from qready.caches import own_copy, traced_differently
 from qready.errors import VerificationError
 from qready.example_inputs import Example, as_example
 from qready.guard import preserved
@@ -141,7 +141,8 @@ def verify_prepared(
     if differing is not None:
         raise VerificationError(
             f"prepared {result.model} differs from the original on the {differing.run} input: output "
-            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; please report this with the model",
+            f"{differing.name!r} max abs diff {differing.max_abs_diff:.3g}; "
+            f"{traced_differently((example.args, example.kwargs)) or 'please report this with the model'}",
             prepared,
         )
     if result.unexpected:

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-VOCAB = 100
-_COMMON: dict[str, Any] = {
-    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "vocab_size": VOCAB,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from llm_zoo import LLM_FAMILIES, VOCAB  # noqa: E402  # one table of families, for the zoo and the tests
 
-# family -> (config class, model class, config keywords); every one at its default use_cache=True
+# family -> (config class, model class, config keywords); every one at its default use_cache=True.
+# The tests run these; the zoo (benchmarks/llm_zoo.py) runs every family of the table.
 FAMILIES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "llama": ("LlamaConfig", "LlamaForCausalLM", _COMMON),
-    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", _COMMON),
-    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {**_COMMON, "head_dim": 8}),
-    "mistral": ("MistralConfig", "MistralForCausalLM", _COMMON),
-    "gemma": ("GemmaConfig", "GemmaForCausalLM", {**_COMMON, "head_dim": 8}),
-    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", {**_COMMON, "head_dim": 8, "sliding_window": 4}),
-    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", {**_COMMON, "head_dim": 8, "sliding_window": 4}),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM", {**_COMMON, "pad_token_id": 0}),
-    "gpt2": ("GPT2Config", "GPT2LMHeadModel", {"n_embd": 32, "n_layer": 2, "n_head": 4, "vocab_size": VOCAB, "n_positions": 64}),
-    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", _COMMON),
-    "falcon": ("FalconConfig", "FalconForCausalLM", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": VOCAB}),
-    "mixtral": ("MixtralConfig", "MixtralForCausalLM", {**_COMMON, "num_local_experts": 4, "num_experts_per_tok": 2}),
-    "qwen2_moe": (
-        "Qwen2MoeConfig", "Qwen2MoeForCausalLM",
-        {**_COMMON, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 32},
-    ),
+    name: LLM_FAMILIES[name]
+    for name in ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2", "gpt_neox",
+                 "falcon", "mixtral", "qwen2_moe")
 }
 
 

@@ -76,12 +76,13 @@ class Pass:
     def ensures(self, gm: fx.GraphModule) -> None:
         """Raise ``PassError`` when the rewritten ``gm`` breaks what this pass promises."""
 
-    def __call__(self, gm: fx.GraphModule) -> PassResult:
+    def __call__(self, gm: fx.GraphModule, *, recompile: bool = True) -> PassResult:
         self.requires(gm)
         result = self.call(gm)
         if result.modified:
             result.graph_module.graph.lint()
-            result.graph_module.recompile()
+            if recompile:  # the manager recompiles once, after its last pass
+                result.graph_module.recompile()
         self.ensures(result.graph_module)
         return result
 
@@ -98,7 +99,7 @@ class PassManager:
         done: list[str] = []
         for p in self.passes:
             try:
-                result = p(gm)
+                result = p(gm, recompile=False)  # passes rewrite the graph; none runs the code
             except QreadyError:
                 raise
             except Exception as error:  # a bug in a pass (or a broken condition): say which, after which
@@ -114,6 +115,8 @@ class PassManager:
             changes.extend(result.changes)
             self.modified = self.modified or result.modified
             done.append(p.name)
+        if self.modified:
+            gm.recompile()
         return gm, changes
 
 

@@ -58,8 +58,11 @@ def _is_reshape(node: fx.Node) -> bool:
 
 
 def _computed(size: Any) -> bool:
-    """A size the graph computes by arithmetic (not a constant, not a size read straight off a tensor)."""
-    if not isinstance(size, fx.Node):
+    """A size the graph computes by arithmetic (not a constant, not a size read straight off a tensor).
+
+    Only an ``int`` the trace saw: ``x.size()[:-1] + (heads, dim)`` is the same ``operator.add``
+    on tuples, a whole shape that ``-1`` would flatten."""
+    if not isinstance(size, fx.Node) or not size.meta.get("qready_int", False):
         return False
     if size.op == "call_method" and size.target == "size":
         return False

@@ -60,7 +60,8 @@ def summary_line(report: Report) -> str:
     verdict = "ok" if report.ok else f"{errors} error(s)"
     coverage = report.coverage or "coverage not measured (QR003-QR005 not selected)"
     skipped = f"; {', '.join(report.skipped)} skipped ({next(iter(report.skipped.values()))})" if report.skipped else ""
-    return f"{report.model}: {verdict}, {warnings} warning(s) [{counts}]; {coverage}{skipped}"
+    ran_on = f"; {', '.join(report.ran_on)} ran on {next(iter(report.ran_on.values()))}" if report.ran_on else ""
+    return f"{report.model}: {verdict}, {warnings} warning(s) [{counts}]; {coverage}{skipped}{ran_on}"
 
 
 def emit_text(report: Report, stream: TextIO, color: bool = False, *, show_all: bool = False, summary: bool = True) -> None:

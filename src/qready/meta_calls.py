@@ -1,0 +1,159 @@
+"""Shapes a torch.nn leaf already gave, not asked for again.
+
+Tracing on meta tensors runs each leaf module once per call to learn its
+output's shape and dtype, and the meta kernels of the common layers are slow
+Python (``layer_norm``, ``linear``, multi-head attention on zeros). A model
+repeats the same layer with the same input shapes many times (twelve encoder
+blocks), so the answer is kept per call signature: the module's type, its
+plain configuration, the shapes of its weights and of its inputs. A repeated
+call gets new meta tensors of the remembered shapes, strides and dtypes.
+
+Only torch.nn's own modules, without hooks, whose every attribute is a plain
+value, on plain arguments, with outputs that alias nothing: whatever else could
+make two calls differ is never remembered.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch.nn.modules import module as _module
+
+__all__ = ["MetaCalls"]
+
+_UNCACHEABLE = object()
+_PLAIN = (bool, int, float, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+_STATE = ("_parameters", "_buffers", "_modules")
+
+
+class MetaCalls:
+    """Meta outputs of torch.nn leaf calls, keyed by everything that decides their shapes."""
+
+    def __init__(self) -> None:
+        self._outputs: dict[Any, Any] = {}
+
+    def key(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
+        """The call's signature, or None when something in it is not plain enough to trust."""
+        if _global_hooks():
+            return None
+        module_key = _module_key(module)
+        if module_key is _UNCACHEABLE:
+            return None
+        inputs = _value_key((args, tuple(sorted(kwargs.items()))))
+        if inputs is _UNCACHEABLE:
+            return None
+        return module_key, inputs, torch.is_grad_enabled(), torch.get_default_dtype()
+
+    def get(self, key: Any) -> Any:
+        """New meta tensors like the remembered output, or None."""
+        shapes = self._outputs.get(key)
+        return None if shapes is None else _rebuild(shapes)
+
+    def remember(self, key: Any, output: Any, args: tuple, kwargs: dict, state: list[torch.Tensor]) -> None:
+        # an output that is an input, a weight or a view of one shares its storage: not remembered
+        taken = set()
+        for tensor in [*_tensors(args), *_tensors(tuple(kwargs.values())), *state]:
+            taken.add(id(tensor))
+            if tensor._base is not None:
+                taken.add(id(tensor._base))
+        shapes = _output_shapes(output, taken)
+        if shapes is not _UNCACHEABLE:
+            self._outputs[key] = shapes
+
+
+def _global_hooks() -> bool:
+    return bool(
+        _module._global_forward_hooks or _module._global_forward_pre_hooks
+        or getattr(_module, "_global_forward_hooks_with_kwargs", None)
+    )
+
+
+def _module_key(module: torch.nn.Module) -> Any:
+    if not type(module).__module__.startswith("torch.nn."):
+        return _UNCACHEABLE
+    parts: list[Any] = [type(module)]
+    for name, value in vars(module).items():
+        if name in _STATE:
+            continue
+        if type(value) in (dict, OrderedDict):
+            if value:  # a hook (forward, pre-forward, state dict...): it may do anything
+                return _UNCACHEABLE
+            continue
+        if type(value) in (set, frozenset):
+            value = tuple(sorted(value))
+        plain = _value_key(value)
+        if plain is _UNCACHEABLE:
+            return _UNCACHEABLE
+        parts.append((name, plain))
+    for kind in ("_parameters", "_buffers"):
+        for name, tensor in vars(module)[kind].items():
+            described = ("none",) if tensor is None else _tensor_key(tensor)
+            if described is _UNCACHEABLE:
+                return _UNCACHEABLE
+            parts.append((kind, name, type(tensor), described))
+    for name, child in vars(module)["_modules"].items():
+        child_key = _UNCACHEABLE if child is None else _module_key(child)
+        if child_key is _UNCACHEABLE:
+            return _UNCACHEABLE
+        parts.append((name, child_key))
+    return tuple(parts)
+
+
+def _tensor_key(tensor: torch.Tensor) -> Any:
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.layout is not torch.strided:
+        return _UNCACHEABLE
+    return (
+        tuple(tensor.shape), tensor.stride(), tensor.storage_offset(), tensor.dtype, tensor.device.type,
+        tensor.requires_grad,
+    )
+
+
+def _value_key(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        if not value.is_meta:
+            return _UNCACHEABLE
+        return ("tensor", _tensor_key(value))
+    if type(value) in (tuple, list):
+        parts = tuple(_value_key(v) for v in value)
+        return _UNCACHEABLE if any(p is _UNCACHEABLE for p in parts) else (type(value), parts)
+    if type(value) in _PLAIN:
+        return (type(value), value)  # True and 1 are equal, and are not the same argument
+    return _UNCACHEABLE
+
+
+def _tensors(values: tuple) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif type(value) in (tuple, list):
+            found.extend(_tensors(tuple(value)))
+    return found
+
+
+def _output_shapes(output: Any, taken: set[int]) -> Any:
+    if isinstance(output, torch.Tensor):
+        if (
+            type(output) is not torch.Tensor or not output.is_meta or id(output) in taken or id(output._base) in taken
+            or output.layout is not torch.strided or output.storage_offset() != 0
+        ):
+            return _UNCACHEABLE
+        return ("tensor", tuple(output.shape), output.stride(), output.dtype)
+    if type(output) is tuple:
+        parts = tuple(_output_shapes(o, taken) for o in output)
+        return _UNCACHEABLE if any(p is _UNCACHEABLE for p in parts) else ("tuple", parts)
+    if output is None:
+        return ("none",)
+    return _UNCACHEABLE
+
+
+def _rebuild(shapes: Any) -> Any:
+    kind = shapes[0]
+    if kind == "tensor":
+        _, size, stride, dtype = shapes
+        return torch.empty_strided(size, stride, dtype=dtype, device="meta")
+    if kind == "tuple":
+        return tuple(_rebuild(s) for s in shapes[1])
+    return None
