@@ -180,9 +180,8 @@ def _version(version: str, model: torch.nn.Module, example: Any) -> tuple[torch.
     if version == "qready":
         with _quiet():
             prepared = qready.prepare(model, example, target="aimet").eval()
-        if hasattr(prepared, "flatten_inputs"):
-            return prepared, lambda e: Example(tuple(prepared.flatten_inputs(*e.args, **e.kwargs)))
-        return prepared, lambda e: Example(_positional(model, e))  # kept its own forward (untraceable root)
+        # flat tensors, for a graph and (under target="aimet") for a model that kept its own forward
+        return prepared, lambda e: Example(*prepared.arguments_for(*e.args, **e.kwargs))
     work = copy.deepcopy(model)
     if version == "aimet":
         from aimet_torch.model_preparer import prepare_model

@@ -24,7 +24,7 @@ from qready.verify import verify_prepared
 from qready.rules.qr001_onnx_export import EXPORTERS
 from qready.suppression import configured_rules, suppressed
 from qready.targets import Target, get_target
-from qready.targets.adapt import adapt_for_target, keep_original_keys, rules_for_target
+from qready.targets.adapt import adapt_for_target, finish_for_target, rules_for_target
 from qready.wording import a
 
 __all__ = ["check", "prepare"]
@@ -170,7 +170,7 @@ def prepare(
     prepared.prepare_result.timings["reference"] = copied  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     prepared.prepare_result.target = chosen_target.name  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-    keep_original_keys(prepared, model, decomposed)
+    finish_for_target(chosen_target, prepared, model, example, decomposed)
     if references is None:
         return prepared
     start = time.perf_counter()
@@ -191,7 +191,7 @@ def prepare(
         verify_prepared(prepared, example, fresh, references, original=reference_model)
         prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
         prepared.prepare_result.target = chosen_target.name  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-        keep_original_keys(prepared, model, decomposed)
+        finish_for_target(chosen_target, prepared, model, example, decomposed)
     prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
     return prepared
 
