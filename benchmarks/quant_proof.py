@@ -409,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(options.worker, Path(options.worker_out))
     if options.report:
         records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-        command = "python benchmarks/quant_proof.py --timeout 900; python benchmarks/quant_proof.py --report"
+        command = ("python benchmarks/quant_proof.py --timeout 900; python benchmarks/quant_proof.py --only ssdlite "
+                   "--force; python benchmarks/quant_proof.py --report")
         write_section(
             "quant-proof",
             f"## Quantized end to end (AIMET W8A8)\n\n`{command}` (one model per subprocess, one torch thread, "
