@@ -70,6 +70,37 @@ def test_var_positional_keyword_only_defaults_and_var_keyword_bind_like_python()
         prepared.flatten_inputs(x, y, z, bias=b)
 
 
+class OptionalScale(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x, *, scale=None, mask, flip: bool = False):
+        out = self.linear(x) * mask
+        if scale is not None:
+            out = out * scale
+        return -out if flip else out
+
+
+def test_an_argument_the_example_left_out_or_set_otherwise_is_refused_not_ignored(tmp_path) -> None:
+    model = OptionalScale().eval()
+    x, mask = torch.randn(2, 4), torch.ones(2, 4)
+    prepared = qready.prepare(model, (x,), example_kwargs={"mask": mask})
+    assert torch.equal(prepared.call_original(x, mask=mask), model(x, mask=mask))
+    assert torch.equal(prepared.call_original(x, mask=mask, scale=None, flip=False), model(x, mask=mask))  # the defaults
+    qready.save(prepared, tmp_path / "saved")
+    loaded = qready.load(tmp_path / "saved")
+    for candidate in (prepared, loaded):
+        with pytest.raises(InputError, match="scale.*not passed when the model was prepared"):
+            candidate.call_original(x, mask=mask, scale=torch.tensor(2.0))  # the graph was traced without it
+        with pytest.raises(InputError, match="flip"):
+            candidate.flatten_inputs(x, mask=mask, flip=True)
+    flipped = qready.prepare(model, (x,), example_kwargs={"mask": mask, "flip": True})
+    assert torch.equal(flipped.call_original(x, mask=mask, flip=True), -model(x, mask=mask))
+    with pytest.raises(InputError, match="'flip' is False here but was True"):
+        flipped.call_original(x, mask=mask, flip=False)  # a flag built into the graph
+
+
 class DictOnly(nn.Module):
     def __init__(self) -> None:
         super().__init__()

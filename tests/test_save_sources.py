@@ -122,3 +122,26 @@ def test_a_save_made_from_a_script_loads_elsewhere(tmp_path: Path) -> None:
     done = _load_elsewhere(project / "saved", project / "net.py", elsewhere)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["Out", "('logits',", "'features')", "True", "Gate"]
+
+
+def test_outputs_come_back_as_the_users_own_class_when_they_import_the_file(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "net.py").write_text(MODEL_SOURCE)
+    _prepare(project, project / "prepared")
+    script = textwrap.dedent('''
+        import sys, torch, qready
+        save, folder = sys.argv[1], sys.argv[2]
+        loaded = qready.load(save)
+        sys.path.insert(0, folder)
+        import net  # the user's own import of the file the CLI was given
+        got = loaded.unflatten_outputs(loaded(torch.randn(2, 3, 8, 8)))
+        print(isinstance(got, net.Out), type(got).__module__)
+    ''')
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(project / "prepared"), str(project)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""}, cwd=elsewhere,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "net"]

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import functools
-import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 
-from qready.errors import InputError, ModelError, VerificationError
-from qready.example_inputs import as_example, fresh_like
+from qready.errors import InputError, ModelError
+from qready.example_inputs import as_example
 from qready.findings import Report
 from qready.meta import check_without_weights, has_meta_weights, prepare_without_weights
-from qready.guard import (
-    blame_forward, nested_too_deep, preserved, require_runnable, require_tensor_output, too_deep,
-)
-from qready.preparing import prepare_children, prepare_copy
+from qready.guard import nested_too_deep, require_runnable, too_deep
+from qready.prepared import Prepared
+from qready.preparing import prepare_model
 from qready.rules import run_rules, select_rules
-from qready.tracing import TraceFailure
-from qready.verify import verify_prepared
 from qready.rules.qr001_onnx_export import EXPORTERS
 from qready.suppression import configured_rules, suppressed
 from qready.targets import Target, get_target
-from qready.targets.adapt import adapt_for_target, finish_for_target, rules_for_target
+from qready.targets.adapt import rules_for_target
 from qready.wording import a
 
 __all__ = ["check", "prepare"]
@@ -108,7 +103,7 @@ def prepare(
     verify: bool = True,
     share_weights: bool = False,
     target: str | Target | None = None,
-) -> torch.nn.Module:
+) -> Prepared:
     """A new model that follows the guidelines and computes exactly what ``model`` computes.
 
     Functionals become modules in their owner's scope, reused modules get one
@@ -144,70 +139,12 @@ def prepare(
         if path not in known:
             raise InputError(f"--exclude {path!r} is not a submodule of {type(model).__name__}; see model.named_modules()")
     if has_meta_weights(model):  # no weights: the structure is prepared around the same meta tensors
-        return prepare_without_weights(
+        prepared = prepare_without_weights(
             lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, target=target, **options),
             model, example, verify=verify,
         )
-    start = time.perf_counter()
-    with preserved(model), torch.no_grad():
-        fresh = fresh_like(example, seed=1)
-        references = None
-        if verify:
-            try:
-                references = (example.call(model), fresh.call(model))
-            except Exception as error:  # the user's forward: theirs to fix
-                raise blame_forward(model, example, error) from error
-            require_tensor_output(model, references[0])
-        work = _private_copy(model, share_weights)
-        originals = references
-        references, decomposed = adapt_for_target(chosen_target, model, work, example, fresh, originals)
-        # what the prepared model must reproduce at other sizes too: the rewritten copy, when the target
-        # needed a rewrite that is not bit-identical (its measured difference is in the changes)
-        reference_model = _private_copy(work, share_weights=True) if decomposed else model
-    copied = time.perf_counter() - start
-
-    prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
-    prepared.prepare_result.timings["reference"] = copied  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-    prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-    prepared.prepare_result.target = chosen_target.name  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-    finish_for_target(chosen_target, prepared, model, example, decomposed)
-    if references is None:
-        return prepared
-    start = time.perf_counter()
-    try:
-        verify_prepared(prepared, example, fresh, references, original=reference_model)
-    except VerificationError:
-        specialized = prepared.prepare_result.specialized  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-        if not specialized:
-            raise
-        # A branch on tensor data, specialized to the example, does not hold on another input:
-        # keep the model's own forward and prepare what it calls instead.
-        file, line, _ = specialized[0]  # type: ignore[index]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-        with preserved(model), torch.no_grad():
-            work = _private_copy(model, share_weights)
-            adapt_for_target(chosen_target, model, work, example, fresh, originals)
-        failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
-        prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
-        verify_prepared(prepared, example, fresh, references, original=reference_model)
-        prepared.prepare_result.changes[:0] = decomposed  # type: ignore[assignment,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-        prepared.prepare_result.target = chosen_target.name  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-        finish_for_target(chosen_target, prepared, model, example, decomposed)
-    prepared.prepare_result.timings["verify"] = time.perf_counter() - start  # type: ignore[index,operator,union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
-    return prepared
-
-
-def _private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module:
-    memo: dict[int, Any] = {}
-    if share_weights:  # a new module tree around the very same tensors
-        memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
-    try:
-        return copy.deepcopy(model, memo)
-    except RecursionError as error:
-        if not nested_too_deep(model):
-            raise
-        raise ModelError(too_deep(model)) from error
-    except Exception as error:  # an attribute of the user's model that refuses to be copied
-        raise ModelError(
-            f"cannot copy {type(model).__name__} to prepare it ({type(error).__name__}: {error}); "
-            "make its attributes deep-copyable"
-        ) from error
+        return cast(Prepared, prepared)  # what the callback returns: this very function's result
+    return prepare_model(
+        model, example, target=chosen_target, excluded=excluded, tie_weights=tie_weights, verify=verify,
+        share_weights=share_weights,
+    )

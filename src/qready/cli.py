@@ -321,6 +321,7 @@ def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from qready.api import prepare
     from qready.errors import VerificationError
+    from qready.prepared import result_of
     from qready.reporting.prepare_text import emit_prepare_json, emit_prepare_text
     from qready.serialize import check_destination, save
 
@@ -341,19 +342,19 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     except VerificationError as error:
         if error.prepared is None:
             raise
-        failure, prepared = error, error.prepared  # type: ignore[assignment]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+        failure, prepared = error, error.prepared
     _INTERRUPTS.stop_if_seen()
-    result = prepared.prepare_result
-    shown = result if options.timings else dataclasses.replace(result, timings={})  # type: ignore[type-var]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    result = result_of(prepared)
+    shown = result if options.timings else dataclasses.replace(result, timings={})
     if options.format == "json":
-        emit_prepare_json(shown, stdout)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+        emit_prepare_json(shown, stdout)
     elif not options.quiet:
-        emit_prepare_text(shown, stdout, _color(options.color, stdout))  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+        emit_prepare_text(shown, stdout, _color(options.color, stdout))
     if report is not None:
         from qready.reporting.html import render_html
 
         # written even when verification failed: that is when the report is most needed
-        page = render_html(report, module_paths=_module_types(model), prepare_result=result)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+        page = render_html(report, module_paths=_module_types(model), prepare_result=result)
         _write(options.html, lambda stream, color: stream.write(page), stdout, options.color)
     if failure is not None and not options.force:
         stderr.write(f"qready: {failure}; nothing written (pass --force to write it anyway)\n")
@@ -362,10 +363,10 @@ def _prepare(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         stderr.write(f"qready: {type(prepared).__name__} kept its own Python forward, so it cannot be saved as code; nothing written\n")
         return EXIT_FINDINGS
     _INTERRUPTS.stop_if_seen()
-    save(prepared, options.output, overwrite=options.force)  # type: ignore[arg-type]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    save(prepared, options.output, overwrite=options.force)
     if options.format == "text" and not options.quiet:
         stdout.write(f"wrote {options.output}\n")
-    return EXIT_OK if result.ok else EXIT_FINDINGS  # type: ignore[union-attr]  # prepare's result attributes on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    return EXIT_OK if result.ok else EXIT_FINDINGS
 
 
 def _check_report_paths(*paths: str | None) -> None:

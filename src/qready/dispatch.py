@@ -37,10 +37,10 @@ from torch.overrides import TorchFunctionMode
 from qready.conversions import conversion_for
 from qready.nn.generic import TorchFunction, dotted_path
 from qready.ops import is_leaf_module, is_value_changing, op_name
-from qready.passes.base import Change, add_module_in_scope
+from qready.passes.base import Change, Pass, PassResult, add_module_in_scope
 from qready.source import call_through, display_path, is_internal
 
-__all__ = ["dispatch_call_sites", "install_call_site_dispatch", "SITES_ATTRIBUTE"]
+__all__ = ["DispatchCallSites", "dispatch_call_sites", "install_call_site_dispatch", "SITES_ATTRIBUTE"]
 
 # Plain data on the owner, one tuple per site:
 # (Python module name, function qualname, line offset in the function, op path, occurrence, module name).
@@ -126,6 +126,34 @@ def _handled_elsewhere(module: torch.nn.Module) -> bool:
         or isinstance(module, torch.fx.GraphModule)
         or "forward" in vars(module)  # another owner, or a prepared module keeping its calling convention
     )
+
+
+class DispatchCallSites(Pass[torch.nn.Module]):
+    """The step after the graph passes: each call site inside the modules left whole gets a
+    module of its own (``dispatch_call_sites``), reported as ``dispatched`` changes through the
+    pass manager like any pass's.
+
+    ``owners`` names, for the module being prepared, the submodules whose own code runs in
+    Python (by path; ``""`` for a root whose forward stays Python); ``run`` runs that module once
+    on the example. The step adds modules and forwards to those owners, never a graph node,
+    so there is nothing to lint or recompile.
+    """
+
+    name = "dispatch-call-sites"
+    rewrites_graph = False
+
+    def __init__(
+        self,
+        owners: Callable[[torch.nn.Module], dict[str, torch.nn.Module]],
+        run: Callable[[torch.nn.Module], Any],
+    ) -> None:
+        self.owners = owners
+        self.run = run
+
+    def call(self, gm: torch.nn.Module) -> PassResult:
+        owners = self.owners(gm)
+        changes = dispatch_call_sites(owners, lambda: self.run(gm)) if owners else []
+        return PassResult(gm, bool(changes), changes)
 
 
 def dispatch_call_sites(owners: dict[str, torch.nn.Module], run: Callable[[], Any]) -> list[Change]:

@@ -9,8 +9,12 @@ that shortens a foreign error and the one ``strip_ansi`` for exporters' colours.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from qready.wording import shorten
+
+if TYPE_CHECKING:  # errors sit below every layer: the prepared model's type only for the checker
+    from qready.prepared import Prepared
 
 __all__ = [
     "QreadyError",
@@ -52,7 +56,7 @@ class VerificationError(QreadyError):
     ``prepared`` holds the model that failed, for inspection or a forced save.
     """
 
-    def __init__(self, message: str, prepared: object | None = None) -> None:
+    def __init__(self, message: str, prepared: Prepared | None = None) -> None:
         super().__init__(message)
         self.prepared = prepared
 
@@ -103,7 +107,7 @@ def too_deep_message(model_name: str, depth: int, limit: int) -> str:
 def one_line(error: BaseException | str, limit: int | None = 240) -> str:
     """The first non-empty line of an error's message (or a text), shortened to ``limit`` characters;
     an exception without a message gives its type's name."""
-    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    text = readable(next((line.strip() for line in str(error).splitlines() if line.strip()), ""))
     if not text and isinstance(error, BaseException):
         text = type(error).__name__
     return text if limit is None or len(text) <= limit else shorten(text, limit)  # never ends inside a word
@@ -114,6 +118,20 @@ def described(error: BaseException, limit: int | None = None) -> str:
     first = one_line(str(error), limit=None)
     text = f"{type(error).__name__}: {first}" if first else type(error).__name__
     return text if limit is None or len(text) <= limit else shorten(text, limit)  # never ends inside a word
+
+
+# a tensor's printed values (``tensor([[-0.61, 0.07, ...``), which say nothing and cut a message short
+_TENSOR_REPR = re.compile(
+    r"tensor\((?:[\[\]\s]|[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)|\.\.\.|,\s*(?=[-+\d\[.ni]))+"
+    r"(?:,\s*\w+=(?:<[^>]*>|[\w.]+))*\)?"
+)
+# the module qready imports a user's file under (``qready_user_net_0123456789ab``): the file's own name
+_FILE_MODULE = re.compile(r"\bqready_user_(\w+?)_[0-9a-f]{12}\b")
+
+
+def readable(text: str) -> str:
+    """A message with tensor values elided and the user's file named as the user knows it."""
+    return _FILE_MODULE.sub(r"\1", _TENSOR_REPR.sub("tensor(...)", text))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # terminal colours some exporters put in their messages

@@ -21,9 +21,9 @@ import torch.fx as fx
 from qready.caches import require_allocated
 from qready.errors import InputError
 from qready.example_inputs import Example
-from qready.structure import flatten, leaf_names, unflatten
+from qready.structure import flatten, leaf_names, node_type_named, unflatten
 
-__all__ = ["FlatSignature", "bind_inputs", "flat_signature", "make_flat_forward"]
+__all__ = ["FlatSignature", "bind_inputs", "check_same_structure", "flat_signature", "make_flat_forward"]
 
 
 @dataclass
@@ -58,7 +58,8 @@ def flat_signature(model: torch.nn.Module, example: Example) -> FlatSignature:
         ) from error
     # how the forward binds its arguments, as plain data: it is saved with the model
     spec["parameters"] = [
-        [p.name, p.kind.name, p.default is not inspect.Parameter.empty] for p in signature.parameters.values()
+        [p.name, p.kind.name, p.default is not inspect.Parameter.empty, *_plain_default(p)]
+        for p in signature.parameters.values()
     ]
     plain = not example.kwargs and all(isinstance(a, torch.Tensor) for a in example.args)
     return FlatSignature(
@@ -77,7 +78,7 @@ def bind_inputs(input_spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[
         placeholder = object()
         signature = inspect.Signature([
             inspect.Parameter(name, getattr(inspect.Parameter, kind), default=placeholder if has_default else inspect.Parameter.empty)
-            for name, kind, has_default in described
+            for name, kind, has_default, *_ in described
         ])
         try:
             arguments = dict(signature.bind(*args, **kwargs).arguments)
@@ -88,7 +89,69 @@ def bind_inputs(input_spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[
         raise InputError(
             f"the prepared model was traced with argument(s) {', '.join(missing)}; pass them as the example did"
         )
+    defaults = {entry[0]: entry[3] for entry in described or () if len(entry) > 3}
+    extra = [
+        key for key, value in arguments.items()
+        if key not in input_spec["keys"] and not (key in defaults and _same_constant(value, defaults[key]))
+    ]
+    if extra:
+        raise InputError(
+            f"argument(s) {', '.join(extra)} were not passed when the model was prepared, so the prepared model "
+            "has their default built in and cannot take them; prepare it again with an example that passes them"
+        )
     return {key: arguments[key] for key in input_spec["keys"]}
+
+
+def check_same_structure(recorded: dict[str, Any], given: dict[str, Any]) -> None:
+    """Raise ``InputError`` where the arguments ``given`` differ from the example the model was
+    prepared with in anything but tensor values: a non-tensor argument (a flag, a size, ``None``)
+    is built into the prepared graph, so another value would be silently ignored."""
+    for name, was, now in zip(recorded["keys"], recorded["items"], given["items"]):
+        difference = _difference(was, now, name)
+        if difference is not None:
+            raise InputError(
+                f"{difference} when the model was prepared; the prepared model has that built in and would ignore "
+                "the new value: prepare it again with an example like these inputs"
+            )
+
+
+def _difference(was: dict[str, Any], now: dict[str, Any], path: str) -> str | None:
+    if was["kind"] != now["kind"]:
+        return f"{path!r} is {_described(now)} here but was {_described(was)}"
+    if was["kind"] in ("const", "dtype", "device"):
+        return None if _same_constant(now["value"], was["value"]) else f"{path!r} is {now['value']!r} here but was {was['value']!r}"
+    node_type = node_type_named(was["kind"])
+    if node_type is not None and node_type.stateful:
+        return None  # a cache's counters move on every step; its tensors are checked by count
+    if was.get("keys") != now.get("keys") or len(was.get("items", ())) != len(now.get("items", ())):
+        return f"{path!r} is structured differently here ({_described(now)}) than it was ({_described(was)})"
+    keys = was.get("keys") or range(len(was.get("items", ())))
+    for key, inner_was, inner_now in zip(keys, was.get("items", ()), now.get("items", ())):
+        difference = _difference(inner_was, inner_now, f"{path}.{key}")
+        if difference is not None:
+            return difference
+    return None
+
+
+def _described(spec: dict[str, Any]) -> str:
+    if spec["kind"] == "leaf":
+        return "a tensor"
+    if spec["kind"] in ("const", "dtype", "device"):
+        return repr(spec["value"])
+    count = len(spec.get("items", ()))
+    return f"a {spec['kind']} of {count} item{'s' if count != 1 else ''}"
+
+
+def _same_constant(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _plain_default(parameter: inspect.Parameter) -> list[Any]:
+    """The default as plain data the manifest can hold, in a list; empty when it has none or another kind."""
+    value = parameter.default
+    if value is None or type(value) in (bool, int, float, str):
+        return [value]
+    return []
 
 
 def make_flat_forward(

@@ -7,22 +7,34 @@ import inspect
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
 from torch.fx.graph_module import _format_import_block, _forward_from_src
 from torch.package import sys_importer
 
-from qready.errors import InputError
+from qready.errors import InputError, InternalError
 from qready.findings import Finding
 from qready.passes.base import Change
-from qready.flatten_io import bind_inputs
+from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
-from qready.verify import OutputDiff
 
-__all__ = ["GraphForward", "KeptForward", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "reattach_dropped_state", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """One output of one run: equal or not, and by how much."""
+
+    run: str  # "example" or "fresh"
+    name: str
+    equal: bool
+    max_abs_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "equal": self.equal, "max_abs_diff": self.max_abs_diff}
 
 
 @dataclass
@@ -128,7 +140,7 @@ class PrepareResult:
         }
 
 
-class Prepared:
+class Prepared(torch.nn.Module):
     """What ``qready.prepare`` returns on every path: a ``torch.nn.Module`` with these.
 
     - ``prepare_result``: what changed and what remains;
@@ -139,6 +151,9 @@ class Prepared:
 
     Two kinds implement it: ``PreparedModule`` (one fx graph; flat tensor inputs)
     and ``KeptForward`` (the model's own class and forward, its children prepared).
+    It is an ``nn.Module`` itself (it adds no ``__init__``), so that one type says
+    both: ``KeptForward`` comes after the model's class in the bases, and
+    ``PreparedModule`` before ``fx.GraphModule``.
     """
 
     prepare_result: PrepareResult | None = None  # None after qready.load: see prepare_report
@@ -171,13 +186,13 @@ class KeptForward(Prepared):
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
         flat = vars(self).get("forward")
         if isinstance(flat, FlatCall):
-            return flat.unflatten_outputs(self(*flat.flatten_inputs(args, kwargs)))  # type: ignore[operator]  # nn.Module.__call__
-        return self(*args, **kwargs)  # type: ignore[operator]  # the module's own forward, called as nn.Module does
+            return flat.unflatten_outputs(self(*flat.flatten_inputs(args, kwargs)))
+        return self(*args, **kwargs)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # The mixed class carries the user's class name, under which pickle would find the user's class
         # itself: pickle the user's class and mix again on load (torch.save, AIMET's sim.export).
-        return _kept_instance, (type(self).__bases__[0],), self.__getstate__()  # type: ignore[attr-defined]  # nn.Module.__getstate__
+        return _kept_instance, (type(self).__bases__[0],), self.__getstate__()
 
 
 _KEPT_CLASSES: dict[type, type] = {}
@@ -197,13 +212,21 @@ def _kept_instance(cls: type) -> Any:
     return object.__new__(_kept_class(cls))
 
 
-def keep_forward(model: torch.nn.Module, result: PrepareResult) -> torch.nn.Module:
+def keep_forward(model: torch.nn.Module, result: PrepareResult) -> KeptForward:
     """``model`` (qready's own copy) as a ``KeptForward`` of its class, carrying ``result``."""
     cls = type(model)
     if not isinstance(model, KeptForward):
         model.__class__ = _kept_class(cls)
-    model.prepare_result = result  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
-    return model
+    kept_model = cast(KeptForward, model)  # its class is a KeptForward now (set just above)
+    kept_model.prepare_result = result
+    return kept_model
+
+
+def result_of(prepared: Prepared) -> PrepareResult:
+    """The ``prepare_result`` of a model ``prepare`` has just made (only a loaded one has none)."""
+    if prepared.prepare_result is None:
+        raise InternalError(f"{type(prepared).__name__} carries no prepare_result; this is a bug in qready, please report it")
+    return prepared.prepare_result
 
 
 class PreparedModule(Prepared, fx.GraphModule):
@@ -273,7 +296,8 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     def flatten_inputs(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
         """The original model's arguments as the prepared model's flat tensor inputs."""
-        leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
+        leaves, spec = flatten(bind_inputs(self.input_spec, args, kwargs))
+        check_same_structure(self.input_spec, spec)
         if len(leaves) != len(self.input_names):  # another structure: a cache with more layers, a missing input
             raise InputError(
                 f"these inputs hold {len(leaves)} tensors, but the prepared model takes {len(self.input_names)} "
@@ -466,7 +490,7 @@ class FlatCall:
 def flat_io(model: torch.nn.Module, input_spec: dict[str, Any], output: Any) -> None:
     """Make ``model``, a ``KeptForward``, take flat tensors and return them; ``output`` gives the structure
     its forward returns (rebuilt by ``call_original``)."""
-    model.forward = FlatCall(model, vars(model).get("forward"), input_spec, flatten(output)[1])  # type: ignore[method-assign]  # an instance-level forward, as nn.Module allows
+    model.forward = FlatCall(model, vars(model).get("forward"), input_spec, flatten(output)[1])
 
 
 def _lookup(root: Any, path: str) -> Any:

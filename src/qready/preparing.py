@@ -1,16 +1,23 @@
 """How ``prepare`` turns a private copy of a model into a compliant one, and checks it.
 
-Two ways, tried in order:
+``prepare_model`` is the whole of it once the arguments are checked: the
+outputs to reproduce, a private copy adapted for the target, the copy
+prepared, then verified. Two ways of preparing, tried in order:
 
 - the graph way: trace the whole model (``tracing``), run the passes, and get a
   ``PreparedModule``, a torch.fx GraphModule with a flat tensor signature;
 - the children way, when the model's own forward cannot be traced: keep the
   model's class and forward, and prepare each child module on the inputs it
   received in an eager run, recursively. The root is then reported as a leaf.
+
+When the graph way specialized a Python branch on tensor data to the example
+and verification on another input fails, the model is prepared again the
+children way (``prepare_model`` retries; the branch is the root's reason).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -18,10 +25,10 @@ from typing import Any
 
 import torch
 
-from qready.dispatch import dispatch_call_sites
-from qready.errors import QreadyError
-from qready.example_inputs import Example
-from qready.guard import preserved
+from qready.dispatch import DispatchCallSites
+from qready.errors import ModelError, QreadyError, VerificationError
+from qready.example_inputs import Example, fresh_like
+from qready.guard import blame_forward, nested_too_deep, preserved, require_tensor_output, too_deep
 from qready.ops import is_known_module, is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
@@ -29,11 +36,101 @@ from qready.flatten_io import flat_signature, make_flat_forward
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.infer_reshape_sizes import InferReshapeSizes
 from qready.passes.unroll_reused_modules import UnrollReusedModules
-from qready.prepared import PrepareResult, PreparedModule, keep_forward, reattach_dropped_state, run_graph_in_place, tied_aliases
+from qready.prepared import (
+    KeptForward, Prepared, PrepareResult, PreparedModule, keep_forward, reattach_dropped_state, result_of,
+    run_graph_in_place, tied_aliases,
+)
 from qready.structure import flatten, map_leaves
+from qready.targets.adapt import adapt_for_target, finish_for_target
+from qready.targets.base import Target
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
+from qready.verify import verify_prepared
 
-__all__ = ["prepare_copy", "prepare_children"]
+__all__ = ["prepare_model", "prepare_copy", "prepare_children"]
+
+
+def prepare_model(
+    model: torch.nn.Module,
+    example: Example,
+    *,
+    target: Target,
+    excluded: Sequence[str],
+    tie_weights: bool,
+    verify: bool,
+    share_weights: bool,
+) -> Prepared:
+    """``qready.prepare`` after its arguments were checked: never changes ``model``."""
+    start = time.perf_counter()
+    with preserved(model), torch.no_grad():
+        fresh = fresh_like(example, seed=1)
+        originals = None
+        if verify:
+            try:
+                originals = (example.call(model), fresh.call(model))
+            except Exception as error:  # the user's forward: theirs to fix
+                raise blame_forward(model, example, error) from error
+            require_tensor_output(model, originals[0])
+        work = private_copy(model, share_weights)
+        references, decomposed = adapt_for_target(target, model, work, example, fresh, originals)
+        # what the prepared model must reproduce at other sizes too: the rewritten copy, when the target
+        # needed a rewrite that is not bit-identical (its measured difference is in the changes)
+        reference_model = private_copy(work, share_weights=True) if decomposed else model
+    copied = time.perf_counter() - start
+
+    prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
+    result_of(prepared).timings["reference"] = copied
+    result_of(prepared).changes[:0] = decomposed
+    result_of(prepared).target = target.name
+    finish_for_target(target, prepared, model, example, decomposed)
+    if references is None:
+        return _with_flags_of(model, prepared)
+    start = time.perf_counter()
+    try:
+        verify_prepared(prepared, example, fresh, references, original=reference_model)
+    except VerificationError:
+        specialized = result_of(prepared).specialized
+        if not specialized:
+            raise
+        # A branch on tensor data, specialized to the example, does not hold on another input:
+        # keep the model's own forward and prepare what it calls instead.
+        file, line, _ = specialized[0]
+        with preserved(model), torch.no_grad():
+            work = private_copy(model, share_weights)
+            adapt_for_target(target, model, work, example, fresh, originals)
+        failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
+        prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
+        result_of(prepared).changes[:0] = decomposed
+        result_of(prepared).target = target.name
+        finish_for_target(target, prepared, model, example, decomposed)
+        verify_prepared(prepared, example, fresh, references, original=reference_model)
+    result_of(prepared).timings["verify"] = time.perf_counter() - start
+    return _with_flags_of(model, prepared)
+
+
+def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module:
+    """A deep copy of ``model`` that qready owns (around the very same tensors with ``share_weights``)."""
+    memo: dict[int, Any] = {}
+    if share_weights:  # a new module tree around the very same tensors
+        memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    try:
+        return copy.deepcopy(model, memo)
+    except RecursionError as error:
+        if not nested_too_deep(model):
+            raise
+        raise ModelError(too_deep(model)) from error
+    except Exception as error:  # an attribute of the user's model that refuses to be copied
+        raise ModelError(
+            f"cannot copy {type(model).__name__} to prepare it ({type(error).__name__}: {error}); "
+            "make its attributes deep-copyable"
+        ) from error
+
+
+def _with_flags_of(model: torch.nn.Module, prepared: Prepared) -> Prepared:
+    """A model that kept its forward was copied while in eval mode: it gets the original's flags,
+    as the graph way's ``PreparedModule`` already has them."""
+    if isinstance(prepared, KeptForward):
+        _copy_training_flags(model, prepared)
+    return prepared
 
 
 def prepare_copy(
@@ -43,7 +140,7 @@ def prepare_copy(
     excluded: Sequence[str],
     tie_weights: bool,
     original: torch.nn.Module,
-) -> torch.nn.Module:
+) -> Prepared:
     """Prepare ``work``, a module qready owns; ``original`` gives the flags and state-dict keys to keep."""
     try:
         return _prepare_graph(work, example, excluded=excluded, tie_weights=tie_weights, original=original)
@@ -73,19 +170,22 @@ def _prepare_graph(
     timings["trace"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    # the modules left whole, and their unrolled copies (from the changes so far), run their own
+    # Python: their call sites get modules of their own in the last step
     passes = PassManager([
         InferReshapeSizes(), EliminateDeadCode(), UnrollReusedModules(tie_weights), FunctionalsToModules(),
+        DispatchCallSites(
+            lambda gm: {leaf.module: gm.get_submodule(leaf.module) for leaf in [*failures, *_copies_of_leaves(passes.changes, failures)]},
+            lambda gm: gm(*signature.input_values),
+        ),
     ])
-    prepared, changes = passes(prepared)  # type: ignore[assignment]  # the passes return the GraphModule subclass they were given
+    prepared, changes = passes(prepared)
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]
     reattach_dropped_state(prepared, work, [name for name, _ in held])  # non-persistent buffers too
     prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
     _copy_training_flags(original, prepared)
-    owners = {leaf.module: prepared.get_submodule(leaf.module) for leaf in failures}
-    if owners:
-        changes += dispatch_call_sites(owners, lambda: prepared(*signature.input_values))
     timings["passes"] = time.perf_counter() - start
 
     prepared.prepare_result = PrepareResult(
@@ -116,7 +216,7 @@ def prepare_children(
     excluded: Sequence[str],
     tie_weights: bool,
     failure: TraceFailure,
-) -> torch.nn.Module:
+) -> KeptForward:
     """Keep ``work``'s own forward; prepare each outermost submodule it calls, on the inputs it gets.
 
     A prepared submodule keeps its calling convention (structured arguments and
@@ -145,9 +245,9 @@ def prepare_children(
                 child, calls[path][0], excluded=inner_excluded, tie_weights=tie_weights,
                 failure=TraceFailure("", str(error), None, None),
             )
-        result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
-        if prepared.saveable:
-            run_graph_in_place(child, prepared)  # type: ignore[arg-type]  # the passes return the GraphModule subclass they were given
+        result = result_of(prepared)
+        if isinstance(prepared, PreparedModule):  # the graph way: its graph runs inside the child
+            run_graph_in_place(child, prepared)
         else:
             child.__class__ = type(child).__bases__[0]  # a child stays of its own class
             del child.prepare_result
@@ -159,7 +259,8 @@ def prepare_children(
         module = work.get_submodule(leaf.module)
         if "forward" not in vars(module) and not is_leaf_module(module):  # not dispatched or run by a graph yet
             owners[leaf.module] = module
-    changes += dispatch_call_sites(owners, lambda: example.call(work))
+    _, dispatched = PassManager([DispatchCallSites(lambda _: owners, lambda module: example.call(module))])(work)
+    changes += dispatched
     return keep_forward(work, PrepareResult(
         model=type(work).__name__,
         changes=changes,

@@ -35,7 +35,7 @@ from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, QreadyError, SaveError, internal_error
 from qready.files import follow_umask, write_failed
 from qready.passes.decompose_attention import PACKED_KEYS, keep_packed_keys
-from qready.prepared import PreparedModule, reattach_dropped_state
+from qready.prepared import Prepared, PreparedModule, reattach_dropped_state
 from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
 from qready.user_code import import_recorded, is_file_module, record_sources
@@ -48,11 +48,11 @@ _CODE, _MANIFEST, _WEIGHTS = "model.py", "manifest.json", "weights.safetensors"
 _OWN_FILES = frozenset({_CODE, _MANIFEST, _WEIGHTS})
 
 
-def save(prepared: PreparedModule, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def save(prepared: Prepared, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``prepared`` to ``out_dir`` atomically (a temporary directory renamed into place)."""
     from safetensors.torch import save_file
 
-    if not getattr(prepared, "saveable", False):
+    if not isinstance(prepared, PreparedModule) or not prepared.saveable:
         raise SaveError(
             f"{type(prepared).__name__} kept its own Python forward (it could not be traced), so it cannot be "
             "saved as code; keep the Python object, or make the forward traceable (see prepare_result.leaves)"
@@ -133,7 +133,9 @@ def check_destination(out_dir: str | os.PathLike[str], *, overwrite: bool) -> tu
             raise SaveError(f"{str(target)!r} is a file, not a directory; choose a new directory for the prepared model")
         _require_replaceable(target)
         if not overwrite:
-            raise SaveError(f"{str(target)!r} already exists; choose a new directory or pass --force")
+            raise SaveError(
+                f"{str(target)!r} already exists; choose a new directory or pass --force (overwrite=True in Python)"
+            )
     if parent.exists() and not parent.is_dir():
         raise SaveError(f"{str(parent)!r} is a file, not a directory; choose an output directory elsewhere")
     if not parent.is_dir():

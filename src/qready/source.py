@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 __all__ = [
-    "is_internal", "user_frame", "user_location", "display_path", "error_location", "call_through", "raised_by_qready",
+    "is_internal", "user_frame", "user_location", "display_path", "error_location", "forward_location", "call_through",
+    "raised_by_qready",
 ]
 
 _QREADY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -68,6 +69,22 @@ def error_location(error: BaseException) -> tuple[str | None, int | None]:
             location = (display_path(filename), tb.tb_lineno)
         tb = tb.tb_next
     return location
+
+
+def forward_location(model: torch.nn.Module) -> tuple[str | None, int | None]:
+    """Where ``model``'s class defines ``forward``: the line a whole-model finding points at when
+    the failure itself has no user line (a tracer refusing what the forward returns)."""
+    import inspect
+
+    forward = getattr(type(model).forward, "__wrapped__", type(model).forward)
+    try:
+        filename = inspect.getsourcefile(forward)
+        _, line = inspect.getsourcelines(forward)
+    except (OSError, TypeError):
+        return None, None
+    if filename is None or is_internal(filename):
+        return None, None
+    return display_path(filename), line
 
 
 def call_through(func: Any, args: Any, kwargs: Any) -> Any:

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from qready.user_code import own_name_for
+
 __all__ = [
     "NodeType",
     "flatten",
@@ -27,6 +29,7 @@ __all__ = [
     "rebuild_type",
     "register_node_type",
     "type_path",
+    "node_type_named",
     "unflatten",
 ]
 
@@ -57,6 +60,11 @@ _NODE_TYPES: dict[str, NodeType] = {}
 
 def register_node_type(node_type: NodeType) -> None:
     _NODE_TYPES[node_type.kind] = node_type
+
+
+def node_type_named(kind: str) -> NodeType | None:
+    """The registered kind a spec names (``spec["kind"]``), if it is one."""
+    return _NODE_TYPES.get(kind)
 
 
 def node_type_of(value: Any) -> NodeType | None:
@@ -216,19 +224,24 @@ def leaf_names(spec: Spec, prefix: str) -> list[str]:
 
 
 def rebuild_type(path: str | None) -> type | None:
-    """The class at ``module:qualname`` if it can be imported, else None."""
+    """The class at ``module:qualname`` if it can be imported, else None. A class of a file
+    qready imported by path comes from the user's own import of that file when there is one."""
     if not path:
         return None
     module_name, _, qualname = path.partition(":")
     if module_name == "builtins" and qualname == "dict":
         return dict
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError):
+        module = importlib.import_module(module_name)
+    except ImportError:
         return None
-    return obj if isinstance(obj, type) else None
+    for owner in (own_name_for(module_name), module):
+        obj: Any = owner
+        for part in qualname.split(".") if owner is not None else ():
+            obj = getattr(obj, part, None)
+        if owner is not None and isinstance(obj, type):
+            return obj
+    return None
 
 
 def type_path(cls: type) -> str:

@@ -47,7 +47,7 @@ def depth_reduced_twin(model: torch.nn.Module, example: Example, *, budget: int 
     if not isinstance(depth, int) or not hasattr(config, "to_dict"):
         return f"{type(model).__name__} has no Hugging Face config with num_hidden_layers to build a depth-reduced twin from"
     keep = min(depth, _layers_needed(config))
-    twin_config = copy.deepcopy(config)
+    twin_config: Any = copy.deepcopy(config)
     twin_config.num_hidden_layers = keep
     for name, value in vars(twin_config).items():  # per-layer lists (layer_types): the first ``keep``
         if isinstance(value, list) and len(value) == depth:

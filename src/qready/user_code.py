@@ -19,7 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["NotPythonSource", "import_recorded", "import_source_file", "is_file_module", "module_name_for", "record_sources"]
+__all__ = [
+    "NotPythonSource", "import_recorded", "import_source_file", "is_file_module", "module_name_for", "own_name_for",
+    "record_sources",
+]
 
 _PREFIX = "qready_user_"
 # modules that are importable wherever qready is: nothing to record for them
@@ -39,6 +42,23 @@ def module_name_for(path: Path) -> str:
 
 def is_file_module(name: str) -> bool:
     return name.startswith(_PREFIX)
+
+
+def own_name_for(name: str) -> ModuleType | None:
+    """The module the user imported themselves from the same file as the file module ``name``
+    (``import io_models`` next to qready's ``qready_user_io_models_...``), if any: its classes are
+    the ones the user's code compares with (``isinstance``, ``match``)."""
+    if not is_file_module(name):
+        return None
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if not file:
+        return None
+    found = [
+        module for other, module in list(sys.modules.items())
+        if not is_file_module(other) and getattr(module, "__file__", None) == file
+    ]
+    found.sort(key=lambda module: module.__name__ == "__main__")  # an imported module first, then a script
+    return found[0] if found else None
 
 
 _STAMP = "__qready_source_stamp__"

@@ -1,13 +1,13 @@
 """Equivalence, bit for bit: the prepared model against the original, then checked again.
 
-Built on ``rules.run_rules`` (not on ``api``), so ``api`` -> ``preparing`` and
-``api`` -> ``verify`` -> ``rules`` run one way, without a cycle.
+Built on ``rules.run_rules`` (not on ``api``), so ``api`` -> ``preparing`` ->
+``verify`` -> ``rules`` run one way, without a cycle. ``OutputDiff`` lives with
+the ``PrepareResult`` that holds it (``prepared``) and is re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -15,29 +15,14 @@ from qready.caches import own_copy, traced_differently
 from qready.errors import VerificationError
 from qready.example_inputs import Example, as_example
 from qready.guard import preserved
+from qready.prepared import OutputDiff, Prepared, result_of
 from qready.rules import run_rules, select_rules
 from qready.structure import flatten, leaf_names
 from qready.suppression import configured_rules, suppressed
 
-if TYPE_CHECKING:  # prepared.py keeps its diffs as OutputDiff: imported from here at run time
-    from qready.prepared import PrepareResult
-
 __all__ = ["OutputDiff", "compare_exact", "first_difference", "verify_prepared", "call_prepared"]
 
 _RECHECKED = ("QR003", "QR004")  # what prepare promises to fix
-
-
-@dataclass(frozen=True)
-class OutputDiff:
-    """One output of one run: equal or not, and by how much."""
-
-    run: str  # "example" or "fresh"
-    name: str
-    equal: bool
-    max_abs_diff: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "name": self.name, "equal": self.equal, "max_abs_diff": self.max_abs_diff}
 
 
 def compare_exact(run: str, names: list[str], expected: list[Any], got: list[Any]) -> list[OutputDiff]:
@@ -78,14 +63,14 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
 
 
-def call_prepared(prepared: torch.nn.Module, example: Example) -> Any:
+def call_prepared(prepared: Prepared, example: Example) -> Any:
     """Run a prepared model on the original model's arguments."""
     # own copies of caches: a static cache is written in place, and the example is the user's
-    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    return prepared.call_original(*own_copy(example.args), **own_copy(example.kwargs))
 
 
 def verify_prepared(
-    prepared: torch.nn.Module,
+    prepared: Prepared,
     example: Example,
     fresh: Example,
     references: tuple[Any, Any],
@@ -100,7 +85,7 @@ def verify_prepared(
     """
     from qready.sizes import other_sizes
 
-    result: PrepareResult = prepared.prepare_result  # type: ignore[assignment]  # nn.Module.__getattr__ types prepare's result attributes as Tensor | Module
+    result = result_of(prepared)
     runs = [("example", example, references[0]), ("fresh", fresh, references[1])]
     if original is not None:
         runs += other_sizes(original, example)
@@ -127,7 +112,7 @@ def verify_prepared(
             )
             continue
         result.diffs.extend(diffs)
-    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))  # type: ignore[operator]  # PreparedModule methods on an nn.Module: nn.Module.__getattr__ types them Tensor | Module
+    args, kwargs = prepared.arguments_for(*own_copy(example.args), **own_copy(example.kwargs))
     rules = select_rules(*configured_rules(_RECHECKED, None))
     recheck = suppressed(run_rules(prepared, as_example(args, kwargs), rules).findings)
     allowed = [leaf.module for leaf in result.leaves] + result.excluded

@@ -40,6 +40,9 @@ def test_what_is_not_fixed_is_listed_and_exits_1(copy_model: Callable[[str], Pat
     code, out, err = _run("fix", "unfixable.py:SharedWeights", "--input", "1x3x4x4")
     assert (code, err) == (1, "")
     assert out.startswith("unfixable.py:60  QR004  not fixed: 'conv' holds weights")
+    for command in (("fix",), ("check", "--fix")):  # --diff or not, the same errors give the same exit code
+        code, out, err = _run(*command, "unfixable.py:SharedWeights", "--input", "1x3x4x4", "--diff")
+        assert (code, err) == (1, "") and "QR004  not fixed" in out
 
 
 def test_an_ops_module_it_did_not_write_is_never_overwritten(copy_model: Callable[[str], Path], workdir: Path) -> None:

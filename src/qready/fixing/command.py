@@ -48,14 +48,15 @@ def run_fix(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if result.failure is not None:
         stderr.write(f"qready: fix not written: {result.failure}\n")
         return EXIT_FINDINGS
-    if options.diff:
+    errors_left = any(n.finding.severity.value == "error" for n in result.not_fixed)
+    if options.diff:  # 1 when there is a fix to apply or an error no fix removes: a CI step fails on either
         stdout.write(result.diff)
-        return EXIT_FINDINGS if result.changed else EXIT_OK
+        return EXIT_FINDINGS if result.changed or errors_left else EXIT_OK
     if result.written:
         stdout.write(f"fixed {len(result.fixed)} finding(s) in {', '.join(result.written)}\n")
     elif not result.not_fixed:
         stdout.write("nothing to fix\n")
-    return EXIT_FINDINGS if any(n.finding.severity.value == "error" for n in result.not_fixed) else EXIT_OK
+    return EXIT_FINDINGS if errors_left else EXIT_OK
 
 
 def _codes(text: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 import torch.fx as fx
@@ -13,6 +13,8 @@ import torch.fx as fx
 from qready.errors import InternalError, QreadyError, described
 
 __all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_module_in_scope"]
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Change:
 
 @dataclass
 class PassResult:
-    graph_module: fx.GraphModule
+    graph_module: torch.nn.Module  # the module the pass was given, rewritten in place
     modified: bool
     changes: list[Change] = field(default_factory=list)
 
@@ -53,53 +55,64 @@ class PassError(InternalError):
     succeeded). The message names the pass and the ones that ran before it."""
 
 
-class Pass:
-    """A rewrite of a GraphModule that qready owns (never the user's model).
+class Pass(Generic[M]):
+    """A rewrite of a module that qready owns (never the user's model): an fx
+    ``GraphModule`` for the graph passes, any module for a step such as call-site
+    dispatch.
 
     A pass sets ``name`` and implements ``call``, which changes the module in
     place (``prepare`` already works on its own copy) and returns what changed.
     ``requires`` and ``ensures`` are its pre- and post-conditions: each raises
-    ``PassError`` when the graph is not what the pass expects or promises.
-    Calling the pass runs ``requires``, ``call``, then, when it modified the
+    ``PassError`` when the module is not what the pass expects or promises.
+    Calling the pass runs ``requires``, ``call``, then, when it modified a
     graph, ``graph.lint()`` and ``recompile()``, then ``ensures``: the
-    bookkeeping lives here once, not in each pass.
+    bookkeeping lives here once, not in each pass. A step that changes modules
+    but never the graph says so with ``rewrites_graph = False``.
     """
 
     name: ClassVar[str] = "pass"
+    rewrites_graph: ClassVar[bool] = True
 
-    def requires(self, gm: fx.GraphModule) -> None:
-        """Raise ``PassError`` when ``gm`` is not a graph this pass can rewrite."""
+    def requires(self, gm: M) -> None:
+        """Raise ``PassError`` when ``gm`` is not a module this pass can rewrite."""
 
-    def call(self, gm: fx.GraphModule) -> PassResult:
+    def call(self, gm: M) -> PassResult:
         raise NotImplementedError
 
-    def ensures(self, gm: fx.GraphModule) -> None:
+    def ensures(self, gm: M) -> None:
         """Raise ``PassError`` when the rewritten ``gm`` breaks what this pass promises."""
 
-    def __call__(self, gm: fx.GraphModule, *, recompile: bool = True) -> PassResult:
+    def __call__(self, gm: M, *, recompile: bool = True) -> PassResult:
         self.requires(gm)
         result = self.call(gm)
-        if result.modified:
-            result.graph_module.graph.lint()
-            if recompile:  # the manager recompiles once, after its last pass
-                result.graph_module.recompile()
-        self.ensures(result.graph_module)
+        if result.graph_module is not gm:
+            raise PassError("returned another module than it was given; a pass rewrites its module in place")
+        if result.modified and self.rewrites_graph and isinstance(gm, fx.GraphModule):
+            gm.graph.lint()
+            if recompile:  # a manager defers it: one recompile for all of its graph passes
+                gm.recompile()
+        self.ensures(gm)
         return result
 
 
 class PassManager:
-    """Runs passes in order; says which pass failed after which, and whether any modified the graph."""
+    """Runs passes in order on one module; says which pass failed after which, whether any
+    modified it, and returns the module (rewritten in place) with every pass's changes in order."""
 
-    def __init__(self, passes: Sequence[Pass]) -> None:
+    def __init__(self, passes: Sequence[Pass[Any]]) -> None:
         self.passes = list(passes)
         self.modified = False
+        self.changes: list[Change] = []  # so far, in order: a later pass may read what earlier ones did
 
-    def __call__(self, gm: fx.GraphModule) -> tuple[fx.GraphModule, list[Change]]:
-        changes: list[Change] = []
+    def __call__(self, gm: M) -> tuple[M, list[Change]]:
         done: list[str] = []
+        stale = False  # a graph pass rewrote the graph and its code is not regenerated yet
         for p in self.passes:
+            if stale and not p.rewrites_graph and isinstance(gm, fx.GraphModule):  # a step on the module
+                gm.recompile()  # (it may run it) sees current code
+                stale = False
             try:
-                result = p(gm, recompile=False)  # passes rewrite the graph; none runs the code
+                result = p(gm, recompile=False)  # graph passes rewrite the graph; none runs the code
             except QreadyError:
                 raise
             except Exception as error:  # a bug in a pass (or a broken condition): say which, after which
@@ -111,13 +124,13 @@ class PassManager:
                     f"pass {p.name} failed{after}: {described(error)}; this is a bug in qready, please report it "
                     "(rerun with --debug for the traceback)"
                 ) from error
-            gm = result.graph_module
-            changes.extend(result.changes)
+            self.changes.extend(result.changes)
             self.modified = self.modified or result.modified
+            stale = stale or (result.modified and p.rewrites_graph and isinstance(gm, fx.GraphModule))
             done.append(p.name)
-        if self.modified:
+        if stale and isinstance(gm, fx.GraphModule):
             gm.recompile()
-        return gm, changes
+        return gm, list(self.changes)
 
 
 def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:

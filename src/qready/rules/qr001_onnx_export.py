@@ -20,7 +20,7 @@ from qready.example_inputs import Example, tensor_leaves
 from qready.findings import Finding
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.rules.qr002_jit_trace import compare_outputs
-from qready.source import error_location
+from qready.source import error_location, forward_location
 
 __all__ = ["OnnxExport", "EXPORTERS"]
 
@@ -64,6 +64,8 @@ class OnnxExport(Rule):
                 file, line = error_location(error)
                 if file is None:
                     file, line = _user_line_in_text(strip_ansi(str(error)) + log.getvalue())
+                if file is None:  # nothing names a line: the forward that was exported
+                    file, line = forward_location(ctx.model)
                 return [
                     self.finding(
                         f"torch.onnx.export ({exporter}) failed: {strip_ansi(_reason(error))}",

@@ -15,7 +15,7 @@ from qready.errors import one_line
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
-from qready.source import error_location, user_location
+from qready.source import error_location, forward_location, user_location
 
 __all__ = ["JitTrace", "compare_outputs"]
 
@@ -63,13 +63,16 @@ class JitTrace(Rule):
                 break
             except Exception as error:  # any failure of the tracer is what this rule reports
                 file, line = error_location(error)
+                if file is None:
+                    file, line = forward_location(ctx.model)
+                reason, fix = _reason(error, ctx.model, example)
                 failures.append(
                     self.finding(
-                        f"torch.jit.trace failed: {one_line(error)}",
+                        f"torch.jit.trace failed: {reason}",
                         op="torch.jit.trace",
                         file=file,
                         line=line,
-                        fix="return tensors or tuples of tensors and avoid Python-side use of tensor values",
+                        fix=fix,
                         details={"log": str(error), "strict": strict},
                     )
                 )
@@ -121,6 +124,22 @@ class JitTrace(Rule):
             RuleExample("dict output", _DictOutput, image_input, True, (("", "torch.jit.trace"),)),
             RuleExample("static graph", _Static, image_input, False),
         ]
+
+
+def _reason(error: BaseException, model: nn.Module, example: Example) -> tuple[str, str]:
+    """The tracer's message, or what it means where it is cryptic: it binds keyword inputs as
+    positional ones, so a keyword-only parameter is "not in forward() method's arguments"."""
+    keyword_only = [
+        name for name, p in inspect.signature(model.forward).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name in example.kwargs
+    ]
+    if keyword_only and "method's arguments" in str(error):
+        names = ", ".join(repr(n) for n in keyword_only)
+        return (
+            f"it cannot pass keyword-only argument(s) {names}",
+            "make them ordinary parameters of forward (before any *args)",
+        )
+    return one_line(error), "return tensors or tuples of tensors and avoid Python-side use of tensor values"
 
 
 def _trace(model: nn.Module, example: Example, *, strict: bool) -> torch.jit.ScriptModule:

@@ -38,7 +38,7 @@ class ReusedModule(Rule):
     observes = True
     summary = "module instance called more than once in one forward"
     before = "x = self.relu(self.conv1(x))\nx = self.relu(self.conv2(x))"
-    after = "x = self.relu1(self.conv1(x))\nx = self.relu2(self.conv2(x))"
+    after = "x = self.relu(self.conv1(x))\nx = self.relu2(self.conv2(x))  # self.relu2 = nn.ReLU(), as qready fix writes it"
 
     def check(self, ctx: CheckContext) -> list[Finding]:
         obs = ctx.observation

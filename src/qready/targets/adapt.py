@@ -17,7 +17,7 @@ from qready.passes.decompose_attention import (
     packed_keys,
 )
 from qready.flatten_io import flat_signature
-from qready.prepared import KeptForward, flat_io
+from qready.prepared import KeptForward, flat_io, result_of
 from qready.rules.base import Rule
 from qready.targets.base import Target
 
@@ -106,7 +106,7 @@ def finish_for_target(
         with torch.no_grad():
             output = example.call(prepared)
         flat_io(prepared, signature.input_spec, output)
-        result = prepared.prepare_result
+        result = result_of(prepared)
         result.inputs_flattened = result.outputs_flattened = True
         result.input_names = signature.input_names
         result.output_names = [f"output_{i}" for i in range(len(tensor_leaves(output)))]
