@@ -180,9 +180,8 @@ def _version(version: str, model: torch.nn.Module, example: Any) -> tuple[torch.
     if version == "qready":
         with _quiet():
             prepared = qready.prepare(model, example, target="aimet").eval()
-        if hasattr(prepared, "flatten_inputs"):
-            return prepared, lambda e: Example(tuple(prepared.flatten_inputs(*e.args, **e.kwargs)))
-        return prepared, lambda e: Example(_positional(model, e))  # kept its own forward (untraceable root)
+        # flat tensors, for a graph and (under target="aimet") for a model that kept its own forward
+        return prepared, lambda e: Example(*prepared.arguments_for(*e.args, **e.kwargs))
     work = copy.deepcopy(model)
     if version == "aimet":
         from aimet_torch.model_preparer import prepare_model
@@ -410,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(options.worker, Path(options.worker_out))
     if options.report:
         records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-        command = "python benchmarks/quant_proof.py --timeout 900; python benchmarks/quant_proof.py --report"
+        command = ("python benchmarks/quant_proof.py --timeout 900; python benchmarks/quant_proof.py --only ssdlite "
+                   "--force; python benchmarks/quant_proof.py --report")
         write_section(
             "quant-proof",
             f"## Quantized end to end (AIMET W8A8)\n\n`{command}` (one model per subprocess, one torch thread, "

@@ -123,3 +123,28 @@ def test_attention_in_transformer_encoders(nested) -> None:
     if nested:  # the padded position: zeros in both (eager takes the nested path without grad only)
         with torch.no_grad():
             assert torch.equal(prepared(x, padding)[0, 4], model(x, padding)[0, 4])
+
+
+def test_prepared_attention_keeps_the_original_state_dict_keys(tmp_path) -> None:
+    """The decomposition splits in_proj_weight into three projections; a checkpoint of the original
+    still loads: state_dict() answers with the original's keys, load_state_dict() splits them again."""
+    pytest.importorskip("aimet_torch", reason="target='aimet' needs aimet-torch: pip install -e '.[interop]'")
+    torch.manual_seed(0)
+    model, x = TinyAttention().eval(), torch.randn(2, 5, 64)
+    prepared = qready.prepare(model, (x,), target="aimet")
+    assert sorted(prepared.state_dict()) == sorted(model.state_dict())
+    assert torch.equal(prepared.state_dict()["attention.in_proj_weight"], model.attention.in_proj_weight)
+
+    torch.manual_seed(1)
+    trained = TinyAttention().eval()  # another checkpoint of the same architecture
+    prepared.load_state_dict(trained.state_dict())  # strict: every key matches
+    with torch.no_grad():
+        assert (prepared(x) - trained(x)).abs().max() < 1e-5
+    assert torch.equal(prepared.attention.k_proj.weight, trained.attention.in_proj_weight[64:128])
+
+    qready.save(prepared, tmp_path / "saved")
+    loaded = qready.load(tmp_path / "saved")
+    assert sorted(loaded.state_dict()) == sorted(model.state_dict())
+    loaded.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert (loaded(x) - model(x)).abs().max() < 1e-5

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import inspect
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
 import torch.fx as fx
+from torch.fx.graph_module import _format_import_block, _forward_from_src
+from torch.package import sys_importer
 
 from qready.errors import InputError, InternalError
 from qready.findings import Finding, Severity
@@ -17,7 +21,7 @@ from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 
-__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
 
 
 @dataclass(frozen=True)
@@ -200,30 +204,54 @@ class Prepared(torch.nn.Module):
 
 class KeptForward(Prepared):
     """Mixed into the class of a model whose own forward could not be traced: it keeps that
-    forward, its attributes and methods, and is still a ``Prepared``."""
+    forward, its attributes and methods, and is still a ``Prepared``.
+
+    For a toolkit that takes tensors only (``flat_io``), the kept forward is called with flat
+    tensors and returns flat tensors, as a ``PreparedModule`` is (see :class:`FlatCall`).
+    """
 
     saveable = False
 
     def arguments_for(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        flat = vars(self).get("forward")
+        if isinstance(flat, FlatCall):
+            return flat.flatten_inputs(args, kwargs), {}
         return args, kwargs
 
     def call_original(self, *args: Any, **kwargs: Any) -> Any:
+        flat = vars(self).get("forward")
+        if isinstance(flat, FlatCall):
+            return flat.unflatten_outputs(self(*flat.flatten_inputs(args, kwargs)))
         return self(*args, **kwargs)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The mixed class carries the user's class name, under which pickle would find the user's class
+        # itself: pickle the user's class and mix again on load (torch.save, AIMET's sim.export).
+        return _kept_instance, (type(self).__bases__[0],), self.__getstate__()
 
 
 _KEPT_CLASSES: dict[type, type] = {}
+
+
+def _kept_class(cls: type) -> type:
+    kept = _KEPT_CLASSES.get(cls)
+    if kept is None:
+        kept = _KEPT_CLASSES[cls] = type(
+            cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        )
+    return kept
+
+
+def _kept_instance(cls: type) -> Any:
+    """An empty instance of ``cls`` mixed with ``KeptForward``, for unpickling (its state is set next)."""
+    return object.__new__(_kept_class(cls))
 
 
 def keep_forward(model: torch.nn.Module, result: PrepareResult) -> KeptForward:
     """``model`` (qready's own copy) as a ``KeptForward`` of its class, carrying ``result``."""
     cls = type(model)
     if not isinstance(model, KeptForward):
-        kept = _KEPT_CLASSES.get(cls)
-        if kept is None:
-            kept = _KEPT_CLASSES[cls] = type(
-                cls.__name__, (cls, KeptForward), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
-            )
-        model.__class__ = kept
+        model.__class__ = _kept_class(cls)
     kept_model = cast(KeptForward, model)  # its class is a KeptForward now (set just above)
     kept_model.prepare_result = result
     return kept_model
@@ -267,7 +295,7 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     _CARRIED = (
         "prepare_result", "prepare_report", "input_spec", "output_spec", "outputs_flattened",
-        "input_names", "output_names", "tied_aliases", "forward",
+        "input_names", "output_names", "tied_aliases", "forward", "qready_packed_keys",
     )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PreparedModule:
@@ -414,7 +442,7 @@ def run_graph_in_place(module: torch.nn.Module, prepared: PreparedModule) -> Non
             parent.register_parameter(name, value)
         else:  # a constant the trace captured: held by the model, not part of its state
             parent.register_buffer(name, value, persistent=False)
-    prepared.recompile()
+    python_code = prepared.recompile()
     aliases = tied_aliases(module, set(prepared.state_dict()) - set(prepared.tied_aliases))
     if aliases:
         module.qready_tied_aliases = aliases  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
@@ -423,6 +451,8 @@ def run_graph_in_place(module: torch.nn.Module, prepared: PreparedModule) -> Non
     module.forward = GraphForward(
         module, type(prepared).forward, prepared.input_spec, prepared.output_spec if prepared.outputs_flattened else None
     )
+    # the code as text, for a pickle of the model (torch.save, AIMET's sim.export): fx's own import block
+    module.forward.source = _format_import_block(python_code.globals, sys_importer) + python_code.src
 
 
 class GraphForward:
@@ -439,6 +469,12 @@ class GraphForward:
         self.code = code
         self.input_spec = input_spec
         self.output_spec = output_spec
+        self.source: str | None = None  # the code's source with its imports, when it can be pickled
+
+    def __reduce__(self) -> Any:
+        if self.source is None:
+            return super().__reduce__()
+        return _graph_forward_from_source, (self.owner, self.source, self.input_spec, self.output_spec)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         leaves, _ = flatten(bind_inputs(self.input_spec, args, kwargs))
@@ -446,6 +482,50 @@ class GraphForward:
         if self.output_spec is None:
             return outputs
         return unflatten(self.output_spec, list(outputs) if isinstance(outputs, tuple) else [outputs])
+
+
+def _graph_forward_from_source(
+    owner: torch.nn.Module, source: str, input_spec: dict[str, Any], output_spec: dict[str, Any] | None
+) -> GraphForward:
+    """A ``GraphForward`` unpickled: its code compiled again from its source, as fx unpickles a GraphModule."""
+    forward = GraphForward(owner, _forward_from_src(source, {}), input_spec, output_spec)
+    forward.source = source
+    return forward
+
+
+class FlatCall:
+    """A kept forward that takes flat tensors and returns a tuple of tensors (for toolkits such as
+    AIMET's QuantSim, which trace and export nothing else), around the model's own forward.
+
+    An object, not a closure, so that a copy of the model calls its own forward.
+    """
+
+    def __init__(
+        self, owner: torch.nn.Module, inner: Any, input_spec: dict[str, Any], output_spec: Any
+    ) -> None:
+        self.owner = owner
+        self.inner = inner  # an instance-level forward installed before (call-site dispatch), if any
+        self.input_spec = input_spec
+        self.output_spec = output_spec
+
+    def __call__(self, *leaves: Any) -> tuple[Any, ...]:
+        arguments = unflatten(self.input_spec, list(leaves))
+        own = type(self.owner).forward.__get__(self.owner)
+        bound = inspect.BoundArguments(inspect.signature(own), OrderedDict(arguments.items()))
+        forward = self.inner if self.inner is not None else own
+        return tuple(flatten(forward(*bound.args, **bound.kwargs))[0])
+
+    def flatten_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(flatten(bind_inputs(self.input_spec, args, kwargs))[0])
+
+    def unflatten_outputs(self, outputs: tuple[Any, ...]) -> Any:
+        return unflatten(self.output_spec, list(outputs))
+
+
+def flat_io(model: torch.nn.Module, input_spec: dict[str, Any], output: Any) -> None:
+    """Make ``model``, a ``KeptForward``, take flat tensors and return them; ``output`` gives the structure
+    its forward returns (rebuilt by ``call_original``)."""
+    model.forward = FlatCall(model, vars(model).get("forward"), input_spec, flatten(output)[1])
 
 
 def _lookup(root: Any, path: str) -> Any:

@@ -42,7 +42,7 @@ from qready.prepared import (
     run_graph_in_place, tied_aliases,
 )
 from qready.structure import flatten, map_leaves
-from qready.targets.adapt import adapt_for_target
+from qready.targets.adapt import adapt_for_target, finish_for_target
 from qready.targets.base import Target
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
 from qready.verify import verify_prepared
@@ -81,11 +81,16 @@ def prepare_model(
         reference_model = private_copy(work, share_weights=True) if decomposed else model
     copied = time.perf_counter() - start
 
+    def finish(prepared: Prepared) -> None:
+        result = result_of(prepared)
+        result.changes[:0] = decomposed
+        result.target = target.name
+        result.declared_leaves = list(declared_leaves)
+        finish_for_target(target, prepared, model, example, decomposed)
+
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
     result_of(prepared).timings["reference"] = copied
-    result_of(prepared).changes[:0] = decomposed
-    result_of(prepared).target = target.name
-    result_of(prepared).declared_leaves = list(declared_leaves)
+    finish(prepared)
     if references is None:
         return _with_flags_of(model, prepared)
     start = time.perf_counter()
@@ -103,9 +108,7 @@ def prepare_model(
             adapt_for_target(target, model, work, example, fresh, originals)
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
-        result_of(prepared).changes[:0] = decomposed
-        result_of(prepared).target = target.name
-        result_of(prepared).declared_leaves = list(declared_leaves)
+        finish(prepared)
         verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck)
     result_of(prepared).timings["verify"] = time.perf_counter() - start
     return _with_flags_of(model, prepared)

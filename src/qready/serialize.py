@@ -34,6 +34,7 @@ from qready.checkpoints import with_checkpoint
 from qready.dispatch import SITES_ATTRIBUTE, install_call_site_dispatch
 from qready.errors import LoadError, QreadyError, SaveError, internal_error
 from qready.files import follow_umask, write_failed
+from qready.passes.decompose_attention import PACKED_KEYS, keep_packed_keys
 from qready.prepared import Prepared, PreparedModule, reattach_dropped_state
 from qready.source import error_location, raised_by_qready
 from qready.structure import rebuild_type
@@ -361,6 +362,7 @@ def _rebuild(root_dir: Path, manifest: dict[str, Any], tensors: Mapping[str, tor
     prepared.output_names = manifest["output_names"]
     prepared.prepare_report = manifest["report"]
     prepared.hide_tied_copies(manifest["tied_aliases"])
+    keep_packed_keys(prepared, manifest.get("packed_keys", {}))  # the original's keys for split tensors
     return prepared
 
 
@@ -408,6 +410,7 @@ def _manifest(prepared: PreparedModule) -> dict[str, Any]:
         "output_names": prepared.output_names,
         "report": result.to_dict() if result is not None else prepared.prepare_report,
         "tied_aliases": prepared.tied_aliases,
+        "packed_keys": getattr(prepared, PACKED_KEYS, {}),
     }
 
 

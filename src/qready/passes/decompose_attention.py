@@ -16,16 +16,25 @@ Configurations it does not cover (``bias_k``/``bias_v``, ``add_zero_attn``,
 attention inside an ``nn.TransformerEncoder`` built with nested tensors enabled,
 the default) are left as they are. Inside an ``nn.TransformerEncoderLayer`` the
 decomposed module makes the layer take its unfused path.
+
+The prepared model keeps the original's state-dict keys: ``state_dict()``
+packs the three projections back into ``in_proj_weight``/``in_proj_bias``
+(or names them ``q_proj_weight``... when the key and value sizes differ), and
+``load_state_dict`` splits them again, so a checkpoint of the original loads
+(:func:`keep_packed_keys`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 import qready.nn as qnn
 
-__all__ = ["DecomposedMultiheadAttention", "decomposable", "decompose_attention"]
+__all__ = ["DecomposedMultiheadAttention", "PACKED_KEYS", "decomposable", "decompose_attention", "keep_packed_keys", "packed_keys"]
 
 
 class DecomposedMultiheadAttention(nn.Module):
@@ -173,3 +182,57 @@ def decompose_attention(model: nn.Module) -> list[str]:
         model.set_submodule(path, replaced[id(module)])
         paths.append(path)
     return paths
+
+
+#: Where a prepared model keeps the map from the original's keys to the keys of the tensors they were split into.
+PACKED_KEYS = "qready_packed_keys"
+
+
+def packed_keys(paths: Iterable[str], original_keys: Iterable[str]) -> dict[str, list[str]]:
+    """For attention decomposed at ``paths``: each of the original's state-dict keys the decomposition
+    split or renamed, and the keys of its parts (concatenated along the first dimension)."""
+    keys = set(original_keys)
+    out: dict[str, list[str]] = {}
+    for path in paths:
+        prefix = f"{path}." if path else ""
+        layouts = {
+            "in_proj_weight": [f"{p}_proj.weight" for p in "qkv"],
+            "in_proj_bias": [f"{p}_proj.bias" for p in "qkv"],
+            **{f"{p}_proj_weight": [f"{p}_proj.weight"] for p in "qkv"},
+        }
+        for key, parts in layouts.items():
+            if prefix + key in keys:
+                out[prefix + key] = [prefix + part for part in parts]
+    return out
+
+
+def keep_packed_keys(model: nn.Module, packed: dict[str, list[str]]) -> None:
+    """Give ``model`` the original's keys for the tensors in ``packed`` (see :func:`packed_keys`), in
+    ``state_dict()`` and in ``load_state_dict()``; the map is a plain attribute, saved with the model."""
+    if not packed:
+        return
+    setattr(model, PACKED_KEYS, {key: list(parts) for key, parts in packed.items()})
+    model._register_state_dict_hook(_pack)
+    model._register_load_state_dict_pre_hook(_split, with_module=True)
+
+
+def _pack(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    for key, parts in getattr(module, PACKED_KEYS, {}).items():
+        if all(prefix + part in state_dict for part in parts):
+            tensors = [state_dict.pop(prefix + part) for part in parts]
+            state_dict[prefix + key] = torch.cat([t.detach() for t in tensors]) if len(tensors) > 1 else tensors[0]
+
+
+def _split(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    for key, parts in getattr(module, PACKED_KEYS, {}).items():
+        if prefix + key not in state_dict or any(prefix + part in state_dict for part in parts):
+            continue
+        packed = state_dict.pop(prefix + key)
+        sizes = [_tensor_at(module, part).shape[0] for part in parts]
+        for part, piece in zip(parts, packed.split(sizes)):
+            state_dict[prefix + part] = piece
+
+
+def _tensor_at(module: nn.Module, path: str) -> Tensor:
+    owner, _, name = path.rpartition(".")
+    return getattr(module.get_submodule(owner), name)

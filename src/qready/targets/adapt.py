@@ -13,12 +13,16 @@ from qready.passes.base import Change
 from qready.passes.decompose_attention import (
     DecomposedMultiheadAttention,
     decompose_attention,
+    keep_packed_keys,
+    packed_keys,
 )
+from qready.flatten_io import flat_signature
+from qready.prepared import KeptForward, flat_io, result_of
 from qready.rules.base import Rule
 from qready.passes.unfuse_transformers import unfuse_transformers
 from qready.targets.base import Target
 
-__all__ = ["DECOMPOSITION_TOLERANCE", "adapt_for_target", "rules_for_target"]
+__all__ = ["DECOMPOSITION_TOLERANCE", "adapt_for_target", "finish_for_target", "rules_for_target"]
 
 #: How far the decomposed attention may be from the fused kernel, relative to the output's largest magnitude:
 #: float32 reordering is ~1e-7; anything near this bound is a bug in the decomposition, not rounding.
@@ -112,6 +116,31 @@ def _rewritten(
         for path, (op, module_type) in rewrites.items()
     ]
     return (rewritten if references is not None else None), changes
+
+
+def finish_for_target(
+    target: Target, prepared: torch.nn.Module, original: torch.nn.Module, example: Example, changes: list[Change]
+) -> None:
+    """What ``target`` needs of the prepared model, after ``prepare`` built it and before it is verified.
+
+    The model answers to the original's state-dict keys where a target's rewrite split a tensor
+    (attention's packed projection), so a checkpoint of the original loads into it; and a model whose
+    own forward stayed Python takes and returns flat tensors when the toolkit takes nothing else.
+    """
+    paths = [change.module for change in changes if change.kind == "decomposed"]
+    keep_packed_keys(prepared, packed_keys(paths, original.state_dict().keys()))
+    if target.flat_io and isinstance(prepared, KeptForward):
+        try:
+            signature = flat_signature(original, example)  # the class's forward: prepared.forward dispatches
+        except InputError:  # arguments no flat signature holds: the toolkit will say what it refuses
+            return
+        with torch.no_grad():
+            output = example.call(prepared)
+        flat_io(prepared, signature.input_spec, output)
+        result = result_of(prepared)
+        result.inputs_flattened = result.outputs_flattened = True
+        result.input_names = signature.input_names
+        result.output_names = [f"output_{i}" for i in range(len(tensor_leaves(output)))]
 
 
 def _max_difference(expected: tuple[Any, Any], got: tuple[Any, Any]) -> tuple[float, float]:

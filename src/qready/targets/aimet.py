@@ -34,6 +34,7 @@ class AimetTarget(Target):
     name = "aimet"
     summary = "AIMET QuantizationSimModel: a leaf is a module class AIMET has a quantized definition for"
     exports_onnx = True
+    flat_io = True  # QuantizationSimModel traces the model: tensors, tuples, lists or dicts of tensors only
 
     def require(self) -> None:
         try:

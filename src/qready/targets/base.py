@@ -48,6 +48,9 @@ class Target:
     #: The toolkit exports ONNX from the float model, so fused kernels without an
     #: ONNX export (``nn.MultiheadAttention``'s eval fast path) must become modules.
     exports_onnx: ClassVar[bool] = False
+    #: The toolkit takes a model with tensor inputs and outputs only: a model whose own forward
+    #: stays Python (an untraceable root) is then called with flat tensors, as a graph is.
+    flat_io: ClassVar[bool] = False
 
     def require(self) -> None:
         """Raise ``InputError`` when the toolkit is not installed."""
