@@ -28,9 +28,10 @@ def test_check_text_lists_findings_and_a_summary_with_coverage() -> None:
     code, out, err = run("check", EXAMPLE, "--input", "1x3x16x16", "--ignore", "QR001")
     assert code == 1 and err == ""
     lines = out.strip().splitlines()
-    assert any("error    QR003  functional-op  <root>  torch.nn.functional.relu -> use nn.ReLU()" in line for line in lines)
-    assert any("every_rule.py:35  error    QR004  reused-module  relu" in line for line in lines)
-    assert lines[-1].startswith("EveryRule: ") and "coverage" in lines[-1] and "QR002" in lines[-1]
+    assert any("error    QR003 [*]  functional-op  <root>  torch.nn.functional.relu -> use nn.ReLU()" in line for line in lines)
+    assert any("every_rule.py:35  error    QR004 [*]  reused-module  relu" in line for line in lines)
+    assert lines[-2].startswith("EveryRule: ") and "coverage" in lines[-2] and "QR002" in lines[-2]
+    assert lines[-1].startswith("[*] ") and "fixable with `qready prepare`" in lines[-1]
     assert "\x1b[" not in out  # no colour when stdout is not a terminal
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from qready.cli import CHECK_FORMATS, build_parser
 from qready.reporting import EMITTERS
-from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.exporters import EXPORTERS
 
 
 def _choices(command: str, option: str) -> tuple[str, ...]:

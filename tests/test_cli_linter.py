@@ -131,17 +131,18 @@ def test_text_groups_a_source_line_across_modules_sorted_by_line_with_severity(d
     assert code == 1
     lines = out.splitlines()
     where = f"{tmp_path / 'deep.py'}"
-    assert lines[:-1] == [
-        f"{where}:12  error    QR003  functional-op  blocks.0 (x12 modules)  torch.Tensor.add -> use qready.nn.Add()",
-        f"{where}:12  error    QR003  functional-op  blocks.0 (x12 modules)  torch.relu -> use nn.ReLU()",
-        f"{where}:21  error    QR003  functional-op  <root>  torch.sigmoid -> use nn.Sigmoid()",
+    assert lines[:-2] == [
+        f"{where}:12  error    QR003 [*]  functional-op  blocks.0 (x12 modules)  torch.Tensor.add -> use qready.nn.Add()",
+        f"{where}:12  error    QR003 [*]  functional-op  blocks.0 (x12 modules)  torch.relu -> use nn.ReLU()",
+        f"{where}:21  error    QR003 [*]  functional-op  <root>  torch.sigmoid -> use nn.Sigmoid()",
     ]
-    assert lines[-1].endswith("; 25 findings at 3 source lines (--show-all lists each)")
+    assert lines[-2].endswith("; 25 findings at 3 source lines (--show-all lists each)")
+    assert lines[-1].startswith("[*] 25 fixable with `qready prepare`")
     code, out, _ = run("check", deep, "--input", "2x4", "--select", "QR003", "--show-all")
-    shown = out.splitlines()[:-1]
+    shown = out.splitlines()[:-2]
     assert len(shown) == 25 and "(x12 modules)" not in out
     assert [line.split("  ")[0] for line in shown] == [f"{where}:12"] * 24 + [f"{where}:21"]
-    assert {line.split()[4] for line in shown[:24]} == {f"blocks.{i}" for i in range(12)}
+    assert {line.split()[5] for line in shown[:24]} == {f"blocks.{i}" for i in range(12)}
 
 
 def test_statistics_quiet_and_version(deep: str) -> None:

@@ -17,9 +17,10 @@ from qready.leaves import declared_leaf_paths, with_declared_leaves
 from qready.prepared import Prepared
 from qready.preparing import prepare_model
 from qready.rules import run_rules, select_rules
-from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.exporters import EXPORTERS
 from qready.suppression import configured_rules, suppressed
 from qready.targets import Target, get_target
+from qready.verify import verify_prepared
 from qready.targets.adapt import rules_for_target
 from qready.wording import a
 
@@ -153,7 +154,7 @@ def prepare(
     if has_meta_weights(model):  # no weights: the structure is prepared around the same meta tensors
         prepared = prepare_without_weights(
             lambda **options: prepare(model, example, exclude=excluded, tie_weights=tie_weights, target=target, **options),
-            model, example, verify=verify,
+            model, example, verify=verify_prepared if verify else None,
         )
         return cast(Prepared, prepared)  # what the callback returns: this very function's result
     return prepare_model(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from qready.errors import QreadyError, one_line
 from qready.fixing.command import add_fix_options, add_fix_parser, run_fix, wants_fix
 from qready.reporting import EMITTERS
-from qready.rules.qr001_onnx_export import EXPORTERS
+from qready.exporters import EXPORTERS
 
 if TYPE_CHECKING:  # rich and the report are imported when a command needs them: `qready --help` stays fast
     from rich.console import Console

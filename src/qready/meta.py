@@ -216,13 +216,16 @@ def check_without_weights(
 
 
 def prepare_without_weights(
-    run_prepare: Callable[..., torch.nn.Module], model: torch.nn.Module, example: Any, *, verify: bool
+    run_prepare: Callable[..., torch.nn.Module],
+    model: torch.nn.Module,
+    example: Any,
+    *,
+    verify: Callable[[Any, Any, Any, tuple[Any, Any]], None] | None,
 ) -> torch.nn.Module:
     """``run_prepare`` on a meta model: the structure prepared on shapes (values where the forward reads
-    data), sharing the original's meta tensors; then, if asked, verified bit for bit against the original
-    with every weight made real from the same seed in both."""
+    data), sharing the original's meta tensors; then, given ``verify`` (``qready.verify.verify_prepared``),
+    verified bit for bit against the original with every weight made real from the same seed in both."""
     from qready.example_inputs import fresh_like
-    from qready.verify import verify_prepared
 
     _require_declared_ties(model)
     device = example_device(example)
@@ -230,13 +233,13 @@ def prepare_without_weights(
     _require_no_folded_meta(model, prepared)
     result = prepared.prepare_result
     result.timings[f"meta_{how}"] = result.timings.get("trace", 0.0)
-    if verify:
+    if verify is not None:
         start = time.perf_counter()
         with meta_weights(model, device, values=True) as mode, torch.no_grad():
             mode.add_model(prepared)
             fresh = fresh_like(example, seed=1)
             references = (example.call(model), fresh.call(model))
-            verify_prepared(prepared, example, fresh, references)
+            verify(prepared, example, fresh, references)
         result.timings["verify"] = time.perf_counter() - start
     return prepared
 

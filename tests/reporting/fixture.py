@@ -91,9 +91,9 @@ def fixture_report() -> Report:
         ),
         Finding(
             "QR003", "functional-op", Severity.ERROR,
-            "torch.Tensor.add called in the forward of 'backbone.layer1.0'; no module wraps it, "
+            "torch.Tensor.add called in the forward of 'blocks.1'; no module wraps it, "
             "so no quantizer can be placed on its output",
-            module="backbone.layer1.0", op="torch.Tensor.add", file=LIBRARY, line=102,
+            module="blocks.1", op="torch.Tensor.add", file=LIBRARY, line=102,
             fix="use qready.nn.Add()", details=(("replacement", "qready.nn.Add()"),),
         ),
         Finding(

@@ -61,11 +61,11 @@ def test_one_command_per_finding_then_a_notice_that_round_trips() -> None:
         assert props["title"] == f"{finding.code} {finding.rule}"
         assert message.startswith(finding.message) and message.endswith(f"-> {finding.fix}")
         if finding.file:
-            assert props["file"] == finding.file and props["line"] == str(finding.line)
+            assert props["file"] == finding.shown_file and props["line"] == str(finding.line)
         else:
             assert "file" not in props and "line" not in props
     name, props, message = _parse(lines[-1])
-    assert name == "notice" and props == {} and message.startswith("SampleNet: 6 error(s), 2 warning(s)")
+    assert name == "notice" and props == {} and message.startswith("SampleNet: 7 error(s), 2 warning(s)")
 
 
 def test_property_escaping_on_a_path_with_comma_and_colon() -> None:

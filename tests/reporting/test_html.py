@@ -103,14 +103,14 @@ def test_one_self_contained_file(page: str, tree: Tree) -> None:
 def test_header_has_model_verdict_rules_and_coverage(tree: Tree) -> None:
     header = next(tree.root.iter("header", "page"))
     assert next(header.iter("h1")).text() == "SampleNet"
-    assert "not ready" in header.text() and "6 errors, 2 warnings" in header.text()
+    assert "not ready" in header.text() and "7 errors, 2 warnings" in header.text()
     assert "70.0%" in header.text() and "7 of 10" in header.text()
     rows = list(tree.by_id("rules").iter("tr"))[1:]
     cells = {r.children[1].text(): [c.text() for c in r.children] for r in rows}
     from qready.rules import RULES
 
     assert list(cells) == [rule.code for rule in RULES]  # every rule, those the report did not run too
-    assert cells["QR003"][0] == "fail" and cells["QR003"][4:] == ["3", "0"]
+    assert cells["QR003"][0] == "fail" and cells["QR003"][4:] == ["4", "0"]
     assert cells["QR002"][0] == "warn" and cells["QR002"][4:] == ["0", "1"]
 
 

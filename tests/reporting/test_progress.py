@@ -43,4 +43,5 @@ def test_a_line_per_rule_on_a_terminal() -> None:
         ("fail", "QR005", "non-tensor-io"),
     ]
     assert "checking EveryRule: QR005 non-tensor-io" in text  # the spinner names the step running
-    assert "checking" not in out.getvalue() and out.getvalue().splitlines()[-1].startswith("EveryRule: ")
+    summary, fixable = out.getvalue().splitlines()[-2:]
+    assert "checking" not in out.getvalue() and summary.startswith("EveryRule: ") and fixable.startswith("[*] ")

@@ -9,8 +9,10 @@ and HTML outputs show the same headed sections.
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
-from qready.rules.base import Rule
+if TYPE_CHECKING:  # the rules import torch; rendering their text does not need it
+    from qready.rules.base import Rule
 
 __all__ = ["explain", "rule_sections", "SECTION_TITLES"]
 

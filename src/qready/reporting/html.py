@@ -21,11 +21,10 @@ from qready.errors import strip_ansi
 from qready.findings import SCHEMA_VERSION, Finding, Report, Severity
 from qready.reporting.explain import SECTION_TITLES, rule_sections
 from qready.reporting.sarif import tool_version
-from qready.rules import RULES
-from qready.rules.base import Rule
 
-if TYPE_CHECKING:  # the prepare machinery (torch.fx) is only needed by callers that have a result
+if TYPE_CHECKING:  # torch: the prepare machinery and the rules; `qready --help` must not wait for it
     from qready.prepared import PrepareResult
+    from qready.rules.base import Rule
 
 __all__ = ["emit_html", "render_html"]
 
@@ -132,6 +131,8 @@ def _header(report: Report, prepare_result: PrepareResult | None) -> str:
 def _rules_section(report: Report) -> str:
     rows = []
     run = set(report.rules_run)
+    from qready.rules import RULES
+
     for rule in RULES:
         findings = report.by_code(rule.code)
         errors = sum(f.severity is Severity.ERROR for f in findings)
@@ -300,6 +301,8 @@ def _findings_section(report: Report, numbered: list[tuple[int, Finding]], sourc
             f'<p class="empty">No findings from {_e(", ".join(report.rules_run) or "no rules")}.</p></section>'
         )
     blocks = ['<section id="findings">', "<h2>Findings</h2>"]
+    from qready.rules import RULES
+
     rules = {rule.code: rule for rule in RULES}
     for code in dict.fromkeys(f.code for _, f in numbered):
         group = [(n, f) for n, f in numbered if f.code == code]

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import PurePath
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
 from qready.errors import strip_ansi
 from qready.findings import Finding, Report, Severity
 from qready.reporting.explain import SECTION_TITLES, explain, rule_sections
-from qready.rules import RULES
-from qready.rules.base import Rule
+
+if TYPE_CHECKING:  # the rules import torch, which `qready --help` must not wait for
+    from qready.rules.base import Rule
 
 __all__ = ["emit_sarif", "sarif_log", "tool_version", "SARIF_SCHEMA_URI", "SARIF_VERSION"]
 
@@ -29,6 +30,8 @@ ROOT_MODULE = "<root>"
 
 def sarif_log(report: Report) -> dict[str, Any]:
     """The report as a SARIF log object (plain JSON data)."""
+    from qready.rules import RULES
+
     index = {rule.code: i for i, rule in enumerate(RULES)}
     return {
         "$schema": SARIF_SCHEMA_URI,

@@ -18,13 +18,12 @@ from torch import nn
 from qready.errors import one_line, strip_ansi
 from qready.example_inputs import Example, tensor_leaves
 from qready.findings import Finding
+from qready.exporters import EXPORTERS
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.rules.qr002_jit_trace import compare_outputs
 from qready.source import error_location, forward_location
 
 __all__ = ["OnnxExport", "EXPORTERS"]
-
-EXPORTERS = ("dynamo", "torchscript")
 
 
 class OnnxExport(Rule):
