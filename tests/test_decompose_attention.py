@@ -125,15 +125,17 @@ def test_attention_in_transformer_encoders(nested) -> None:
             assert torch.equal(prepared(x, padding)[0, 4], model(x, padding)[0, 4])
 
 
-def test_prepared_attention_keeps_the_original_state_dict_keys(tmp_path) -> None:
+def test_a_checkpoint_of_the_original_loads_into_the_prepared_attention(tmp_path) -> None:
     """The decomposition splits in_proj_weight into three projections; a checkpoint of the original
-    still loads: state_dict() answers with the original's keys, load_state_dict() splits them again."""
+    still loads (load_state_dict splits it), and state_dict() names the tensors the model has, as
+    named_parameters() does (AIMET's export matches the two)."""
     pytest.importorskip("aimet_torch", reason="target='aimet' needs aimet-torch: pip install -e '.[interop]'")
     torch.manual_seed(0)
     model, x = TinyAttention().eval(), torch.randn(2, 5, 64)
     prepared = qready.prepare(model, (x,), target="aimet")
-    assert sorted(prepared.state_dict()) == sorted(model.state_dict())
-    assert torch.equal(prepared.state_dict()["attention.in_proj_weight"], model.attention.in_proj_weight)
+    own = [name for name, _ in prepared.named_parameters()]
+    assert list(prepared.state_dict()) == own and "attention.q_proj.weight" in own
+    assert torch.equal(prepared.state_dict()["attention.k_proj.weight"], model.attention.in_proj_weight[64:128])
 
     torch.manual_seed(1)
     trained = TinyAttention().eval()  # another checkpoint of the same architecture
@@ -141,10 +143,11 @@ def test_prepared_attention_keeps_the_original_state_dict_keys(tmp_path) -> None
     with torch.no_grad():
         assert (prepared(x) - trained(x)).abs().max() < 1e-5
     assert torch.equal(prepared.attention.k_proj.weight, trained.attention.in_proj_weight[64:128])
+    prepared.load_state_dict(prepared.state_dict())  # and its own keys load too
 
     qready.save(prepared, tmp_path / "saved")
     loaded = qready.load(tmp_path / "saved")
-    assert sorted(loaded.state_dict()) == sorted(model.state_dict())
+    assert list(loaded.state_dict()) == own
     loaded.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert (loaded(x) - model(x)).abs().max() < 1e-5

@@ -51,3 +51,18 @@ def test_sites_from_source_name_the_callable_a_torch_function_mode_sees() -> Non
     assert {("forward", "relu"), ("forward", "sub"), ("forward", "mul"), ("squash", "sigmoid"), ("forward", "sum")} <= by_function
     assert ("forward", "Linear") not in by_function  # a submodule call is the submodule's
     assert [u.text for u in unresolved] == ["scale"]
+
+
+class LiteralThreshold(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > -1e9:  # -1e9 is Python arithmetic on a literal, not a call on a tensor
+            return x * 2 ** 8
+        return -x
+
+
+def test_arithmetic_on_literals_is_no_call_site() -> None:
+    sites, unresolved = source_sites(LiteralThreshold())
+    assert sorted(getattr(s.func, "__name__", "") for s in sites) == ["gt", "mul", "neg", "sum"]
+    line = {getattr(s.func, "__name__", ""): s.line for s in sites}
+    assert line["neg"] == line["gt"] + 2  # -x, not -1e9
+    assert unresolved == []

@@ -31,8 +31,12 @@ def test_unknown_target_says_which_exist() -> None:
 
 def test_generic_target_runs_the_five_rules_and_refuses_qr006_by_name() -> None:
     report = qready.check(GatedConv(), (image(),), ignore=["QR001", "QR002"])
-    assert report.rules_run == ("QR003", "QR004", "QR005") and report.ok
-    assert (report.coverage.covered, report.coverage.total) == (4, 4)  # the gate is a leaf to the guidelines
+    assert report.rules_run == ("QR003", "QR004", "QR005")
+    # a module of the user's own is no leaf, children or not: the gate's ops have no quantizer around them
+    assert sorted((f.code, f.module, f.op) for f in report.findings) == [
+        ("QR003", "gate", "torch.Tensor.mul"), ("QR003", "gate", "torch.sigmoid"),
+    ]
+    assert (report.coverage.covered, report.coverage.total) == (2, 4)
     with pytest.raises(InputError, match=r"QR006 \(unquantizable-module\) needs a toolkit target; pass --target aimet"):
         qready.check(GatedConv(), (image(),), select=["QR006"])
 

@@ -110,15 +110,33 @@ def _walk(
                 site(target, node)
             elif isinstance(target, (types.FunctionType, types.MethodType)):
                 _walk(target, owner, depth + 1, seen, sites, unresolved)
+        elif _constant(node):  # -1e9, 2 ** 8: Python computes those on numbers, never on a tensor
+            continue
         elif isinstance(node, (ast.BinOp, ast.AugAssign)):
             reflected = isinstance(node, ast.BinOp) and isinstance(node.left, ast.Constant)
             func = _operators().get((type(node.op), isinstance(node, ast.AugAssign), reflected))
+            if func is not None:
+                site(func, node)
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1:  # x > 0; a chain a < b < c is Python's
+            reflected = isinstance(node.left, ast.Constant)
+            func = _operators().get((type(node.ops[0]), False, reflected))
             if func is not None:
                 site(func, node)
         elif isinstance(node, ast.UnaryOp):
             func = _operators().get((type(node.op), False, False))
             if func is not None:
                 site(func, node)
+
+
+def _constant(node: ast.AST) -> bool:
+    """An expression of literals alone (``-1e9``, ``2 ** 8``)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return _constant(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _constant(node.left) and _constant(node.right)
+    return False
 
 
 def _is_library(filename: str) -> bool:
@@ -289,6 +307,8 @@ def _operators() -> dict[tuple[type, bool, bool], Callable[..., Any]]:
         ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.MatMult: operator.matmul,
         ast.BitAnd: operator.and_, ast.BitOr: operator.or_, ast.BitXor: operator.xor,
+        ast.Gt: operator.gt, ast.Lt: operator.lt, ast.GtE: operator.ge, ast.LtE: operator.le,
+        ast.Eq: operator.eq, ast.NotEq: operator.ne,
     }
     in_place = {
         ast.Add: operator.iadd, ast.Sub: operator.isub, ast.Mult: operator.imul, ast.Div: operator.itruediv,
@@ -302,7 +322,7 @@ def _operators() -> dict[tuple[type, bool, bool], Callable[..., Any]]:
             for key, run in (
                 ((op, False, False), lambda f=func: f(sample, sample)),
                 ((op, False, True), lambda f=func: f(2, sample)),
-                ((op, True, False), lambda f=in_place[op]: f(sample.clone(), sample)),
+                ((op, True, False), lambda f=in_place.get(op): f(sample.clone(), sample) if f else None),
             ):
                 seen = _first_seen(run)
                 if seen is not None:

@@ -17,11 +17,12 @@ attention inside an ``nn.TransformerEncoder`` built with nested tensors enabled,
 the default) are left as they are. Inside an ``nn.TransformerEncoderLayer`` the
 decomposed module makes the layer take its unfused path.
 
-The prepared model keeps the original's state-dict keys: ``state_dict()``
-packs the three projections back into ``in_proj_weight``/``in_proj_bias``
-(or names them ``q_proj_weight``... when the key and value sizes differ), and
-``load_state_dict`` splits them again, so a checkpoint of the original loads
-(:func:`keep_packed_keys`).
+A checkpoint of the original loads into the prepared model: ``load_state_dict``
+splits the original's ``in_proj_weight``/``in_proj_bias`` (or takes its
+``q_proj_weight``... when the key and value sizes differ) into the three
+projections (:func:`keep_packed_keys`). ``state_dict()`` names the tensors the
+model has, as its ``named_parameters()`` does: toolkits match the two (AIMET's
+export replaces each parameter by its state-dict key).
 """
 
 from __future__ import annotations
@@ -56,16 +57,19 @@ class DecomposedMultiheadAttention(nn.Module):
         self.in_proj_bias = None
         e = attention.embed_dim
         if attention.in_proj_weight is not None:
-            weights = attention.in_proj_weight.detach().split(e)
+            packed = attention.in_proj_weight
+            weights = packed.detach().split(e)
             sizes = (e, e, e)
+            trained = (packed.requires_grad,) * 3  # the pieces train as the packed tensor did
         else:
             weights = (attention.q_proj_weight, attention.k_proj_weight, attention.v_proj_weight)
             sizes = (e, attention.kdim, attention.vdim)
+            trained = tuple(w.requires_grad for w in weights)
         biases = attention.in_proj_bias.detach().split(e) if attention.in_proj_bias is not None else (None,) * 3
         self.q_proj, self.k_proj, self.v_proj = (
-            _linear(w, b, size) for w, b, size in zip(weights, biases, sizes)
+            _linear(w, b, size, grad) for w, b, size, grad in zip(weights, biases, sizes, trained)
         )
-        self.out_proj = _linear(attention.out_proj.weight, attention.out_proj.bias, e)
+        self.out_proj = _linear(attention.out_proj.weight, attention.out_proj.bias, e, attention.out_proj.weight.requires_grad)
         self.scale = qnn.Mul()
         self.qk_matmul = qnn.MatMul()
         self.attn_mask_fill = qnn.MaskedFill()
@@ -140,13 +144,13 @@ class DecomposedMultiheadAttention(nn.Module):
         return fill(torch.zeros_like(mask, dtype=dtype), mask, float("-inf"))
 
 
-def _linear(weight: Tensor, bias: Tensor | None, in_features: int) -> nn.Linear:
+def _linear(weight: Tensor, bias: Tensor | None, in_features: int, requires_grad: bool) -> nn.Linear:
     linear = nn.Linear(in_features, weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         linear.weight.copy_(weight)
         if bias is not None:
             linear.bias.copy_(bias)
-    linear.weight.requires_grad_(weight.requires_grad)
+    linear.requires_grad_(requires_grad)
     return linear
 
 
@@ -207,20 +211,12 @@ def packed_keys(paths: Iterable[str], original_keys: Iterable[str]) -> dict[str,
 
 
 def keep_packed_keys(model: nn.Module, packed: dict[str, list[str]]) -> None:
-    """Give ``model`` the original's keys for the tensors in ``packed`` (see :func:`packed_keys`), in
-    ``state_dict()`` and in ``load_state_dict()``; the map is a plain attribute, saved with the model."""
+    """Let ``load_state_dict()`` of ``model`` take the original's keys for the tensors in ``packed``
+    (see :func:`packed_keys`), as well as its own; the map is a plain attribute, saved with the model."""
     if not packed:
         return
     setattr(model, PACKED_KEYS, {key: list(parts) for key, parts in packed.items()})
-    model._register_state_dict_hook(_pack)
     model._register_load_state_dict_pre_hook(_split, with_module=True)
-
-
-def _pack(module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
-    for key, parts in getattr(module, PACKED_KEYS, {}).items():
-        if all(prefix + part in state_dict for part in parts):
-            tensors = [state_dict.pop(prefix + part) for part in parts]
-            state_dict[prefix + key] = torch.cat([t.detach() for t in tensors]) if len(tensors) > 1 else tensors[0]
 
 
 def _split(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
