@@ -212,7 +212,7 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
 
     The torch.nn and torch.ao built-ins without children (``nn.Conv2d``,
     ``nn.LayerNorm``), multi-head attention and the recurrent layers, and
-    qready's own ``qready.nn`` modules. Nothing else: a user's module, with
+    qready's own ``qready.nn`` modules (also as ``qready fix`` copies them). Nothing else: a user's module, with
     children or without, has no quantized definition in any toolkit, so each op
     in its forward needs a module of its own; ``nn.TransformerEncoderLayer`` and
     the other torch.nn modules with children are walked into like a user's.
@@ -224,6 +224,6 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
     if isinstance(module, _WHOLE_WITH_CHILDREN):
         return True
     package = type(module).__module__
-    if package.startswith("qready.nn."):
-        return True
+    if package.startswith("qready.nn.") or getattr(type(module), "qready_op_module", False):
+        return True  # qready's op modules, also as `qready fix --ops-module` copies them into the user's code
     return package.startswith(_BUILT_IN_PACKAGES) and next(iter(module.children()), None) is None

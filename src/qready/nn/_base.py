@@ -25,6 +25,8 @@ class OpModule(nn.Module):
     """
 
     __constants__: ClassVar[tuple[str, ...]] = ()
+    #: a leaf wherever it is defined: here, or copied into a user's ops module by ``qready fix``
+    qready_op_module: ClassVar[bool] = True
 
     def extra_repr(self) -> str:
         # Only values that differ from the constructor's defaults: ``Add()``,
