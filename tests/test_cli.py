@@ -255,3 +255,24 @@ def test_help_does_not_import_torch_and_import_qready_still_gives_the_api() -> N
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout) == (0, "False\nTrue Add True\n"), done.stderr
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("report.json", "json"), ("report.sarif", "sarif"), ("report.html", "html"), ("report.txt", "text")])
+def test_the_report_file_suffix_names_the_format_when_format_is_not_given(tmp_path: Path, name: str, fmt: str) -> None:
+    target = tmp_path / name
+    code, out, err = run("check", EXAMPLE, "--input", "1x3x16x16", "--select", "QR003", "-o", str(target))
+    assert (code, out, err) == (1, "", "")
+    text = target.read_text()
+    shown = {"json": text.startswith("{\n") and '"schema_version"' in text, "sarif": '"$schema"' in text and "sarif" in text,
+             "html": text.lstrip().lower().startswith("<!doctype html>"), "text": "  error    QR003 " in text}
+    assert [f for f, yes in shown.items() if yes] == [fmt], text[:200]
+
+
+def test_a_format_that_contradicts_the_file_suffix_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    code, out, err = run("check", EXAMPLE, "--input", "1x3x16x16", "--format", "json", "-o", str(target))
+    assert code == 2 and out == "" and not target.exists()
+    assert err.strip() == (
+        f"qready: error: --format json does not fit -o {target} (an HTML file name); drop --format to write html, "
+        "or name the file for json"
+    )

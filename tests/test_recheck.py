@@ -161,7 +161,7 @@ def test_residual_findings_are_counted_by_rule_and_exporters_compared_with_the_o
     assert result.rechecked == ["QR001", "QR003"]
     assert result.residual_by_rule() == {"QR001": 1}
     assert [f.code for f in result.inherited] == ["QR001"]
-    assert "1 residual findings [QR001 1 (the original's too)]" in result.summary()
+    assert "1 residual finding [QR001 1 (the original's too)]" in result.summary()
     # the original's own failure: listed and counted, not prepare's to answer for
     assert result.ok and result.to_dict()["summary"]["residual_by_rule"] == {"QR001": 1}
     assert result.to_dict()["inherited"][0]["code"] == "QR001"
@@ -190,6 +190,6 @@ def test_cli_prepare_rechecks_what_it_is_asked(tmp_path: Any, capsys: Any) -> No
     out = capsys.readouterr().out
     assert code == 0  # the exporter fails on the original too: listed, not prepare's failure
     assert "residual  " in out and "QR001" in out
-    assert "1 residual findings [QR001 1 (the original's too)]" in out
+    assert "1 residual finding [QR001 1 (the original's too)]" in out
     assert main(["prepare", f"{spec}:Kth", "--input", "2x8", "-o", str(tmp_path / "x"), "--recheck", "QR009"]) == 2
     assert not (tmp_path / "x").exists()

@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="report where a model breaks the five model guidelines")
     _add_model_arguments(check)
-    check.add_argument("--format", choices=CHECK_FORMATS, default="text", help="html needs -o FILE")
+    check.add_argument(
+        "--format", choices=CHECK_FORMATS, default=None,
+        help="default: from the suffix of -o (.json, .sarif, .html), else text; html needs -o FILE",
+    )
     check.add_argument("--select", type=_codes, action="extend", help="rule codes, names or code prefixes to run, comma-separated (default: all)")
     check.add_argument("--extend-select", type=_codes, action="extend", default=[], help="rules to run in addition to --select (or to the default)")
     check.add_argument("--ignore", type=_codes, action="extend", help="rule codes, names or code prefixes to skip")
@@ -270,12 +273,32 @@ def _load(options: argparse.Namespace):
     return model, load_example(options.input, options.inputs, seed=0)
 
 
+# the formats a report file's suffix names; a .txt or any other file is text unless --format says
+_SUFFIX_FORMATS = {".json": "json", ".sarif": "sarif", ".html": "html", ".htm": "html"}
+_FILE_KINDS = {"json": "a JSON", "sarif": "a SARIF", "html": "an HTML"}
+
+
+def _report_format(chosen: str | None, output: str | None) -> str:
+    """``--format``, or the one ``-o``'s suffix names; refuses a --format that contradicts the suffix
+    (``--format json -o report.html`` would write JSON that a browser shows as text)."""
+    named = _SUFFIX_FORMATS.get(os.path.splitext(output or "")[1].lower())
+    if chosen is None:
+        return named or "text"
+    if named is not None and named != chosen:
+        raise QreadyError(
+            f"--format {chosen} does not fit -o {output} ({_FILE_KINDS[named]} file name); "
+            f"drop --format to write {named}, or name the file for {chosen}"
+        )
+    return chosen
+
+
 def _check(options: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from qready.api import check
     from qready.reporting import emit
     from qready.reporting.text_format import emit_statistics, emit_text
     from qready.rules import select_rules
 
+    options.format = _report_format(options.format, options.output)
     if options.format == "html" and not options.output:
         raise QreadyError("--format html writes one self-contained file; pass -o report.html")
     if options.statistics and options.format != "text":

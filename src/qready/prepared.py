@@ -21,6 +21,7 @@ from qready.passes.base import Change
 from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
+from qready.wording import counted
 
 __all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
 
@@ -108,11 +109,13 @@ class PrepareResult:
             io.append("outputs flattened")
         verdict = {True: "verified bit-identical", False: "VERIFICATION FAILED", None: "not verified"}[self.verified]
         return (
-            f"{self.model}: {len(self.converted)} functionals -> modules, {len(self.unrolled)} modules unrolled, "
-            + (f"{len(self.dispatched)} call sites in leaves dispatched to modules, " if self.dispatched else "")
-            + f"{', '.join(io) or 'I/O already tensors'}; {len(self.leaves) + len(self.excluded)} submodules left as leaves, "
+            f"{self.model}: {counted(len(self.converted), 'functional')} -> modules, "
+            f"{counted(len(self.unrolled), 'module')} unrolled, "
+            + (f"{counted(len(self.dispatched), 'call site')} in leaves dispatched to modules, " if self.dispatched else "")
+            + f"{', '.join(io) or 'I/O already tensors'}; "
+            f"{counted(len(self.leaves) + len(self.excluded), 'submodule')} left as leaves, "
             + self.residual_summary()
-            + (f", {len(self.specialized)} data-dependent branches specialized" if self.specialized else "")
+            + (f", {counted(len(self.specialized), 'data-dependent branch', 'data-dependent branches')} specialized" if self.specialized else "")
             + (f", runs only at the example's sizes ({self.shape_bound[0]})" if self.shape_bound else "")
             + f"; {verdict}"
         )
@@ -139,7 +142,7 @@ class PrepareResult:
             f"{code} {n}" + ((" (the original's too)" if shared[code] == n else f" ({shared[code]} the original's too)") if shared[code] else "")
             for code, n in counts.items()
         ]
-        text = f"{sum(counts.values())} residual findings" + (f" [{', '.join(parts)}]" if parts else "")
+        text = counted(sum(counts.values()), "residual finding") + (f" [{', '.join(parts)}]" if parts else "")
         if self.skipped:
             text += f" ({', '.join(code for code, _ in self.skipped)} not re-checked: {self.skipped[0][1]})"
         return text

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["a", "shorten"]
+__all__ = ["a", "counted", "shorten"]
 
 
 def a(noun: str) -> str:
     """``an int``, ``a Tensor``, ``an OrderedDict``: the article a type name takes."""
     return f"{'an' if noun[:1].lower() in 'aeio' else 'a'} {noun}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 module``, ``3 modules``, ``0 modules``: a count and its noun in the number it takes."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def shorten(text: str, limit: int = 240) -> str:
