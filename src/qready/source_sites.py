@@ -303,14 +303,14 @@ def _has_contents(cell: Any) -> bool:
 def _operators() -> dict[tuple[type, bool, bool], Callable[..., Any]]:
     """What a torch function mode sees for each Python operator on tensors, asked of torch:
     (ast operator, augmented, constant on the left) -> the callable."""
-    binary = {
+    binary: dict[type[ast.AST], Callable[..., Any]] = {
         ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.MatMult: operator.matmul,
         ast.BitAnd: operator.and_, ast.BitOr: operator.or_, ast.BitXor: operator.xor,
         ast.Gt: operator.gt, ast.Lt: operator.lt, ast.GtE: operator.ge, ast.LtE: operator.le,
         ast.Eq: operator.eq, ast.NotEq: operator.ne,
     }
-    in_place = {
+    in_place: dict[type[ast.AST], Callable[..., Any]] = {
         ast.Add: operator.iadd, ast.Sub: operator.isub, ast.Mult: operator.imul, ast.Div: operator.itruediv,
         ast.FloorDiv: operator.ifloordiv, ast.Mod: operator.imod, ast.Pow: operator.ipow, ast.MatMult: operator.imatmul,
         ast.BitAnd: operator.iand, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
