@@ -103,7 +103,11 @@ def test_one_self_contained_file(page: str, tree: Tree) -> None:
 def test_header_has_model_verdict_rules_and_coverage(tree: Tree) -> None:
     header = next(tree.root.iter("header", "page"))
     assert next(header.iter("h1")).text() == "SampleNet"
-    assert "not ready" in header.text() and "7 errors, 2 warnings" in header.text()
+    assert "original: not ready" in header.text() and "7 errors, 2 warnings" in header.text()
+    # the findings are the original's; the page also says what became of the prepared copy
+    assert "prepared copy: verification failed" in header.text()  # the fixture's prepare failed verification
+    alone = Tree(render_html(fixture_report(), module_paths=MODULE_TYPES, source_root=DATA))
+    assert "prepared copy" not in next(alone.root.iter("header", "page")).text()
     assert "70.0%" in header.text() and "7 of 10" in header.text()
     rows = list(tree.by_id("rules").iter("tr"))[1:]
     cells = {r.children[1].text(): [c.text() for c in r.children] for r in rows}

@@ -110,6 +110,13 @@ def _header(report: Report, prepare_result: PrepareResult | None) -> str:
     else:  # 0 of 0 is not 100%: nothing was observed (QR003 to QR005 did not run, or the model has no such op)
         figure, explained = "&ndash;", "<strong>coverage</strong>: no value-changing op call was observed"
         percent = 0.0
+    verdicts = f'<span class="pill {verdict_class}">{_e(verdict)}</span> <span class="counts">{counts}</span>'
+    if prepare_result is not None:  # the findings are the original's; the page's news is the prepared copy
+        label, css = _VERIFIED[prepare_result.verified]
+        verdicts = (
+            f'<span class="pill {verdict_class}">original: {_e(verdict)}</span> <span class="counts">{counts}</span> '
+            f'<span class="pill {css}">prepared copy: {label}</span>'
+        )
     nav = ['<a href="#rules">Rules</a>', '<a href="#modules">Module tree</a>', '<a href="#findings">Findings</a>']
     if prepare_result is not None:
         nav.append('<a href="#prepare">Prepare</a>')
@@ -117,7 +124,7 @@ def _header(report: Report, prepare_result: PrepareResult | None) -> str:
 <div class="page-inner">
 <p class="eyebrow">qready report</p>
 <h1>{_e(report.model)}</h1>
-<p class="verdict"><span class="pill {verdict_class}">{_e(verdict)}</span> <span class="counts">{counts}</span></p>
+<p class="verdict">{verdicts}</p>
 <div class="coverage" aria-label="coverage">
 <div class="coverage-figure">{figure}</div>
 <div class="coverage-text">{explained}
@@ -449,9 +456,11 @@ def _log(finding: Finding) -> str:
 # -- prepare ------------------------------------------------------------------------------------
 
 
+_VERIFIED = {True: ("verified bit-identical", "ok"), False: ("verification failed", "error"), None: ("not verified", "muted")}
+
+
 def _prepare_section(result: PrepareResult) -> str:
-    verdict = {True: ("verified bit-identical", "ok"), False: ("verification failed", "error"), None: ("not verified", "muted")}
-    label, css = verdict[result.verified]
+    label, css = _VERIFIED[result.verified]
     ok_label, ok_css = ("complies", "ok") if result.ok else ("needs attention", "error")
     io = []
     io.append(
