@@ -59,6 +59,8 @@ def test_check_writes_the_report_to_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["check", "nope/missing.py:Model", "--input", "1x3"], "no such file 'nope/missing.py'"),
     (["check", f"{SEED}:Missing", "--input", "1x3"], "has no attribute 'Missing'"),
+    (["check", f"{SEED}:FunctionalRelo", "--input", "1x3"], "has no attribute 'FunctionalRelo'; did you mean 'FunctionalRelu'?"),
+    (["check", f"{SEED}:functionalrelu", "--input", "1x3"], "did you mean 'FunctionalRelu'?"),
     (["check", f"{SEED}:image", "--input", "1x3"], "returned a Tensor, not a torch.nn.Module"),
     (["check", "qready.nonexistent:Model", "--input", "1x3"], "cannot import 'qready.nonexistent'"),
     (["check", f"{SEED}:FunctionalRelu", "--input", "1x3xfoo"], "shape '1x3xfoo' is not like 1x3x224x224"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import os
@@ -51,7 +52,10 @@ def load_object(spec: str, what: str = "SPEC") -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError as error:
-            raise SpecError(f"{target!r} has no attribute {attr!r}; check the name after ':' in {spec!r}") from error
+            names = [name for name in dir(obj) if not name.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1) or [n for n in names if n.lower() == part.lower()]
+            hint = f"did you mean {close[0]!r}?" if close else f"check the name after ':' in {spec!r}"
+            raise SpecError(f"{target!r} has no attribute {attr!r}; {hint}") from error
     return obj
 
 
