@@ -67,3 +67,4 @@ def test_an_export_failure_without_a_user_line_points_at_forward() -> None:
     (finding,) = report.findings
     assert finding.file is not None and finding.file.endswith("test_trace_messages.py")
     assert finding.line in (_forward_line(DataclassOut), _forward_line(DataclassOut) + 1)  # def, or its return
+

@@ -90,12 +90,18 @@ class NonTensorIO(Rule):
 
 
 def _fix(issues: list[IOIssue]) -> str:
-    first = issues[0]
-    if first.is_scalar:
+    """What to do about the values of one module: only what applies to them."""
+    if all(i.is_scalar for i in issues):
         return "fine if the value is a constant; pass a tensor if it varies between calls"
-    if first.side == "input":
-        return "take each tensor as its own forward argument and drop optional None arguments"
-    return "return a tensor or a tuple of tensors"
+    kinds = {(i.side, i.kind == "None") for i in issues if not i.is_scalar}
+    steps = []
+    if ("input", False) in kinds:
+        steps.append("take each tensor as its own forward argument")
+    if ("input", True) in kinds:
+        steps.append("drop optional None arguments")
+    if ("output", False) in kinds or ("output", True) in kinds:
+        steps.append("return a tensor or a tuple of tensors")
+    return "; ".join(steps)
 
 
 def _module_at(model: nn.Module, path: str) -> nn.Module:
