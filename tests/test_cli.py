@@ -278,3 +278,13 @@ def test_a_format_that_contradicts_the_file_suffix_is_refused_and_nothing_is_wri
         f"qready: error: --format json does not fit -o {target} (an HTML file name); drop --format to write html, "
         "or name the file for json"
     )
+
+
+def test_check_takes_the_directory_prepare_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    assert run("prepare", EXAMPLE, "--input", "1x3x16x16", "-o", str(out))[0] == 1  # 1: a branch was specialized
+    assert (out / "manifest.json").is_file()
+    code, text, err = run("check", str(out), "--input", "1x3x16x16", "--select", "QR003,QR004", "--format", "json")
+    assert (code, err) == (0, "") and json.loads(text)["findings"] == []  # what prepare removed stays removed
+    code, _, err = run("check", str(out), "--input", "1x3x16x16", "--kwargs", '{"width": 3}')
+    assert code == 2 and "is a saved model; drop --kwargs" in err

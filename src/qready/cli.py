@@ -116,7 +116,7 @@ class _VersionRequested(Exception):
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="package.module:callable, path/to/file.py:Name, or hf:path/to/config.json (no weights)")
+    parser.add_argument("spec", metavar="SPEC", help="package.module:callable, path/to/file.py:Name, hf:path/to/config.json (no weights), or a directory qready prepare -o wrote")
     parser.add_argument("--input", action="append", metavar="[DTYPE:]SHAPE", help="e.g. 1x3x224x224 or int64:1x16")
     parser.add_argument("--inputs", metavar="MODULE:FUNCTION", help="function returning the example inputs")
     parser.add_argument("--kwargs", metavar="JSON", help="JSON keyword arguments for the model class or factory")

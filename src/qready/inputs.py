@@ -35,7 +35,8 @@ def load_object(spec: str, what: str = "SPEC") -> Any:
     """Resolve ``package.module:attr`` or ``path/to/file.py:attr`` to the object it names."""
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
-        raise SpecError(f"{what} {spec!r} is not of the form package.module:Name or path/to/file.py:Name")
+        saved = " (or, for a model, a directory `qready prepare -o` wrote)" if what == "SPEC" else ""
+        raise SpecError(f"{what} {spec!r} is not of the form package.module:Name or path/to/file.py:Name{saved}")
     if target.endswith(".py") or "/" in target or "\\" in target:
         module = _import_file(spec, Path(target), what)
     else:
@@ -94,6 +95,12 @@ def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> torch.nn.M
 
     if spec.startswith(PREFIX):
         return model_from_config(spec, kwargs)
+    if os.path.isdir(spec) and os.path.isfile(os.path.join(spec, "manifest.json")):  # a model qready.save wrote
+        from qready.serialize import load
+
+        if kwargs:
+            raise SpecError(f"{spec!r} is a saved model; drop --kwargs")
+        return load(spec)
     obj = load_object(spec)
     if isinstance(obj, torch.nn.Module):
         if kwargs:
