@@ -369,3 +369,33 @@ def test_an_in_place_operator_stays_in_place_so_aliases_see_it() -> None:
     prepared = qready.prepare(model, (x, y))
     assert {type(m).__name__: m.inplace for m in prepared.modules() if hasattr(m, "inplace")} == {"Add": True, "Mul": True, "Sub": False}
     assert _equal(prepared(x, y), model(x, y))
+
+
+class _Boxed:
+    """A custom object a model passes between its submodules (torchvision's ImageList is one)."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+
+class _TakesBoxed(torch.nn.Module):
+    def forward(self, boxed: _Boxed) -> torch.Tensor:
+        if boxed.tensor.sum() > 0:  # a branch on data: left whole, called with the object
+            return torch.relu(boxed.tensor)
+        return boxed.tensor
+
+
+class _PassesBoxed(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = _TakesBoxed()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(_Boxed(x * 2))
+
+
+def test_a_custom_object_passed_to_a_submodule_is_named_in_the_users_terms() -> None:
+    prepared = qready.prepare(_PassesBoxed(), (torch.randn(2, 3),))
+    reasons = [leaf.reason for leaf in prepared.prepare_result.leaves]
+    assert reasons and all("NotImplementedError" not in r for r in reasons), reasons
+    assert any("passes a _Boxed to a call the graph records" in r for r in reasons), reasons

@@ -17,6 +17,7 @@ import functools
 import math
 import operator
 import sys
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from qready.errors import QreadyError, described, internal_error
 from qready.meta_calls import MetaCalls
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
+from qready.wording import a
 
 __all__ = [
     "ConcreteTracer", "DataDependentError", "DataDependentShapeError", "RootNotTraceable", "TraceFailure",
@@ -552,7 +554,7 @@ def trace_with_leaves(
 
             scope = tracer.failure_scope
             file, line = error_location(error)
-            reason = described(error, limit=200)
+            reason = _in_user_terms(error) or described(error, limit=200)
             if scope is None or scope == "":
                 if isinstance(error, DataDependentError) and error.specializable and not specialize_root:
                     specialize_root = True
@@ -570,6 +572,20 @@ def _put_back(held: list[tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]]
     for module, parameters, buffers in held:
         module._parameters.update(parameters)
         module._buffers.update(buffers)
+
+
+_UNCARRIED = re.compile(r"^argument of type: <class '(?:[\w.]+\.)?(\w+)'>$")
+
+
+def _in_user_terms(error: BaseException) -> str | None:
+    """A tracer limit in what the user's code did, where torch.fx words it as its own internals."""
+    found = _UNCARRIED.match(str(error)) if isinstance(error, NotImplementedError) else None
+    if found:  # torch.fx's create_arg: a custom object passed to a call the graph records
+        return (
+            f"its forward passes {a(found.group(1))} to a call the graph records, and a graph carries "
+            "only tensors, numbers and tuples, lists and dicts of them"
+        )
+    return None
 
 
 def _constants_are_not_state(root: torch.nn.Module, graph: fx.Graph) -> None:
