@@ -13,9 +13,9 @@ model (``outside_models.run_set``: one subprocess per case, records cached for
 
 How a case is found, without running AIMET's tests: in each ``test_*`` function of
 ``test_model_preparer.py`` and ``test_model_validator.py``, the model is the first
-argument of the first ``prepare_model(...)`` or ``validate_*(...)`` call, and the
-example is what the test calls that model (or its prepared copy) with, else the
-validator's input. The test's own statements that build them (class definitions,
+argument of the first ``prepare_model(...)``, ``validate_*(...)`` or
+``get_ops_with_missing_modules(...)`` call, and the example is what the test calls
+that model (or its prepared copy) with, else the validator's (or graph walk's) input. The test's own statements that build them (class definitions,
 assignments) are run; statements that use AIMET, assert or write files are not.
 ``.cuda()`` is dropped: the cases run on the CPU. Tests that build the same model
 class on the same input shapes count once.
@@ -56,6 +56,8 @@ INPUT_NAMES = ("input_tensor", "dummy_input", "dummy_inp", "rand_inp", "inp")
 ENTRY_CALLS = {
     "prepare_model", "validate_model", "validate_for_missing_modules", "validate_for_reused_modules",
     "_get_filtered_ops_with_missing_modules",
+    # the validator's graph walk: the nn.Transformer test hands it its model and inputs, no prepare_model
+    "get_ops_with_missing_modules",
 }
 # statements naming any of these are AIMET's side of the test, or its checks and files: not run
 SKIP_NAMES = {

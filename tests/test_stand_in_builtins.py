@@ -112,3 +112,35 @@ def test_a_size_from_the_input_into_a_tensor_factory_is_not_a_leaf_with_torchs_m
         for shape in ((2, 5, 4), (3, 7, 4), (1, 1, 4)):
             x = torch.randn(*shape)
             assert torch.equal(prepared(x), model(x))
+
+
+class BufferSizedByInput(nn.Module):
+    """BERT's embeddings without ``token_type_ids`` (sentence-transformers calls it so): buffers
+    sliced and expanded by sizes read from the input, ``buffer.expand(pos.shape[0], -1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("position_ids", torch.arange(16).expand(1, -1), persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros(1, 16, dtype=torch.long), persistent=False)
+        self.words, self.types = nn.Embedding(32, 4), nn.Embedding(2, 4)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        batch, length = ids.size()
+        positions = self.position_ids[:, :length]
+        types = torch.gather(self.token_type_ids.expand(positions.shape[0], -1), dim=1, index=positions)
+        return self.words(ids) + self.types(types.expand(batch, length))
+
+
+def test_a_buffer_reshaped_by_a_traced_size_records_the_call() -> None:
+    """A buffer is a value in the trace, not a proxy; torch's parser refuses a traced size for its
+    ``expand`` (``expand() takes 1 positional argument but 2 were given``) and indexing would read
+    the size as the example's int. The call is recorded instead: no leaf, the size stays a size."""
+    model = BufferSizedByInput().eval()
+    prepared = qready.prepare(model, (torch.randint(0, 32, (2, 8)),))
+    result = prepared.prepare_result
+    assert result.leaves == [] and not result.shape_bound, result.summary()
+    with torch.no_grad():
+        for shape in ((2, 8), (3, 5), (1, 16)):
+            ids = torch.randint(0, 32, shape)
+            assert torch.equal(prepared(ids), model(ids))
+    assert "expand" not in vars(torch.Tensor) and "__getitem__" not in vars(torch.Tensor)  # put back

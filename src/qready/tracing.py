@@ -750,6 +750,33 @@ def _recording(factory: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+# A tensor the trace holds as a value, not a proxy (a buffer, or what ops on buffers alone give:
+# BERT's ``self.token_type_ids.expand(position_ids.shape[0], -1)``), meets a traced size: torch's
+# argument parser refuses it for a list of sizes, and indexing reads it as the example's int. While
+# the user's forward is traced these record the call instead, so the size stays a size.
+_SIZED_METHODS = (
+    "expand", "view", "reshape", "repeat", "tile", "narrow", "new_zeros", "new_ones", "new_empty", "new_full",
+    "__getitem__",
+)
+
+
+def _recording_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            return method(self)
+        proxies: list[Any] = []
+        map_aggregate((args, kwargs), lambda v: proxies.append(v) if _real_isinstance(v, fx.Proxy) else None)
+        tracer: Any = proxies[0].tracer if proxies else None
+        if tracer is None or tracer._evaluating:  # a ConcreteTracer; evaluating: the values, no proxies
+            return method(self, *args, **kwargs)
+        if name == "__getitem__":
+            return tracer.create_proxy("call_function", operator.getitem, (self, *args), kwargs)
+        return tracer.create_proxy("call_method", name, (self, *args), kwargs)
+
+    return call
+
+
 def _len(obj: Any) -> Any:
     """``len(x)`` of a proxy standing for a tensor: its first size, as ``x.shape[0]`` gives it (a
     size that stays symbolic in the graph; ``range(len(x))`` still fixes it, and says so)."""
@@ -786,12 +813,21 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
     factories = {name: getattr(torch, name) for name in _FACTORIES}
     for name, factory in factories.items():
         setattr(torch, name, _recording(factory))
+    methods = {name: getattr(torch.Tensor, name) for name in _SIZED_METHODS}
+    own = {name: torch.Tensor.__dict__[name] for name in _SIZED_METHODS if name in torch.Tensor.__dict__}
+    for name, method in methods.items():
+        setattr(torch.Tensor, name, _recording_method(name, method))
     try:
         yield
     finally:
         builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
         for name, factory in factories.items():
             setattr(torch, name, factory)
+        for name in methods:  # torch.Tensor inherits them from torch._C.TensorBase: take ours off again
+            if name in own:
+                setattr(torch.Tensor, name, own[name])
+            else:
+                delattr(torch.Tensor, name)
         for namespace, name in added:
             if namespace.get(name) is stand_ins[name]:
                 del namespace[name]
