@@ -125,7 +125,7 @@ class PrepareResult:
         # a call left unconverted that the re-check did not meet (not checked again, or on a branch
         # the example did not take) still runs outside any module
         found = {(finding.line, Path(finding.file).name) for finding in self.residual + self.unexpected if finding.file}
-        missed = [c for c in self.unconverted if (c.line, Path(c.file).name) not in found]
+        missed = [c for c in self.unconverted if (c.line, Path(c.file).name if c.file else None) not in found]
         if missed:
             counts["QR003"] = counts.get("QR003", 0) + len(missed)
         return dict(sorted(counts.items()))

@@ -310,7 +310,7 @@ def _operators() -> dict[tuple[type, bool, bool], Callable[..., Any]]:
         ast.Gt: operator.gt, ast.Lt: operator.lt, ast.GtE: operator.ge, ast.LtE: operator.le,
         ast.Eq: operator.eq, ast.NotEq: operator.ne,
     }
-    in_place = {
+    in_place: dict[type, Callable[[Any, Any], Any]] = {
         ast.Add: operator.iadd, ast.Sub: operator.isub, ast.Mult: operator.imul, ast.Div: operator.itruediv,
         ast.FloorDiv: operator.ifloordiv, ast.Mod: operator.imod, ast.Pow: operator.ipow, ast.MatMult: operator.imatmul,
         ast.BitAnd: operator.iand, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
