@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import qready
+from qready.reporting.prepare_text import emit_prepare_text
 
 
 class Normalize(nn.Module):
@@ -94,3 +95,89 @@ def test_aimet_target_gives_the_kept_forward_flat_tensors_and_the_sim_builds() -
     sim.compute_encodings(lambda m: m(*args))
     coverage = sim_coverage(sim.model, Example(args), target)
     assert coverage.total > 0 and coverage.covered == coverage.total
+
+
+class Anchors(nn.Module):
+    """torchvision's DefaultBoxGenerator in small: a module without children that returns a list with one
+    tensor per image (one image here)."""
+
+    def forward(self, batch: Batch) -> list[torch.Tensor]:
+        height, width = batch.tensors.shape[-2:]
+        size = torch.tensor([width, height], dtype=torch.float32)  # sizes made a tensor: torch.fx cannot trace it
+        boxes = batch.tensors.flatten(2).mean(1)
+        return [torch.stack([boxes[i] / size[0], boxes[i] / size[1]], -1) for i in range(boxes.shape[0])]
+
+
+class TinyAnchoredDetector(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.transform = Normalize()
+        self.anchors = Anchors()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        batch = Batch(self.transform(images))
+        anchors = self.anchors(batch)  # a module left whole, called on a plain object: the root stays Python
+        deltas = self.conv(batch.tensors).flatten(2).transpose(1, 2)
+        # as SSD's postprocess: one image's anchors at a time, indexed by column
+        return [{"boxes": d + a[:, 0:1] - a[:, 1:2]} for d, a in zip(deltas, anchors)]
+
+
+def test_aimet_export_of_a_kept_forward_whose_submodule_returns_a_list_of_one_tensor() -> None:
+    # AIMET's sim.export wraps every module in a marker for ONNX node names, and the marker returns a list
+    # of one tensor as the bare tensor: SSD's anchors (one image) became one tensor and the postprocess
+    # iterated its rows (IndexError: too many indices for tensor of dimension 1).
+    pytest.importorskip("aimet_torch", reason="the aimet target needs aimet-torch: pip install -e '.[interop]'")
+    import tempfile
+
+    import onnxruntime as ort
+
+    from qready.example_inputs import Example
+    from qready.targets import get_target
+
+    model = TinyAnchoredDetector().eval()
+    prepared = qready.prepare(model, (_images(0),), target="aimet")
+    assert isinstance(prepared, TinyAnchoredDetector)
+    [tupled] = [c for c in prepared.prepare_result.changes if c.kind == "tupled"]
+    assert tupled.module == "anchors"
+    text = io.StringIO()
+    emit_prepare_text(prepared.prepare_result, text)
+    assert "<target>  tupled      anchors returns its list as a tuple: aimet passes" in text.getvalue()
+    # what QR005 still finds at anchors (its plain-object input) the original has too
+    [anchors] = [f for f in prepared.prepare_result.residual if f.module == "anchors"]
+    assert "output" not in anchors.message and anchors in prepared.prepare_result.inherited
+    with torch.no_grad():
+        assert isinstance(prepared.anchors(Batch(torch.rand(1, 3, 8, 8))), tuple)
+        rebuilt, want = prepared.call_original(_images(1)), model(_images(1))
+    assert torch.equal(rebuilt[0]["boxes"], want[0]["boxes"])
+
+    target = get_target("aimet")
+    args, _ = prepared.arguments_for(_images(1))
+    sim = target.build_sim(prepared, Example(args))
+    sim.compute_encodings(lambda m: m(*args))
+    with tempfile.TemporaryDirectory() as directory:
+        files = sim.export(directory, "model", Example(args))
+        assert "model.onnx" in files
+        session = ort.InferenceSession(f"{directory}/model.onnx", providers=["CPUExecutionProvider"])
+        [boxes] = session.run(None, {session.get_inputs()[0].name: args[0].numpy()})
+    assert boxes.shape == tuple(want[0]["boxes"].shape)
+
+
+class AppendingDetector(TinyAnchoredDetector):
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        batch = Batch(self.transform(images))
+        anchors = self.anchors(batch)
+        anchors.append(anchors[0] * 2.0)  # the model's own code needs the list
+        deltas = self.conv(batch.tensors).flatten(2).transpose(1, 2)
+        return [{"boxes": deltas[0] + anchors[1][:, 0:1]}]
+
+
+def test_a_list_the_model_appends_to_stays_a_list() -> None:
+    pytest.importorskip("aimet_torch", reason="the aimet target needs aimet-torch: pip install -e '.[interop]'")
+    model = AppendingDetector().eval()
+    prepared = qready.prepare(model, (_images(0),), target="aimet")
+    assert not [c for c in prepared.prepare_result.changes if c.kind == "tupled"]
+    with torch.no_grad():
+        assert isinstance(prepared.anchors(Batch(torch.rand(1, 3, 8, 8))), list)
+        rebuilt, want = prepared.call_original(_images(1)), model(_images(1))
+    assert torch.equal(rebuilt[0]["boxes"], want[0]["boxes"])

@@ -23,7 +23,7 @@ from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
 from qready.wording import counted
 
-__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "reattach_dropped_state", "result_of", "run_graph_in_place"]
+__all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "list_as_tuple", "reattach_dropped_state", "result_of", "run_graph_in_place"]
 
 
 @dataclass(frozen=True)
@@ -534,6 +534,18 @@ def flat_io(model: torch.nn.Module, input_spec: dict[str, Any], output: Any) -> 
     """Make ``model``, a ``KeptForward``, take flat tensors and return them; ``output`` gives the structure
     its forward returns (rebuilt by ``call_original``)."""
     model.forward = FlatCall(model, vars(model).get("forward"), input_spec, flatten(output)[1])
+
+
+def list_as_tuple(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+    """A forward hook: a submodule's list output returned as a tuple of the same values.
+
+    AIMET's ``sim.export`` wraps every module in a marker that passes tensors, tuples and dicts on
+    and turns any other sequence into a tuple, except that a list of one tensor comes back as the
+    tensor itself: a detector's anchors for one image became one tensor, whose rows its postprocess
+    then took for images. A tuple passes the marker as it is. A function of this module, not a
+    closure, so that the model pickles (``torch.save``, the marker pass deep-copies it).
+    """
+    return tuple(output) if isinstance(output, list) else None
 
 
 def _lookup(root: Any, path: str) -> Any:

@@ -202,10 +202,25 @@ def recheck_prepared(
 
 def _also_in(finding: Finding, original: list[Finding]) -> bool:
     """Whether the original model has ``finding`` too: an exporter failing at all, or the same
-    finding at the same module."""
+    finding at the same module (for values at a module boundary, QR005: some of the same values, when
+    prepare changed others, such as a list output a toolkit target returns as a tuple)."""
     if finding.code in _EXPORTERS:
         return any(f.code == finding.code for f in original)
-    return any((f.code, f.module, f.message) == (finding.code, finding.module, finding.message) for f in original)
+    values = _values(finding)
+    return any(
+        (f.code, f.module) == (finding.code, finding.module)
+        and (f.message == finding.message or (bool(values) and values <= _values(f)))
+        for f in original
+    )
+
+
+def _values(finding: Finding) -> set[tuple[Any, ...]]:
+    """The non-tensor values a QR005 finding names, as (side, path, kind, description)."""
+    return {
+        (v.get("side"), v.get("path"), v.get("kind"), v.get("description"))
+        for v in finding.detail("values") or () if isinstance(v, dict)
+    }
+
 def _has_submodule(model: torch.nn.Module, path: str) -> bool:
     try:
         model.get_submodule(path)

@@ -28,6 +28,8 @@ def emit_prepare_text(result: PrepareResult, stream: TextIO, color: bool = False
                 f"<target>  decomposed  {change.module} ({change.op}): {details['reason']}; "
                 f"max |difference| from the original {details['max_abs_diff']:.3g}\n"
             )
+        elif change.kind == "tupled":
+            stream.write(f"<target>  tupled      {change.module} returns its list as a tuple: {dict(change.details)['reason']}\n")
         else:
             stream.write(f"{where}  unconverted {change.op}: {dict(change.details).get('reason', '')}\n")
     for leaf in result.leaves:

@@ -17,7 +17,7 @@ from qready.passes.decompose_attention import (
     packed_keys,
 )
 from qready.flatten_io import flat_signature
-from qready.prepared import KeptForward, flat_io, result_of
+from qready.prepared import KeptForward, flat_io, list_as_tuple, result_of
 from qready.rules.base import Rule
 from qready.passes.unfuse_transformers import unfuse_transformers
 from qready.targets.base import Target
@@ -125,7 +125,8 @@ def finish_for_target(
 
     The model answers to the original's state-dict keys where a target's rewrite split a tensor
     (attention's packed projection), so a checkpoint of the original loads into it; and a model whose
-    own forward stayed Python takes and returns flat tensors when the toolkit takes nothing else.
+    own forward stayed Python takes and returns flat tensors when the toolkit takes nothing else, its
+    submodules that return lists returning tuples (``_lists_as_tuples``).
     """
     paths = [change.module for change in changes if change.kind == "decomposed"]
     keep_packed_keys(prepared, packed_keys(paths, original.state_dict().keys()))
@@ -135,12 +136,65 @@ def finish_for_target(
         except InputError:  # arguments no flat signature holds: the toolkit will say what it refuses
             return
         with torch.no_grad():
-            output = example.call(prepared)
+            output, tupled = _lists_as_tuples(target, prepared, example)
         flat_io(prepared, signature.input_spec, output)
         result = result_of(prepared)
+        result.changes += tupled
         result.inputs_flattened = result.outputs_flattened = True
         result.input_names = signature.input_names
         result.output_names = [f"output_{i}" for i in range(len(tensor_leaves(output)))]
+
+
+def _lists_as_tuples(target: Target, prepared: torch.nn.Module, example: Example) -> tuple[Any, list[Change]]:
+    """Run ``prepared`` on the example; a submodule the toolkit walks into (no leaf of it) that returned a
+    list returns it as a tuple from now on (``list_as_tuple``: a one-element list does not survive AIMET's
+    export). Returns the model's output and one change per such module; when the model's own code does
+    not take the tuples (it appends to the list), nothing changes and the list stays a residual QR005."""
+    leaves = [path for path, module in prepared.named_modules() if path and target.is_leaf(module)]
+    walked = {
+        module: path for path, module in prepared.named_modules()
+        if path and not target.is_leaf(module) and not any(path.startswith(leaf + ".") for leaf in leaves)
+    }
+    lists: dict[str, torch.nn.Module] = {}
+
+    def record(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if isinstance(output, list) and module in walked:
+            lists[walked[module]] = module
+
+    with torch.nn.modules.module.register_module_forward_hook(record):
+        output = example.call(prepared)
+    if not lists:
+        return output, []
+    handles = [module.register_forward_hook(list_as_tuple) for module in lists.values()]
+    try:
+        tupled_output = example.call(prepared)
+        same = len(tensor_leaves(tupled_output)) == len(tensor_leaves(output)) and (
+            _max_difference((output, output), (tupled_output, tupled_output))[0] == 0
+        )
+    except Exception:  # noqa: BLE001 - the model's own code: whatever a tuple makes it raise, keep the lists
+        same = False
+    if not same:
+        for handle in handles:
+            handle.remove()
+        return output, []
+    reason = (
+        f"{target.name} passes a module's outputs on as tensors, tuples and dicts; its export returns "
+        "a list of one tensor as the bare tensor"
+    )
+    changes = [
+        Change(
+            kind="tupled",
+            op="list output",
+            scope=path.rpartition(".")[0],
+            module=path,
+            module_type=f"{type(module).__module__}.{type(module).__qualname__}",
+            file=None,
+            line=None,
+            details=(("reason", reason),),
+        )
+        for path, module in sorted(lists.items())
+    ]
+    return tupled_output, changes
 
 
 def _max_difference(expected: tuple[Any, Any], got: tuple[Any, Any]) -> tuple[float, float]:

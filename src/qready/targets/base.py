@@ -49,7 +49,8 @@ class Target:
     #: ONNX export (``nn.MultiheadAttention``'s eval fast path) must become modules.
     exports_onnx: ClassVar[bool] = False
     #: The toolkit takes a model with tensor inputs and outputs only: a model whose own forward
-    #: stays Python (an untraceable root) is then called with flat tensors, as a graph is.
+    #: stays Python (an untraceable root) is then called with flat tensors, as a graph is, and the
+    #: submodules its forward calls that return lists return tuples (AIMET's export keeps no list).
     flat_io: ClassVar[bool] = False
 
     def require(self) -> None:
