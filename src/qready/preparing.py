@@ -174,7 +174,7 @@ def _prepare_graph(
     forward = make_flat_forward(work, signature, concrete_of=lambda proxy: proxy.tracer.values[proxy.node])
     with torch.no_grad():
         graph, tracer, failures = trace_with_leaves(work, forward, signature.input_values, set(excluded))
-    prepared = PreparedModule(work, graph, class_name=type(original).__name__)
+    prepared = PreparedModule(work, graph, class_name=type(original).__name__, compiled=False)
     del tracer.values
     timings["trace"] = time.perf_counter() - start
 
@@ -188,7 +188,7 @@ def _prepare_graph(
             lambda gm: gm(*signature.input_values),
         ),
     ])
-    prepared, changes = passes(prepared)
+    prepared, changes = passes(prepared, stale=True)  # the passes' manager generates the code once
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]
