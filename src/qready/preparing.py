@@ -17,7 +17,6 @@ children way (``prepare_model`` retries; the branch is the root's reason).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,6 +24,7 @@ from typing import Any
 
 import torch
 
+from qready.copying import deepcopy_module
 from qready.dispatch import DispatchCallSites
 from qready.errors import ModelError, QreadyError, VerificationError
 from qready.example_inputs import Example, fresh_like
@@ -120,7 +120,7 @@ def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module
     if share_weights:  # a new module tree around the very same tensors
         memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     try:
-        return copy.deepcopy(model, memo)
+        return deepcopy_module(model, memo)
     except RecursionError as error:
         if not nested_too_deep(model):
             raise
