@@ -289,10 +289,22 @@ class PreparedModule(Prepared, fx.GraphModule):
 
     tied_aliases: dict[str, str]
 
-    def __init__(self, root: torch.nn.Module | dict[str, Any], graph: fx.Graph, class_name: str = "GraphModule") -> None:
+    def __init__(
+        self, root: torch.nn.Module | dict[str, Any], graph: fx.Graph, class_name: str = "GraphModule",
+        *, compiled: bool = True,
+    ) -> None:
+        # compiled=False: no code generated yet; the caller's PassManager(..., stale=True) generates it once,
+        # after the passes rewrote the graph, instead of once here and again there
+        object.__setattr__(self, "_qready_uncompiled", not compiled)
         super().__init__(root, graph, class_name)
+        object.__setattr__(self, "_qready_uncompiled", False)
         if isinstance(root, torch.nn.Module):
             keep_non_persistent(root, self)
+
+    def recompile(self) -> Any:
+        if self.__dict__.get("_qready_uncompiled"):
+            return None
+        return super().recompile()
 
     def hide_tied_copies(self, aliases: dict[str, str]) -> None:
         """Keep the state dict to the original's keys: an unrolled copy's shared tensors are

@@ -17,7 +17,6 @@ children way (``prepare_model`` retries; the branch is the root's reason).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,6 +24,7 @@ from typing import Any
 
 import torch
 
+from qready.copying import deepcopy_module
 from qready.dispatch import DispatchCallSites
 from qready.errors import ModelError, QreadyError, VerificationError
 from qready.example_inputs import Example, fresh_like
@@ -120,7 +120,7 @@ def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module
     if share_weights:  # a new module tree around the very same tensors
         memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     try:
-        return copy.deepcopy(model, memo)
+        return deepcopy_module(model, memo)
     except RecursionError as error:
         if not nested_too_deep(model):
             raise
@@ -174,7 +174,7 @@ def _prepare_graph(
     forward = make_flat_forward(work, signature, concrete_of=lambda proxy: proxy.tracer.values[proxy.node])
     with torch.no_grad():
         graph, tracer, failures = trace_with_leaves(work, forward, signature.input_values, set(excluded))
-    prepared = PreparedModule(work, graph, class_name=type(original).__name__)
+    prepared = PreparedModule(work, graph, class_name=type(original).__name__, compiled=False)
     del tracer.values
     timings["trace"] = time.perf_counter() - start
 
@@ -188,7 +188,7 @@ def _prepare_graph(
             lambda gm: gm(*signature.input_values),
         ),
     ])
-    prepared, changes = passes(prepared)
+    prepared, changes = passes(prepared, stale=True)  # the passes' manager generates the code once
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]

@@ -299,6 +299,10 @@ class ConcreteTracer(fx.Tracer):
     def _run_on_meta(self, node: Node, args: Any, kwargs: Any) -> Any:
         """``_run`` on stand-ins; the same torch.nn layer on the same shapes gets its earlier answer."""
         if node.op != "call_module":
+            if node.target in _ELEMENTWISE and not kwargs and len(args) == 2 and _same_dense(*args):
+                # a residual add of two like tensors: its output is like them, and torch's meta
+                # version of it is a slow Python reference implementation
+                return torch.empty(args[0].shape, dtype=args[0].dtype, device="meta")
             return self._run(node, args, kwargs)
         module = self.root.get_submodule(str(node.target))
         key = self.meta_calls.key(module, args, kwargs)
@@ -420,6 +424,28 @@ _SHAPE_PRESERVING = frozenset({
     torch.nn.Identity, torch.nn.Dropout, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.SiLU, torch.nn.GELU,
     torch.nn.Sigmoid, torch.nn.Tanh,
 })
+
+
+# Out-of-place arithmetic whose output, on two tensors of one shape and one floating dtype, is a
+# new contiguous tensor of that shape and dtype.
+_ELEMENTWISE = frozenset({operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul})
+
+
+def _same_dense(a: Any, b: Any) -> bool:
+    """Two plain meta tensors of the same shape and floating dtype, both with the row-major strides
+    ``torch.empty`` gives (then so has the output; other strides, even of size-1 dimensions, can
+    change the output's)."""
+    if not (
+        type(a) is torch.Tensor and type(b) is torch.Tensor and a.is_meta and b.is_meta
+        and a.dtype == b.dtype and a.dtype.is_floating_point and a.shape == b.shape
+    ):
+        return False
+    strides, step = [], 1
+    for size in reversed(a.shape):
+        strides.append(step)
+        step *= max(size, 1)
+    row_major = tuple(reversed(strides))
+    return a.stride() == row_major and b.stride() == row_major
 
 
 def _is_meta_tensor(value: Any) -> bool:

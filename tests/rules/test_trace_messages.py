@@ -68,3 +68,30 @@ def test_an_export_failure_without_a_user_line_points_at_forward() -> None:
     assert finding.file is not None and finding.file.endswith("test_trace_messages.py")
     assert finding.line in (_forward_line(DataclassOut), _forward_line(DataclassOut) + 1)  # def, or its return
 
+
+class DictOutWithBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.linear(x)
+        if y.sum() > 0:  # a tracer warning: one per trace of the forward
+            y = y * 2
+        return {"out": y}
+
+
+def test_a_dict_output_is_refused_as_the_strict_tracer_refuses_it_and_the_forward_is_traced_once() -> None:
+    model = DictOutWithBranch().eval()
+    x = torch.randn(2, 4)
+    findings = [f for f in qready.check(model, (x,), select=["QR002"]).findings if f.code == "QR002"]
+    try:
+        torch.jit.trace(model, (x,), check_trace=False, strict=True)
+    except RuntimeError as error:
+        refusal = str(error)
+    failed = [f for f in findings if f.op == "torch.jit.trace"]
+    assert [dict(f.details)["log"] for f in failed] == [refusal]
+    assert dict(failed[0].details)["strict"] is True
+    assert failed[0].line == _forward_line(DictOutWithBranch)
+    warned = [f for f in findings if f.op == "torch.jit.TracerWarning"]
+    assert [f.count for f in warned] == [1]

@@ -104,9 +104,11 @@ class PassManager:
         self.modified = False
         self.changes: list[Change] = []  # so far, in order: a later pass may read what earlier ones did
 
-    def __call__(self, gm: M) -> tuple[M, list[Change]]:
+    def __call__(self, gm: M, *, stale: bool = False) -> tuple[M, list[Change]]:
+        """``stale``: ``gm``'s code was never generated from its graph (it is, once, when needed)."""
         done: list[str] = []
-        stale = False  # a graph pass rewrote the graph and its code is not regenerated yet
+        # a graph pass rewrote the graph (or nobody compiled it yet) and its code is not regenerated yet
+        stale = stale and isinstance(gm, fx.GraphModule)
         for p in self.passes:
             if stale and not p.rewrites_graph and isinstance(gm, fx.GraphModule):  # a step on the module
                 gm.recompile()  # (it may run it) sees current code

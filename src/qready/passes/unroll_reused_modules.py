@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 
 import torch
 import torch.fx as fx
 
+from qready.copying import deepcopy_module
 from qready.passes.base import Change, Pass, PassError, PassResult, add_module_in_scope
 
 __all__ = ["UnrollReusedModules", "copy_sharing_state"]
@@ -51,7 +51,7 @@ class UnrollReusedModules(Pass):
                 # never inside a module the graph calls (a Sequential would run the copy too): `inner.0` -> `inner_0`
                 scope, _, part = scope.rpartition(".")
                 base = f"{part}_{base}"
-            duplicate = copy_sharing_state(original) if self.tie_weights else copy.deepcopy(original)
+            duplicate = copy_sharing_state(original) if self.tie_weights else deepcopy_module(original, {})
             path = add_module_in_scope(gm, scope, base, duplicate)
             shared = any(True for _ in original.parameters()) or any(True for _ in original.buffers())
             file, line = node.meta.get("qready_location", (None, None))
@@ -83,4 +83,4 @@ def copy_sharing_state(module: torch.nn.Module) -> torch.nn.Module:
     memo: dict[int, object] = {}
     for tensor in list(module.parameters()) + list(module.buffers()):
         memo[id(tensor)] = tensor
-    return copy.deepcopy(module, memo)
+    return deepcopy_module(module, memo)

@@ -15,6 +15,7 @@ from qready.errors import one_line
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
+from qready.structure import map_leaves
 from qready.source import error_location, forward_location, user_location
 
 __all__ = ["JitTrace", "compare_outputs"]
@@ -55,30 +56,30 @@ class JitTrace(Rule):
         tracer_warnings: dict[tuple[str | None, int | None, str], int] = {}
         failures: list[Finding] = []
         traced = None
-        # strict first (what toolkits call); when only the output containers stop it, trace
-        # again non-strict so the same run still reports warnings and a trace that fits one input
-        for strict in (True, False):
+        # The strict tracer (what toolkits call) refuses list and dict outputs only once the whole
+        # forward has been traced. When a stand-in returning the same containers shows that it
+        # will, its refusal is the strict run's: trace once, non-strict, for the warnings and a
+        # trace to run on a fresh input. Otherwise, or when that trace fails, strict first as before.
+        refusal = _strict_output_refusal(ctx.eager_output)
+        if refusal is not None:
             try:
                 with _capture_tracer_warnings(tracer_warnings):
-                    traced = _trace(ctx.model, example, strict=strict)
-                break
-            except Exception as error:  # any failure of the tracer is what this rule reports
-                file, line = error_location(error)
-                if file is None:
-                    file, line = forward_location(ctx.model)
-                reason, fix = _reason(error, ctx.model, example)
-                failures.append(
-                    self.finding(
-                        f"torch.jit.trace failed: {reason}",
-                        op="torch.jit.trace",
-                        file=file,
-                        line=line,
-                        fix=fix,
-                        details={"log": str(error), "strict": strict},
-                    )
-                )
-                if not strict or "strict=False" not in str(error):
+                    traced = _trace(ctx.model, example, strict=False)
+                failures.append(self._failure(refusal, ctx, strict=True))
+            except Exception:  # the forward itself does not trace: the strict run says how, below
+                tracer_warnings.clear()
+        if traced is None:
+            # strict first; when only the output containers stop it, trace again non-strict so the
+            # same run still reports warnings and a trace that fits one input
+            for strict in (True, False):
+                try:
+                    with _capture_tracer_warnings(tracer_warnings):
+                        traced = _trace(ctx.model, example, strict=strict)
                     break
+                except Exception as error:  # any failure of the tracer is what this rule reports
+                    failures.append(self._failure(error, ctx, strict=strict))
+                    if not strict or "strict=False" not in str(error):
+                        break
         if traced is None:
             return failures
         findings = failures + [
@@ -118,6 +119,20 @@ class JitTrace(Rule):
             )
         return findings
 
+    def _failure(self, error: BaseException, ctx: CheckContext, *, strict: bool) -> Finding:
+        file, line = error_location(error)
+        if file is None:
+            file, line = forward_location(ctx.model)
+        reason, fix = _reason(error, ctx.model, ctx.example)
+        return self.finding(
+            f"torch.jit.trace failed: {reason}",
+            op="torch.jit.trace",
+            file=file,
+            line=line,
+            fix=fix,
+            details={"log": str(error), "strict": strict},
+        )
+
     @classmethod
     def examples(cls) -> list[RuleExample]:
         return [
@@ -141,6 +156,39 @@ def _reason(error: BaseException, model: nn.Module, example: Example) -> tuple[s
             "make them ordinary parameters of forward (before any *args)",
         )
     return one_line(error), "return tensors or tuples of tensors and avoid Python-side use of tensor values"
+
+
+class _Returns(nn.Module):
+    """A stand-in whose output has the containers of ``output``, each tensor its input."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return map_leaves(self.output, lambda _: x)
+
+
+def _strict_output_refusal(output: Any) -> BaseException | None:
+    """What the strict tracer raises on a forward returning ``output``'s containers (lists, dicts),
+    found by tracing a stand-in that returns them; None when it accepts them or refuses them for
+    a reason that non-strict tracing shares (only the refusal that names ``strict=False`` counts)."""
+    if not _has_list_or_dict(output):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.trace(_Returns(output), (torch.zeros(1),), check_trace=False, strict=True)
+    except Exception as error:  # the refusal is the point
+        return error if "strict=False" in str(error) else None
+    return None
+
+
+def _has_list_or_dict(value: Any) -> bool:
+    """A list or dict in ``value``, through the tuples, lists and dicts the tracer reads outputs as."""
+    if isinstance(value, (list, dict)):
+        return True
+    return isinstance(value, tuple) and any(_has_list_or_dict(v) for v in value)
 
 
 def _trace(model: nn.Module, example: Example, *, strict: bool) -> torch.jit.ScriptModule:

@@ -1,0 +1,83 @@
+"""Deep copies of module trees: the objects ``copy.deepcopy`` makes, made without its slow path.
+
+``copy.deepcopy`` takes a module apart through ``__reduce_ex__`` and every one of its
+``OrderedDict`` hook tables through the generic reconstruction, one Python call chain
+per object: most of what copying a model's module tree costs when its tensors are
+shared. Here a module that deepcopy would copy through ``object.__reduce_ex__`` (no
+``__deepcopy__`` or reducer of its own, a dict for its state) and the plain dicts it
+holds are copied directly, in the same steps (a new instance, its ``__getstate__()``
+copied, given to its ``__setstate__``), each registered in the memo as deepcopy would;
+anything else goes to ``copy.deepcopy``.
+"""
+
+from __future__ import annotations
+
+import copy
+import copyreg
+from collections import OrderedDict
+from typing import Any
+
+import torch
+
+__all__ = ["deepcopy_module"]
+
+_MISSING = object()
+_PLAIN_CLASSES: dict[type, bool] = {}
+
+
+def deepcopy_module(module: torch.nn.Module, memo: dict[int, Any]) -> torch.nn.Module:
+    """``copy.deepcopy(module, memo)``, the same objects and the same memo afterwards."""
+    return _copy(module, memo)
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
+    kind = type(value)
+    if kind is dict or kind is OrderedDict:
+        if kind is OrderedDict and vars(value):
+            return copy.deepcopy(value, memo)
+        found = memo.get(id(value), _MISSING)
+        if found is not _MISSING:
+            return found
+        new: Any = kind()
+        memo[id(value)] = new
+        _keep_alive(value, memo)
+        for key, item in value.items():
+            new[key if type(key) is str else copy.deepcopy(key, memo)] = _copy(item, memo)
+        return new
+    if isinstance(value, torch.nn.Module) and _plain(kind):
+        found = memo.get(id(value), _MISSING)
+        if found is not _MISSING:
+            return found
+        state = value.__getstate__()  # what object.__reduce_ex__ hands deepcopy (Module's: its __dict__)
+        if type(state) is not dict:
+            return copy.deepcopy(value, memo)
+        new = copyreg.__newobj__(kind)  # type: ignore[attr-defined]  # as object.__reduce_ex__ has deepcopy make it
+        memo[id(value)] = new
+        _keep_alive(value, memo)
+        copied: dict[str, Any] = {}
+        memo[id(state)] = copied
+        _keep_alive(state, memo)
+        for key, item in state.items():
+            copied[key] = _copy(item, memo)
+        new.__setstate__(copied)
+        return new
+    return copy.deepcopy(value, memo)
+
+
+def _plain(kind: type) -> bool:
+    """A module class that ``copy.deepcopy`` copies through ``object.__reduce_ex__``: a new instance,
+    its ``__getstate__()`` deep-copied, handed to its ``__setstate__``."""
+    known = _PLAIN_CLASSES.get(kind)
+    if known is None:
+        known = _PLAIN_CLASSES[kind] = (
+            kind not in copyreg.dispatch_table
+            and getattr(kind, "__deepcopy__", None) is None
+            and kind.__reduce_ex__ is object.__reduce_ex__
+            and kind.__reduce__ is object.__reduce__
+        )
+    return known
+
+
+def _keep_alive(value: Any, memo: dict[int, Any]) -> None:
+    """What ``copy.deepcopy`` does: the originals stay alive as long as the memo, so no id is reused."""
+    memo.setdefault(id(memo), []).append(value)

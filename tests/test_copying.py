@@ -1,0 +1,64 @@
+"""qready's module-tree copy makes what copy.deepcopy makes: new modules, shared objects shared
+once, tensors in the memo kept, and classes with their own copying copied their way."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from qready.copying import deepcopy_module
+
+
+class OwnCopy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+        self.copies = 0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OwnCopy:
+        new = OwnCopy()
+        new.copies = self.copies + 1
+        return new
+
+
+class Model(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = nn.Linear(2, 2)
+        self.blocks = nn.Sequential(self.shared, nn.ReLU(), self.shared)
+        self.own = OwnCopy()
+        self.config = {"sizes": [1, 2], "name": "m"}
+        self.same_config = self.config
+        self.register_buffer("scale", torch.ones(2))
+        self.register_forward_hook(lambda m, i, o: None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.own.linear(self.blocks(x)) * self.scale
+
+
+def _shape(module: nn.Module) -> list[tuple[str, type, list[str]]]:
+    return [(name, type(m), sorted(vars(m))) for name, m in module.named_modules(remove_duplicate=False)]
+
+
+def test_a_copy_is_the_deepcopy_of_the_tree() -> None:
+    model = Model()
+    ours, theirs = deepcopy_module(model, {}), copy.deepcopy(model)
+    assert _shape(ours) == _shape(theirs)
+    assert ours.blocks[0] is ours.shared and ours.blocks[2] is ours.shared and ours.shared is not model.shared
+    assert ours.same_config is ours.config and ours.config == model.config and ours.config is not model.config
+    assert ours.own.copies == 1  # its own __deepcopy__ ran
+    assert len(ours._forward_hooks) == 1
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("own.")}  # OwnCopy makes new weights
+    assert all(torch.equal(v, ours.state_dict()[k]) and v is not ours.state_dict()[k] for k, v in kept.items())
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_tensors_in_the_memo_are_shared_as_deepcopy_shares_them() -> None:
+    model = Model()
+    memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    ours = deepcopy_module(model, dict(memo))
+    assert ours.shared.weight is model.shared.weight and ours.scale is model.scale
+    assert ours.own.linear.weight is not model.own.linear.weight  # its own copy ignores the memo, as with deepcopy
