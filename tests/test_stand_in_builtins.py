@@ -133,14 +133,18 @@ class BufferSizedByInput(nn.Module):
 
 def test_a_buffer_reshaped_by_a_traced_size_records_the_call() -> None:
     """A buffer is a value in the trace, not a proxy; torch's parser refuses a traced size for its
-    ``expand`` (``expand() takes 1 positional argument but 2 were given``) and indexing would read
-    the size as the example's int. The call is recorded instead: no leaf, the size stays a size."""
+    ``expand`` (``expand() takes 1 positional argument but 2 were given``). The call is recorded
+    instead: no leaf, and the batch size stays a size (the slice by length is the example's, and
+    verification says so)."""
     model = BufferSizedByInput().eval()
     prepared = qready.prepare(model, (torch.randint(0, 32, (2, 8)),))
     result = prepared.prepare_result
-    assert result.leaves == [] and not result.shape_bound, result.summary()
+    assert result.leaves == [], result.summary()
     with torch.no_grad():
-        for shape in ((2, 8), (3, 5), (1, 16)):
+        for shape in ((2, 8), (3, 8), (1, 8)):
             ids = torch.randint(0, 32, shape)
             assert torch.equal(prepared(ids), model(ids))
-    assert "expand" not in vars(torch.Tensor) and "__getitem__" not in vars(torch.Tensor)  # put back
+    assert "expand" not in vars(torch.Tensor)  # put back
+    # and torch.Tensor is as it was: a 0-d tensor is no sequence (assigning __getitem__, even putting
+    # it back, made it one for the rest of the process)
+    assert torch.equal(torch.tensor([torch.tensor(8.0), torch.tensor(2.0)]), torch.tensor([8.0, 2.0]))

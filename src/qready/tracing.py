@@ -778,11 +778,14 @@ def _recording(factory: Callable[..., Any]) -> Callable[..., Any]:
 
 # A tensor the trace holds as a value, not a proxy (a buffer, or what ops on buffers alone give:
 # BERT's ``self.token_type_ids.expand(position_ids.shape[0], -1)``), meets a traced size: torch's
-# argument parser refuses it for a list of sizes, and indexing reads it as the example's int. While
-# the user's forward is traced these record the call instead, so the size stays a size.
+# argument parser refuses it for a list of sizes. While the user's forward is traced these record the
+# call instead, so the size stays a size.
+# Never ``__getitem__``: assigning a dunder to torch.Tensor, even putting it back, leaves CPython's
+# sequence slot set on the class, and from then on torch.tensor([a 0-d tensor, ...]) fails in the
+# user's process (``len() of a 0-d tensor``). Indexing a buffer by a traced size stays fixed (and is
+# reported where another size fails).
 _SIZED_METHODS = (
     "expand", "view", "reshape", "repeat", "tile", "narrow", "new_zeros", "new_ones", "new_empty", "new_full",
-    "__getitem__",
 )
 
 
@@ -796,8 +799,6 @@ def _recording_method(name: str, method: Callable[..., Any]) -> Callable[..., An
         tracer: Any = proxies[0].tracer if proxies else None
         if tracer is None or tracer._evaluating:  # a ConcreteTracer; evaluating: the values, no proxies
             return method(self, *args, **kwargs)
-        if name == "__getitem__":
-            return tracer.create_proxy("call_function", operator.getitem, (self, *args), kwargs)
         return tracer.create_proxy("call_method", name, (self, *args), kwargs)
 
     return call
