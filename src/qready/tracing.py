@@ -603,13 +603,22 @@ def _put_back(held: list[tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]]
 _UNCARRIED = re.compile(r"^argument of type: <class '(?:[\w.]+\.)?(\w+)'>$")
 
 
+_SIZE_REFUSED = re.compile(r"^(\w+)\(\) takes \d+ positional arguments? but \d+ were given$")
+
+
 def _in_user_terms(error: BaseException) -> str | None:
-    """A tracer limit in what the user's code did, where torch.fx words it as its own internals."""
+    """A tracer limit in what the user's code did, where torch.fx or torch words it as its own internals."""
     found = _UNCARRIED.match(str(error)) if isinstance(error, NotImplementedError) else None
     if found:  # torch.fx's create_arg: a custom object passed to a call the graph records
         return (
             f"its forward passes {a(found.group(1))} to a call the graph records, and a graph carries "
             "only tensors, numbers and tuples, lists and dicts of them"
+        )
+    refused = _SIZE_REFUSED.match(str(error)) if isinstance(error, TypeError) else None
+    if refused:  # eager ran this very call: the argument torch's parser refused is a traced size
+        return (
+            f"a size read from the input goes into {refused.group(1)}() of a tensor the trace holds as a "
+            "value (a buffer, or what is computed from buffers alone), whose methods take only plain ints"
         )
     return None
 
@@ -776,34 +785,6 @@ def _recording(factory: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-# A tensor the trace holds as a value, not a proxy (a buffer, or what ops on buffers alone give:
-# BERT's ``self.token_type_ids.expand(position_ids.shape[0], -1)``), meets a traced size: torch's
-# argument parser refuses it for a list of sizes. While the user's forward is traced these record the
-# call instead, so the size stays a size.
-# Never ``__getitem__``: assigning a dunder to torch.Tensor, even putting it back, leaves CPython's
-# sequence slot set on the class, and from then on torch.tensor([a 0-d tensor, ...]) fails in the
-# user's process (``len() of a 0-d tensor``). Indexing a buffer by a traced size stays fixed (and is
-# reported where another size fails).
-_SIZED_METHODS = (
-    "expand", "view", "reshape", "repeat", "tile", "narrow", "new_zeros", "new_ones", "new_empty", "new_full",
-)
-
-
-def _recording_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs:
-            return method(self)
-        proxies: list[Any] = []
-        map_aggregate((args, kwargs), lambda v: proxies.append(v) if _real_isinstance(v, fx.Proxy) else None)
-        tracer: Any = proxies[0].tracer if proxies else None
-        if tracer is None or tracer._evaluating:  # a ConcreteTracer; evaluating: the values, no proxies
-            return method(self, *args, **kwargs)
-        return tracer.create_proxy("call_method", name, (self, *args), kwargs)
-
-    return call
-
-
 def _len(obj: Any) -> Any:
     """``len(x)`` of a proxy standing for a tensor: its first size, as ``x.shape[0]`` gives it (a
     size that stays symbolic in the graph; ``range(len(x))`` still fixes it, and says so)."""
@@ -840,21 +821,12 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
     factories = {name: getattr(torch, name) for name in _FACTORIES}
     for name, factory in factories.items():
         setattr(torch, name, _recording(factory))
-    methods = {name: getattr(torch.Tensor, name) for name in _SIZED_METHODS}
-    own = {name: torch.Tensor.__dict__[name] for name in _SIZED_METHODS if name in torch.Tensor.__dict__}
-    for name, method in methods.items():
-        setattr(torch.Tensor, name, _recording_method(name, method))
     try:
         yield
     finally:
         builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
         for name, factory in factories.items():
             setattr(torch, name, factory)
-        for name in methods:  # torch.Tensor inherits them from torch._C.TensorBase: take ours off again
-            if name in own:
-                setattr(torch.Tensor, name, own[name])
-            else:
-                delattr(torch.Tensor, name)
         for namespace, name in added:
             if namespace.get(name) is stand_ins[name]:
                 del namespace[name]
