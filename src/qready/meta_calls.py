@@ -1,27 +1,31 @@
-"""Shapes a torch.nn leaf already gave, not asked for again.
+"""Shapes a torch.nn leaf or a torch op already gave, not asked for again.
 
-Tracing on meta tensors runs each leaf module once per call to learn its
-output's shape and dtype, and the meta kernels of the common layers are slow
-Python (``layer_norm``, ``linear``, multi-head attention on zeros). A model
-repeats the same layer with the same input shapes many times (twelve encoder
-blocks), so the answer is kept per call signature: the module's type, its
-plain configuration, the shapes of its weights and of its inputs. A repeated
-call gets new meta tensors of the remembered shapes, strides and dtypes.
+Tracing on meta tensors runs each node once to learn its output's shape and
+dtype, and the meta kernels of the common ops are slow Python (``layer_norm``,
+``linear``, ``gelu``, even ``relu``: hundreds of microseconds each). A model
+repeats the same layer and the same op on the same shapes many times (twelve
+encoder blocks), so the answer is kept per call signature: for a leaf, the
+module's type, its plain configuration, the shapes of its weights and of its
+inputs; for an op of torch's, the op and its arguments. A repeated call gets
+new meta tensors of the remembered shapes, strides and dtypes.
 
-Only torch.nn's own modules, without hooks, whose every attribute is a plain
-value, on plain arguments, with outputs that alias nothing: whatever else could
-make two calls differ is never remembered.
+Only torch.nn's own modules without hooks whose every attribute is a plain
+value, and torch's own functions and tensor methods; on plain arguments (meta
+tensors, numbers, tuples of them), in the same grad and autocast mode; with
+outputs that hold a new tensor and alias nothing. Whatever else could make two
+calls differ, or does more than return its output, is never remembered.
 """
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch.nn.modules import module as _module
 
-__all__ = ["MetaCalls"]
+__all__ = ["MetaCalls", "has_hooks"]
 
 _UNCACHEABLE = object()
 _PLAIN = (bool, int, float, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
@@ -33,18 +37,34 @@ class MetaCalls:
 
     def __init__(self) -> None:
         self._outputs: dict[Any, Any] = {}
+        # each module's part of the key, with the attribute values it was made from: a layer is
+        # called many times in one trace, and its attributes are the same objects every time
+        self._modules: dict[int, tuple[torch.nn.Module, tuple[Any, ...], Any]] = {}
+        self._views: set[Any] = set()  # ops that gave nothing to remember once (views, sizes): not keyed again
 
     def key(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
         """The call's signature, or None when something in it is not plain enough to trust."""
-        if _global_hooks():
+        if has_hooks(module):
             return None
-        module_key = _module_key(module)
+        module_key = self._module_key(module)
         if module_key is _UNCACHEABLE:
             return None
         inputs = _value_key((args, tuple(sorted(kwargs.items()))))
         if inputs is _UNCACHEABLE:
             return None
-        return module_key, inputs, torch.is_grad_enabled(), torch.get_default_dtype()
+        return module_key, inputs, _modes()
+
+    def op_key(self, kind: str, target: Any, args: tuple, kwargs: dict) -> Any:
+        """The signature of a ``call_function`` of torch's or a ``call_method`` on a tensor, or None."""
+        op = (kind, target)
+        if op in self._views or (kind == "call_function" and not _torch_function(target)):
+            return None
+        if kind == "call_method" and not (args and type(args[0]) is torch.Tensor):
+            return None  # a method of a list or dict the forward holds
+        inputs = _value_key((args, tuple(sorted(kwargs.items()))))
+        if inputs is _UNCACHEABLE:
+            return None
+        return op, inputs, _modes()
 
     def get(self, key: Any) -> Any:
         """New meta tensors like the remembered output, or None."""
@@ -59,14 +79,61 @@ class MetaCalls:
             if tensor._base is not None:
                 taken.add(id(tensor._base))
         shapes = _output_shapes(output, taken)
-        if shapes is not _UNCACHEABLE:
+        if shapes is not _UNCACHEABLE and _holds_tensor(shapes):
             self._outputs[key] = shapes
+        elif type(key[0]) is tuple and len(key[0]) == 2 and key[0][0] in ("call_function", "call_method"):
+            self._views.add(key[0])
 
 
-def _global_hooks() -> bool:
+    def _module_key(self, module: torch.nn.Module) -> Any:
+        attributes = tuple(vars(module).values())
+        known = self._modules.get(id(module))
+        # the same attribute objects give the same key; an attribute set while tracing
+        # (``self.conv.padding = ...``) makes a new one
+        if (
+            known is not None and known[0] is module and len(known[1]) == len(attributes)
+            and all(map(operator.is_, known[1], attributes))
+        ):
+            return known[2]
+        found = _module_key(module)
+        self._modules[id(module)] = (module, attributes, found)
+        return found
+
+
+def _modes() -> tuple[Any, ...]:
+    """The global state an op's output dtype and its grad flag depend on."""
+    return (
+        torch.is_grad_enabled(), torch.get_default_dtype(),
+        torch.is_autocast_enabled("cpu"), torch.is_autocast_enabled("cuda"),
+    )
+
+
+_OPERATORS = frozenset(value for value in vars(operator).values() if callable(value))
+
+
+def _torch_function(target: Any) -> bool:
+    """One of torch's functions (``torch.add``, ``F.gelu``) or Python's operators, not a user's function."""
+    try:
+        if target in _OPERATORS:
+            return True
+    except TypeError:  # not hashable
+        return False
+    module = getattr(target, "__module__", None)
+    return isinstance(module, str) and (module == "torch" or module.startswith(("torch.nn.functional", "torch.functional", "torch._C")))
+
+
+def _holds_tensor(shapes: Any) -> bool:
+    """A remembered output with a tensor in it: one of only ``None`` may be an op run for what it does."""
+    if shapes[0] == "tensor":
+        return True
+    return shapes[0] == "tuple" and any(_holds_tensor(s) for s in shapes[1])
+
+
+def has_hooks(module: torch.nn.Module) -> bool:
+    """Whether a forward hook of its own or a global one runs around ``module``: it may change what it returns."""
     return bool(
-        _module._global_forward_hooks or _module._global_forward_pre_hooks
-        or getattr(_module, "_global_forward_hooks_with_kwargs", None)
+        module._forward_hooks or module._forward_pre_hooks
+        or _module._global_forward_hooks or _module._global_forward_pre_hooks
     )
 
 

@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from qready.errors import QreadyError, described, internal_error
 from qready.meta_calls import MetaCalls
+from qready.meta_shortcuts import kernel_output, module_output, op_output
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
 from qready.wording import a
@@ -193,6 +194,8 @@ class ConcreteTracer(fx.Tracer):
         self.device_probe = torch.empty(0)
         self._meta_twins: dict[int, torch.Tensor] = {}
         self.meta_calls = MetaCalls()
+        self._modules: dict[str, torch.nn.Module] = {}  # leaves by path (the tree does not change while tracing)
+        self._parameter_names: dict[int, str] | None = None  # the model's parameters: id -> its first name
         self.leaves = set(leaves)
         self.values: dict[Node, Any] = {}
         self.placeholder_values: list[Any] = []
@@ -229,6 +232,17 @@ class ConcreteTracer(fx.Tracer):
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         if self._evaluating:
             return attr_val
+        if _real_isinstance(attr_val, torch.nn.Parameter):
+            # fx would walk every parameter of the model for each read of one (``self.layer_scale``)
+            if self._parameter_names is None:
+                self._parameter_names = {}
+                for path, parameter in self.root.named_parameters():
+                    self._parameter_names.setdefault(id(parameter), path)
+            found = self._parameter_names.get(id(attr_val))
+            if found is not None:
+                if found not in parameter_proxy_cache:
+                    parameter_proxy_cache[found] = self.create_proxy("get_attr", found, (), {})
+                return parameter_proxy_cache[found]
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     # -- recording, with values --------------------------------------------------------------
@@ -246,8 +260,14 @@ class ConcreteTracer(fx.Tracer):
         return node
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
-        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
-        value = self.values[proxy.node] = self._evaluate(proxy.node)
+        # fx's recording and the node's evaluation ask isinstance thousands of times, and never of a
+        # proxy standing for a tensor: the builtin answers them, not the stand-in the user's code meets
+        stand_in, builtins.isinstance = builtins.isinstance, _real_isinstance
+        try:
+            proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+            value = self.values[proxy.node] = self._evaluate(proxy.node)
+        finally:
+            builtins.isinstance = stand_in
         proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
         proxy.node.meta["qready_int"] = type(value) is int  # a size, not a tuple of them nor a SymInt-like
         if _reads_size(proxy.node, value):
@@ -299,20 +319,31 @@ class ConcreteTracer(fx.Tracer):
     def _run_on_meta(self, node: Node, args: Any, kwargs: Any) -> Any:
         """``_run`` on stand-ins; the same torch.nn layer on the same shapes gets its earlier answer."""
         if node.op != "call_module":
-            if node.target in _ELEMENTWISE and not kwargs and len(args) == 2 and _same_dense(*args):
-                # a residual add of two like tensors: its output is like them, and torch's meta
-                # version of it is a slow Python reference implementation
-                return torch.empty(args[0].shape, dtype=args[0].dtype, device="meta")
-            return self._run(node, args, kwargs)
-        module = self.root.get_submodule(str(node.target))
+            value = op_output(node.target, args, kwargs) if node.op == "call_function" else None
+            if value is not None:
+                return value
+            return self._remembered(self.meta_calls.op_key(node.op, node.target, args, kwargs), node, args, kwargs)
+        module = self._submodule(str(node.target))
+        value = module_output(module, args, kwargs)
+        if value is not None:
+            return value
         key = self.meta_calls.key(module, args, kwargs)
-        known = None if key is None else self.meta_calls.get(key)
+        if key is None:
+            return self._run(node, args, kwargs)
+        return self._remembered(key, node, args, kwargs, module)
+
+    def _remembered(self, key: Any, node: Node, args: Any, kwargs: Any, module: torch.nn.Module | None = None) -> Any:
+        """The node's meta value: the one an earlier call of the same signature gave, or computed and kept."""
+        if key is None:
+            return self._run(node, args, kwargs)
+        known = self.meta_calls.get(key)
         if known is not None:
             return known
-        value = self._run(node, args, kwargs)
-        if key is not None:
-            weights = [self._to_meta(t) for t in [*module.parameters(), *module.buffers()]]
-            self.meta_calls.remember(key, value, args, kwargs, weights)
+        value = None if module is None else call_through(kernel_output, (module, args, kwargs, self._to_meta), {})
+        if value is None:
+            value = self._run(node, args, kwargs)
+        state = [] if module is None else [self._to_meta(t) for t in [*module.parameters(), *module.buffers()]]
+        self.meta_calls.remember(key, value, args, kwargs, state)
         return value
 
     def _run(self, node: Node, args: Any, kwargs: Any) -> Any:
@@ -322,12 +353,9 @@ class ConcreteTracer(fx.Tracer):
         if node.op == "call_method":
             return call_through(getattr(args[0], str(node.target)), args[1:], kwargs)
         if node.op == "call_module":
-            module = self.root.get_submodule(str(node.target))
+            module = self._submodule(str(node.target))
             if not self.meta:
                 return call_through(module.forward, args, kwargs)
-            if type(module) in _SHAPE_PRESERVING and len(args) == 1 and not kwargs and _is_meta_tensor(args[0]):
-                # its output is its input's shape and dtype; batch_norm's meta kernel is a slow Python decomposition
-                return torch.empty_like(args[0])
             state = {
                 name: self._to_meta(t)
                 for name, t in [*module.named_parameters(), *module.named_buffers()]
@@ -348,6 +376,12 @@ class ConcreteTracer(fx.Tracer):
             finally:
                 _put_back(held)
         return None
+
+    def _submodule(self, path: str) -> torch.nn.Module:
+        module = self._modules.get(path)
+        if module is None:
+            module = self._modules[path] = self.root.get_submodule(path)
+        return module
 
     def _zeros(self, value: Any) -> Any:
         device = self.device_probe.device
@@ -416,40 +450,6 @@ def _state_unchanged(module: torch.nn.Module) -> Iterator[None]:
             now.clear()
             now.update(attributes)
             raise _NeedsRealValues(f"{type(module).__name__} changes its own state when it runs")
-
-
-# Leaf modules whose output has exactly the shape and dtype of their one input.
-_SHAPE_PRESERVING = frozenset({
-    torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.ReLU, torch.nn.ReLU6,
-    torch.nn.Identity, torch.nn.Dropout, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.SiLU, torch.nn.GELU,
-    torch.nn.Sigmoid, torch.nn.Tanh,
-})
-
-
-# Out-of-place arithmetic whose output, on two tensors of one shape and one floating dtype, is a
-# new contiguous tensor of that shape and dtype.
-_ELEMENTWISE = frozenset({operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul})
-
-
-def _same_dense(a: Any, b: Any) -> bool:
-    """Two plain meta tensors of the same shape and floating dtype, both with the row-major strides
-    ``torch.empty`` gives (then so has the output; other strides, even of size-1 dimensions, can
-    change the output's)."""
-    if not (
-        type(a) is torch.Tensor and type(b) is torch.Tensor and a.is_meta and b.is_meta
-        and a.dtype == b.dtype and a.dtype.is_floating_point and a.shape == b.shape
-    ):
-        return False
-    strides, step = [], 1
-    for size in reversed(a.shape):
-        strides.append(step)
-        step *= max(size, 1)
-    row_major = tuple(reversed(strides))
-    return a.stride() == row_major and b.stride() == row_major
-
-
-def _is_meta_tensor(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.is_meta
 
 
 # Functions that answer from a tensor's dtype alone, as ``x.is_floating_point()`` does.

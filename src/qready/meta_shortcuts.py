@@ -1,0 +1,187 @@
+"""Meta outputs worked out from shapes, for the ops whose meta kernels are slow Python.
+
+Tracing on meta tensors asks torch for each node's output shape, and torch's
+meta versions of the most common ops are Python decompositions: ``relu``,
+``batch_norm`` and a residual add take about 0.1-0.3 ms each, ``linear`` 0.3 ms,
+``layer_norm`` 0.9 ms, against microseconds for the ops themselves in C++. For
+those ops the output's shape, strides and dtype follow from the inputs' in a
+few lines, written here; anything these lines do not cover exactly (another
+dtype, a hook, grad mode, a tensor subclass) returns None and goes to torch.
+tests/test_meta_shortcuts.py holds every rule against torch's own kernel.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from qready.meta_calls import has_hooks
+
+__all__ = ["module_output", "op_output", "row_major", "kernel_output"]
+
+# Leaf modules whose output has exactly the shape, strides and dtype of their one input (or is it).
+_SHAPE_PRESERVING = frozenset({
+    torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.ReLU, torch.nn.ReLU6,
+    torch.nn.Identity, torch.nn.Dropout, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.SiLU, torch.nn.GELU,
+    torch.nn.Sigmoid, torch.nn.Tanh,
+})
+# Out-of-place arithmetic whose output, on two tensors of one shape and one floating dtype, is a
+# new row-major tensor of that shape and dtype; and the in-place kind, which returns its first operand.
+_ELEMENTWISE = frozenset({operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul})
+_IN_PLACE = frozenset({operator.iadd, operator.isub, operator.imul})
+_CONVOLUTIONS = frozenset({torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d})
+
+
+def module_output(module: Any, args: Any, kwargs: Any) -> torch.Tensor | None:
+    """What the torch.nn leaf ``module`` returns for one meta tensor, or None where no rule covers it."""
+    if len(args) != 1 or kwargs or not _plain_meta(args[0]) or has_hooks(module):
+        return None
+    x, kind = args[0], type(module)
+    if kind in _SHAPE_PRESERVING:
+        if kind is torch.nn.Identity or getattr(module, "inplace", False) or (
+            kind is torch.nn.Dropout and (not module.training or module.p == 0 or x.numel() == 0)
+        ):
+            return x  # the input itself, as the layer hands it back
+        return _like(x)
+    if kind is torch.nn.Linear:
+        return _linear(x, module.weight, module.bias)
+    if kind is torch.nn.LayerNorm:
+        return _layer_norm(x, module.normalized_shape, module.weight, module.bias)
+    return None
+
+
+def kernel_output(
+    module: Any, args: Any, kwargs: Any, to_meta: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor | None:
+    """A convolution's own kernel on stand-ins of its weights (``to_meta``): what its forward computes,
+    without torch.func.functional_call swapping every weight in and out around it; None for other modules."""
+    if type(module) not in _CONVOLUTIONS or len(args) != 1 or kwargs or not _plain_meta(args[0]) or has_hooks(module):
+        return None
+    bias = module.bias
+    return module._conv_forward(args[0], to_meta(module.weight), None if bias is None else to_meta(bias))
+
+
+def op_output(target: Any, args: Any, kwargs: Any) -> torch.Tensor | None:
+    """What the ``call_function`` of ``target`` returns on meta tensors, or None where no rule covers it."""
+    rule = _OPS.get(target) if _hashable(target) else None
+    return None if rule is None else rule(args, kwargs)
+
+
+def row_major(shape: torch.Size) -> tuple[int, ...]:
+    """The strides ``torch.empty(shape)`` gives."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _elementwise(args: Any, kwargs: Any) -> torch.Tensor | None:
+    if kwargs or len(args) != 2 or not _same_dense(*args):
+        return None
+    return torch.empty(args[0].shape, dtype=args[0].dtype, device="meta")
+
+
+def _in_place(args: Any, kwargs: Any) -> torch.Tensor | None:
+    if kwargs or len(args) != 2 or not _same_dense(*args):
+        return None
+    return args[0]  # ``out += identity``: the very tensor, written into
+
+
+def _functional_linear(args: Any, kwargs: Any) -> torch.Tensor | None:
+    bound = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
+    if bound is None or not _plain_meta(bound["input"]):
+        return None
+    return _linear(bound["input"], bound["weight"], bound["bias"])
+
+
+def _functional_layer_norm(args: Any, kwargs: Any) -> torch.Tensor | None:
+    bound = _bind(
+        args, kwargs, ("input", "normalized_shape", "weight", "bias", "eps"), {"weight": None, "bias": None, "eps": 1e-5}
+    )
+    if bound is None or not _plain_meta(bound["input"]) or not isinstance(bound["eps"], float):
+        return None
+    shape = bound["normalized_shape"]
+    shape = (shape,) if type(shape) is int else shape
+    if not isinstance(shape, (tuple, list, torch.Size)) or not all(type(s) is int for s in shape):
+        return None
+    return _layer_norm(bound["input"], tuple(shape), bound["weight"], bound["bias"])
+
+
+def _linear(x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor | None:
+    """``F.linear``: the input's leading sizes and the weight's rows, row-major."""
+    if (
+        torch.is_grad_enabled() or x.dim() < 1 or not _weight(weight, x.dtype, 2) or x.shape[-1] != weight.shape[1]
+        or not (bias is None or (_weight(bias, x.dtype, 1) and bias.shape[0] == weight.shape[0]))
+    ):
+        return None
+    return torch.empty((*x.shape[:-1], weight.shape[0]), dtype=x.dtype, device="meta")
+
+
+def _layer_norm(x: torch.Tensor, shape: tuple[int, ...], weight: Any, bias: Any) -> torch.Tensor | None:
+    """``F.layer_norm``: the input's shape; its strides when it is contiguous (torch normalizes
+    ``input.contiguous()``, the input itself then), else row-major."""
+    if (
+        torch.is_grad_enabled() or not shape or x.dim() < len(shape) or tuple(x.shape[-len(shape):]) != tuple(shape)
+        or not all(p is None or (_weight(p, x.dtype, len(shape)) and tuple(p.shape) == tuple(shape)) for p in (weight, bias))
+    ):
+        return None
+    if x.is_contiguous():
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    return torch.empty(x.shape, dtype=x.dtype, device="meta")
+
+
+_OPS: dict[Any, Callable[[Any, Any], torch.Tensor | None]] = {
+    **{op: _elementwise for op in _ELEMENTWISE},
+    **{op: _in_place for op in _IN_PLACE},
+    F.linear: _functional_linear, torch._C._nn.linear: _functional_linear,
+    F.layer_norm: _functional_layer_norm,
+}
+
+
+def _bind(args: Any, kwargs: Any, names: tuple[str, ...], defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """Positional and keyword arguments by parameter name, or None when they don't fit ``names``."""
+    if len(args) > len(names) or any(name not in names for name in kwargs):
+        return None
+    bound = {**defaults, **dict(zip(names, args)), **kwargs}
+    return bound if all(name in bound for name in names) else None
+
+
+def _weight(value: Any, dtype: torch.dtype, dim: int) -> bool:
+    """A plain tensor of ``dtype`` with ``dim`` dimensions (a parameter, its meta stand-in, a buffer)."""
+    return isinstance(value, torch.Tensor) and type(value) in (torch.Tensor, torch.nn.Parameter) and (
+        value.dtype == dtype and value.dim() == dim
+    )
+
+
+def _plain_meta(value: Any) -> bool:
+    return type(value) is torch.Tensor and value.is_meta and value.layout is torch.strided and value.dtype.is_floating_point
+
+
+def _same_dense(a: Any, b: Any) -> bool:
+    """Two plain meta tensors of the same shape and floating dtype, both with the row-major strides
+    ``torch.empty`` gives (then so has the output; other strides, even of size-1 dimensions, can
+    change the output's)."""
+    if not (_plain_meta(a) and _plain_meta(b) and a.dtype == b.dtype and a.shape == b.shape):
+        return False
+    strides = row_major(a.shape)
+    return a.stride() == strides and b.stride() == strides
+
+
+def _like(tensor: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(tensor)``; a row-major one without torch's Python version of it."""
+    if tensor.stride() == row_major(tensor.shape):
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+    return torch.empty_like(tensor)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -1,0 +1,123 @@
+"""Each meta shortcut gives what torch's own meta kernel gives: shape, strides, dtype, aliasing."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qready.meta_shortcuts import kernel_output, module_output, op_output
+
+
+def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.empty(*shape, dtype=dtype, device="meta")
+
+
+# contiguous, permuted (channels-last), transposed, sliced, size-1 dimensions with odd strides, 1-d, empty
+LAYOUTS = [
+    lambda c: meta(2, 5, c),
+    lambda c: meta(1, 7, 7, c),
+    lambda c: meta(1, c, 7, 7).permute(0, 2, 3, 1),
+    lambda c: meta(c, 5).t(),
+    lambda c: meta(3, 4, c)[:, 1],
+    lambda c: meta(c),
+    lambda c: meta(1, 1, c),
+    lambda c: meta(1, c, 1, 1).permute(0, 2, 3, 1),
+    lambda c: torch.empty_strided((2, 3, c), (1, 2, 6), device="meta"),
+    lambda c: meta(0, 3, c),
+]
+
+
+def same(shortcut: torch.Tensor | None, kernel: torch.Tensor) -> None:
+    assert shortcut is not None
+    assert (shortcut.shape, shortcut.stride(), shortcut.dtype, shortcut.device) == (
+        kernel.shape, kernel.stride(), kernel.dtype, kernel.device
+    )
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_is_the_kernel(layout: int, bias: bool) -> None:
+    x = LAYOUTS[layout](6)
+    layer = torch.nn.Linear(6, 4, bias=bias)
+    with torch.no_grad():
+        kernel = F.linear(x, layer.weight.to("meta"), None if layer.bias is None else layer.bias.to("meta"))
+        same(module_output(layer, (x,), {}), kernel)
+        same(op_output(F.linear, (x, layer.weight), {"bias": layer.bias}), kernel)
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_is_the_kernel(layout: int, affine: bool) -> None:
+    x = LAYOUTS[layout](6)
+    norm = torch.nn.LayerNorm(6, elementwise_affine=affine)
+    with torch.no_grad():
+        kernel = F.layer_norm(x, (6,), *(None if p is None else p.to("meta") for p in (norm.weight, norm.bias)))
+        same(module_output(norm, (x,), {}), kernel)
+        same(op_output(F.layer_norm, (x, [6], norm.weight, norm.bias, 1e-6), {}), kernel)
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("layer", [
+    torch.nn.ReLU(), torch.nn.ReLU(inplace=True), torch.nn.GELU(), torch.nn.Identity(), torch.nn.SiLU(inplace=True),
+    torch.nn.Hardswish(), torch.nn.Dropout(0.1).eval(), torch.nn.Dropout(0.1).train(), torch.nn.Dropout(0.0).train(),
+])
+def test_shape_preserving_layers_are_the_kernel(layout: int, layer: torch.nn.Module) -> None:
+    x = LAYOUTS[layout](6)
+    with torch.no_grad():
+        kernel = layer(x)
+        shortcut = module_output(layer, (x,), {})
+    same(shortcut, kernel)
+    assert (shortcut is x) == (kernel is x), "the input itself where the layer hands it back, a new tensor elsewhere"
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+def test_batch_norm_is_the_kernel_on_channels(layout: int) -> None:
+    x = LAYOUTS[layout](6).movedim(-1, 1) if LAYOUTS[layout](6).dim() > 1 else LAYOUTS[layout](6)
+    if x.dim() < 2:
+        pytest.skip("batch norm takes a batch of channels: a 1-d input is not one")
+    norm = torch.nn.BatchNorm1d(6) if x.dim() in (2, 3) else torch.nn.BatchNorm2d(6)
+    norm.eval()
+    with torch.no_grad():
+        kernel = torch.func.functional_call(norm, {k: v.to("meta") for k, v in norm.state_dict().items()}, (x,))
+        same(module_output(norm, (x,), {}), kernel)
+
+
+@pytest.mark.parametrize("op", [operator.add, operator.mul, torch.sub])
+def test_arithmetic_on_like_tensors_is_the_kernel(op) -> None:  # type: ignore[no-untyped-def]
+    a, b = meta(2, 3, 4), meta(2, 3, 4)
+    same(op_output(op, (a, b), {}), op(a, b))
+
+
+def test_in_place_arithmetic_returns_its_operand() -> None:
+    a, b = meta(2, 3), meta(2, 3)
+    assert op_output(operator.iadd, (a, b), {}) is a
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+def test_convolution_runs_its_own_kernel_on_stand_ins(layout: int) -> None:
+    x = LAYOUTS[layout](6)
+    if x.dim() != 4:
+        pytest.skip("Conv2d takes 4-d inputs only")
+    conv = torch.nn.Conv2d(7, 5, 3, padding=1)
+    x = x.movedim(-1, 1)[:, :7] if x.shape[-1] >= 7 else meta(1, 7, 5, 5)
+    with torch.no_grad():
+        kernel = torch.func.functional_call(conv, {k: v.to("meta") for k, v in conv.state_dict().items()}, (x,))
+        same(kernel_output(conv, (x,), {}, lambda t: t.to("meta")), kernel)
+
+
+def test_no_rule_where_the_answer_could_differ() -> None:
+    x = meta(2, 6)
+    hooked = torch.nn.Linear(6, 4)
+    hooked.register_forward_hook(lambda module, args, out: out.sum())
+    assert module_output(hooked, (x,), {}) is None, "a hook may change the output"
+    assert module_output(torch.nn.Linear(6, 4), (meta(2, 6, dtype=torch.float16),), {}) is None, "another dtype"
+    assert module_output(torch.nn.Linear(6, 4), (meta(2, 5),), {}) is None, "a size the kernel refuses"
+    assert module_output(torch.nn.LayerNorm(6), (meta(2, 5),), {}) is None, "a size the kernel refuses"
+    with torch.enable_grad():
+        assert module_output(torch.nn.Linear(6, 4), (x,), {}) is None, "grad mode: the output would require grad"
+    assert op_output(operator.add, (meta(2, 3), meta(3)), {}) is None, "broadcasting"
+    assert op_output(operator.add, (meta(3, 2).t(), meta(2, 3)), {}) is None, "strides the output may follow"
+    assert op_output(F.gelu, (x,), {}) is None, "no rule: torch answers"
