@@ -64,6 +64,25 @@ def test_a_broken_post_condition_names_the_pass_and_those_before_it() -> None:
     assert isinstance(caught.value, InternalError) and not isinstance(caught.value, QreadyError)
 
 
+class Dangles(Pass):
+    """Leaves a node that reads a value no node defines: what lint() exists to catch."""
+
+    name = "dangles"
+
+    def call(self, gm: fx.GraphModule) -> PassResult:
+        stray = fx.Graph().placeholder("stray")
+        output = next(n for n in gm.graph.nodes if n.op == "output")
+        with gm.graph.inserting_before(output):
+            gm.graph.call_function(operator.neg, (stray,))
+        return PassResult(gm, True)
+
+
+def test_a_malformed_graph_is_caught_once_after_the_graph_passes_naming_them() -> None:
+    with pytest.raises(PassError, match=r"malformed after pass add-to-mul, dangles: ") as caught:
+        PassManager([AddToMul(), Dangles(), Untouched()])(fx.symbolic_trace(Doubles()))
+    assert isinstance(caught.value, InternalError)
+
+
 def test_unroll_ensures_each_module_is_called_once() -> None:
     class Reuses(nn.Module):
         def __init__(self) -> None:

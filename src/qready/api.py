@@ -147,7 +147,7 @@ def prepare(
     example = as_example(example_inputs, example_kwargs)
     declared = declared_leaf_paths(model, leaves)
     excluded = sorted({*exclude, *declared})
-    known = {name for name, _ in model.named_modules(remove_duplicate=False)}
+    known = {name for name, _ in model.named_modules(remove_duplicate=False)} if excluded else set()
     for path in excluded:
         if path not in known:
             raise InputError(f"--exclude {path!r} is not a submodule of {type(model).__name__}; see model.named_modules()")

@@ -23,6 +23,17 @@ __all__ = ["deepcopy_module"]
 
 _MISSING = object()
 _PLAIN_CLASSES: dict[type, bool] = {}
+# The hook tables and name sets every torch.nn.Module makes for itself in __init__ (never shared
+# between modules), by attribute name: an empty one is copied as a new empty one, without the memo.
+_TABLES: dict[str, type] = {
+    name: type(value) for name, value in vars(torch.nn.Module()).items()
+    if type(value) in (dict, OrderedDict, set) and not value and name not in ("_parameters", "_buffers", "_modules")
+}
+# what copy.deepcopy hands back as it is (its atomic types), and a tuple of only those
+_ATOMIC = frozenset({
+    type(None), int, float, bool, complex, str, bytes, type, range, type(Ellipsis), type(NotImplemented),
+    torch.dtype, torch.memory_format, torch.layout,
+})
 
 
 def deepcopy_module(module: torch.nn.Module, memo: dict[int, Any]) -> torch.nn.Module:
@@ -32,12 +43,14 @@ def deepcopy_module(module: torch.nn.Module, memo: dict[int, Any]) -> torch.nn.M
 
 def _copy(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
+    if kind in _ATOMIC or (kind is tuple and all(type(item) in _ATOMIC for item in value)):
+        return value  # deepcopy's own answer for these: the very object, nothing in the memo
+    found = memo.get(id(value), _MISSING)
+    if found is not _MISSING:  # copied already, or to be shared (the tensors of a copy that shares weights)
+        return found
     if kind is dict or kind is OrderedDict:
         if kind is OrderedDict and vars(value):
             return copy.deepcopy(value, memo)
-        found = memo.get(id(value), _MISSING)
-        if found is not _MISSING:
-            return found
         new: Any = kind()
         memo[id(value)] = new
         _keep_alive(value, memo)
@@ -45,9 +58,6 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
             new[key if type(key) is str else copy.deepcopy(key, memo)] = _copy(item, memo)
         return new
     if isinstance(value, torch.nn.Module) and _plain(kind):
-        found = memo.get(id(value), _MISSING)
-        if found is not _MISSING:
-            return found
         state = value.__getstate__()  # what object.__reduce_ex__ hands deepcopy (Module's: its __dict__)
         if type(state) is not dict:
             return copy.deepcopy(value, memo)
@@ -58,7 +68,11 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         memo[id(state)] = copied
         _keep_alive(state, memo)
         for key, item in state.items():
-            copied[key] = _copy(item, memo)
+            table = _TABLES.get(key)
+            if table is not None and not item and type(item) is table:
+                copied[key] = table()  # an empty table of torch's, its own to each module
+            else:
+                copied[key] = _copy(item, memo)
         new.__setstate__(copied)
         return new
     return copy.deepcopy(value, memo)

@@ -9,7 +9,9 @@ flat tuple that ``unflatten_outputs`` turns back into the original structure.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import types
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,8 +192,14 @@ def make_flat_forward(
     params = ", ".join(sig.input_names)
     source = f"def forward(self, {params}):\n    return run(self, ({params}{',' if len(sig.input_names) == 1 else ''}))\n"
     namespace: dict[str, Any] = {"run": run}
-    exec(compile(source, f"<qready flat forward of {type(model).__name__}>", "exec"), namespace)  # noqa: S102
+    exec(_compiled(source, f"<qready flat forward of {type(model).__name__}>"), namespace)  # noqa: S102
     return namespace["forward"]
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str, filename: str) -> types.CodeType:
+    """The code of a flat forward: one compile per signature, not per prepare."""
+    return compile(source, filename, "exec")
 
 
 def _as_called(bound: inspect.BoundArguments, keywords: frozenset[str]) -> tuple[list[Any], dict[str, Any]]:

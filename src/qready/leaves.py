@@ -27,7 +27,8 @@ __all__ = ["declared_leaf_paths", "with_declared_leaves"]
 def declared_leaf_paths(model: torch.nn.Module, leaves: Iterable[str | type]) -> list[str]:
     """Every path in ``model`` that ``leaves`` names: a submodule's path, or a module class (by the
     class, its name or its qualified name). A name that matches nothing is the user's error."""
-    modules = list(model.named_modules(remove_duplicate=False))
+    leaves = list(leaves)
+    modules = list(model.named_modules(remove_duplicate=False)) if leaves else []
     paths: list[str] = []
     for leaf in leaves:
         if isinstance(leaf, type):

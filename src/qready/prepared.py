@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 import inspect
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -368,14 +368,11 @@ def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
 def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None:
     """Buffers that are non-persistent in ``source`` stay so in ``copy_``: GraphModule before
     torch 2.14 registers every buffer it copies as persistent (into the state dict)."""
-    for name, _ in copy_.named_buffers(remove_duplicate=False):
-        owner_path, _, attr = name.rpartition(".")
-        try:
-            owner = source.get_submodule(owner_path)
-        except AttributeError:
-            continue
-        if attr in owner._non_persistent_buffers_set:
-            copy_.get_submodule(owner_path)._non_persistent_buffers_set.add(attr)
+    held = {path: module._non_persistent_buffers_set for path, module in source.named_modules(remove_duplicate=False)}
+    for path, module in copy_.named_modules(remove_duplicate=False):
+        non_persistent = held.get(path)
+        if non_persistent:
+            module._non_persistent_buffers_set.update(non_persistent & module._buffers.keys())
 
 
 def reattach_dropped_state(prepared: torch.nn.Module, source: torch.nn.Module, names: Iterable[str]) -> None:
@@ -418,14 +415,18 @@ def _fill_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: s
             state_dict[prefix + alias] = state_dict[prefix + original]
 
 
-def tied_aliases(prepared: torch.nn.Module, original_keys: set[str]) -> dict[str, str]:
-    """Names under which a prepared model holds a tensor that an original key already names."""
-    owner: dict[int, str] = {}
+def tied_aliases(prepared: torch.nn.Module, original_keys: Callable[[], set[str]]) -> dict[str, str]:
+    """Names under which a prepared model holds a tensor that an original key already names.
+    ``original_keys`` is asked only when some tensor is held under two names (a state dict costs a walk)."""
     named = list(prepared.named_parameters(remove_duplicate=False)) + list(prepared.named_buffers(remove_duplicate=False))
+    if len({id(tensor) for _, tensor in named}) == len(named):
+        return {}
+    keys = original_keys()
+    owner: dict[int, str] = {}
     for name, tensor in named:
-        if name in original_keys:
+        if name in keys:
             owner.setdefault(id(tensor), name)
-    return {name: owner[id(t)] for name, t in named if name not in original_keys and id(t) in owner}
+    return {name: owner[id(t)] for name, t in named if name not in keys and id(t) in owner}
 
 
 _CONTAINERS = (
@@ -463,7 +464,7 @@ def run_graph_in_place(module: torch.nn.Module, prepared: PreparedModule) -> Non
         else:  # a constant the trace captured: held by the model, not part of its state
             parent.register_buffer(name, value, persistent=False)
     python_code = prepared.recompile()
-    aliases = tied_aliases(module, set(prepared.state_dict()) - set(prepared.tied_aliases))
+    aliases = tied_aliases(module, lambda: set(prepared.state_dict()) - set(prepared.tied_aliases))
     if aliases:
         module.qready_tied_aliases = aliases  # type: ignore[assignment]  # plain attributes set on an nn.Module: its __setattr__ is typed for Tensor | Module
         module._register_state_dict_hook(_drop_aliases)

@@ -193,7 +193,7 @@ def _prepare_graph(
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]
     reattach_dropped_state(prepared, work, [name for name, _ in held])  # non-persistent buffers too
-    prepared.hide_tied_copies(tied_aliases(prepared, set(original.state_dict())))
+    prepared.hide_tied_copies(tied_aliases(prepared, lambda: set(original.state_dict())))
     _copy_training_flags(original, prepared)
     timings["passes"] = time.perf_counter() - start
 

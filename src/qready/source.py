@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -54,9 +55,15 @@ def display_path(filename: str) -> str:
     """Relative to the working directory when below it (what editors and CI annotate)."""
     if filename.startswith("<"):
         return filename
-    path = os.path.abspath(filename)
-    cwd = os.getcwd() + os.sep
-    return path[len(cwd):] if path.startswith(cwd) else path
+    return _relative(filename, os.getcwd())
+
+
+@functools.lru_cache(maxsize=4096)
+def _relative(filename: str, cwd: str) -> str:
+    """``filename`` as seen from ``cwd`` (asked once per node of a trace: kept)."""
+    path = os.path.abspath(os.path.join(cwd, filename))
+    below = cwd + os.sep
+    return path[len(below):] if path.startswith(below) else path
 
 
 def error_location(error: BaseException) -> tuple[str | None, int | None]:

@@ -65,8 +65,9 @@ class Pass(Generic[M]):
     ``requires`` and ``ensures`` are its pre- and post-conditions: each raises
     ``PassError`` when the module is not what the pass expects or promises.
     Calling the pass runs ``requires``, ``call``, then, when it modified a
-    graph, ``graph.lint()`` and ``recompile()``, then ``ensures``: the
-    bookkeeping lives here once, not in each pass. A step that changes modules
+    graph, ``graph.lint()`` and ``recompile()`` (in a ``PassManager``, once
+    after its graph passes), then ``ensures``: the bookkeeping lives here
+    once, not in each pass. A step that changes modules
     but never the graph says so with ``rewrites_graph = False``.
     """
 
@@ -83,14 +84,14 @@ class Pass(Generic[M]):
         """Raise ``PassError`` when the rewritten ``gm`` breaks what this pass promises."""
 
     def __call__(self, gm: M, *, recompile: bool = True) -> PassResult:
+        """``recompile=False``: a manager checks and regenerates the code once for all of its graph passes."""
         self.requires(gm)
         result = self.call(gm)
         if result.graph_module is not gm:
             raise PassError("returned another module than it was given; a pass rewrites its module in place")
-        if result.modified and self.rewrites_graph and isinstance(gm, fx.GraphModule):
+        if result.modified and self.rewrites_graph and isinstance(gm, fx.GraphModule) and recompile:
             gm.graph.lint()
-            if recompile:  # a manager defers it: one recompile for all of its graph passes
-                gm.recompile()
+            gm.recompile()
         self.ensures(gm)
         return result
 
@@ -109,8 +110,10 @@ class PassManager:
         done: list[str] = []
         # a graph pass rewrote the graph (or nobody compiled it yet) and its code is not regenerated yet
         stale = stale and isinstance(gm, fx.GraphModule)
+        unchecked: list[str] = []  # graph passes whose rewrite no lint() has checked yet
         for p in self.passes:
             if stale and not p.rewrites_graph and isinstance(gm, fx.GraphModule):  # a step on the module
+                _lint(gm, unchecked)
                 gm.recompile()  # (it may run it) sees current code
                 stale = False
             try:
@@ -128,11 +131,25 @@ class PassManager:
                 ) from error
             self.changes.extend(result.changes)
             self.modified = self.modified or result.modified
-            stale = stale or (result.modified and p.rewrites_graph and isinstance(gm, fx.GraphModule))
+            rewrote = result.modified and p.rewrites_graph and isinstance(gm, fx.GraphModule)
+            stale = stale or rewrote
+            unchecked += [p.name] if rewrote else []
             done.append(p.name)
         if stale and isinstance(gm, fx.GraphModule):
+            _lint(gm, unchecked)
             gm.recompile()
         return gm, list(self.changes)
+
+
+def _lint(gm: fx.GraphModule, passes: list[str]) -> None:
+    """One ``graph.lint()`` for the graph passes that ran since the last: a malformed graph names them."""
+    if not passes:
+        return
+    try:
+        gm.graph.lint()
+    except Exception as error:  # fx's own check of a graph qready's passes built: qready's bug
+        raise PassError(f"the graph is malformed after pass {', '.join(passes)}: {described(error)}") from error
+    passes.clear()
 
 
 def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:

@@ -28,26 +28,26 @@ class UnrollReusedModules(Pass):
 
     def call(self, gm: fx.GraphModule) -> PassResult:
         calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+        called = {target: gm.get_submodule(target) for target in calls}
         # an instance that also runs inside a called module (a leaf that holds it) is reused
         # by every call the graph makes of it: those get copies, the leaf keeps the original
         inside_leaves = {
-            id(inner) for target in calls for inner in gm.get_submodule(target).modules()
-            if inner is not gm.get_submodule(target)
+            id(inner) for module in called.values() for inner in module.modules() if inner is not module
         }
         seen: Counter[str] = Counter()
         changes = []
         for node in gm.graph.nodes:
             if node.op != "call_module":
                 continue
-            also_in_leaf = id(gm.get_submodule(node.target)) in inside_leaves
+            original = called[node.target]
+            also_in_leaf = id(original) in inside_leaves
             if calls[node.target] < 2 and not also_in_leaf:
                 continue
             seen[node.target] += 1
             if seen[node.target] == 1 and not also_in_leaf:
                 continue  # the first call keeps the original instance
-            original = gm.get_submodule(node.target)
             scope, _, base = str(node.target).rpartition(".")
-            while any(scope == t or scope.startswith(f"{t}.") for t in calls):
+            while _inside(scope, calls):
                 # never inside a module the graph calls (a Sequential would run the copy too): `inner.0` -> `inner_0`
                 scope, _, part = scope.rpartition(".")
                 base = f"{part}_{base}"
@@ -76,6 +76,12 @@ class UnrollReusedModules(Pass):
         reused = sorted(target for target, count in calls.items() if count > 1)
         if reused:
             raise PassError(f"modules still called more than once: {', '.join(reused)}")
+
+
+def _inside(scope: str, calls: Counter[str]) -> bool:
+    """Whether ``scope`` is a called module or lies inside one."""
+    parts = scope.split(".") if scope else []
+    return any(".".join(parts[:i]) in calls for i in range(1, len(parts) + 1))
 
 
 def copy_sharing_state(module: torch.nn.Module) -> torch.nn.Module:

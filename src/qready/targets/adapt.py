@@ -129,7 +129,8 @@ def finish_for_target(
     submodules that return lists returning tuples (``_lists_as_tuples``).
     """
     paths = [change.module for change in changes if change.kind == "decomposed"]
-    keep_packed_keys(prepared, packed_keys(paths, original.state_dict().keys()))
+    if paths:
+        keep_packed_keys(prepared, packed_keys(paths, original.state_dict().keys()))
     if target.flat_io and isinstance(prepared, KeptForward):
         try:
             signature = flat_signature(original, example)  # the class's forward: prepared.forward dispatches
