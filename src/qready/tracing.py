@@ -322,6 +322,11 @@ class ConcreteTracer(fx.Tracer):
             value = op_output(node.target, args, kwargs) if node.op == "call_function" else None
             if value is not None:
                 return value
+            if node.op == "call_method" and args and _real_isinstance(args[0], torch.Tensor) and args[0].is_meta:
+                if node.target == "cpu" and len(args) == 1 and not kwargs and self.device_probe.device.type == "cpu":
+                    return args[0]  # on the CPU already, as the example is: eager hands back the tensor itself
+                if node.target == "to":
+                    args, kwargs = self._onto_stand_ins(args, kwargs)
             return self._remembered(self.meta_calls.op_key(node.op, node.target, args, kwargs), node, args, kwargs)
         module = self._submodule(str(node.target))
         value = module_output(module, args, kwargs)
@@ -376,6 +381,21 @@ class ConcreteTracer(fx.Tracer):
             finally:
                 _put_back(held)
         return None
+
+    def _onto_stand_ins(self, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        """``x.to(y.device)`` of a stand-in, where ``y.device`` answered with the example's device (the
+        device the stand-ins stand for): onto the meta device, where eager's call leaves ``x`` where it is."""
+        device = self.device_probe.device
+
+        def stand_in(value: Any) -> Any:
+            if not isinstance(value, (str, torch.device)):
+                return value
+            try:
+                return torch.device("meta") if torch.device(value) == device else value
+            except RuntimeError:  # not a device name: torch's own call says what is wrong with it
+                return value
+
+        return (args[0], *map(stand_in, args[1:])), {k: stand_in(v) if k == "device" else v for k, v in kwargs.items()}
 
     def _submodule(self, path: str) -> torch.nn.Module:
         module = self._modules.get(path)

@@ -32,7 +32,7 @@ class UnrollReusedModules(Pass):
         # an instance that also runs inside a called module (a leaf that holds it) is reused
         # by every call the graph makes of it: those get copies, the leaf keeps the original
         inside_leaves = {
-            id(inner) for module in called.values() for inner in module.modules() if inner is not module
+            id(inner) for module in called.values() if module._modules for inner in module.modules() if inner is not module
         }
         seen: Counter[str] = Counter()
         changes = []
