@@ -37,6 +37,7 @@ from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.infer_reshape_sizes import InferReshapeSizes
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 from qready.randomness import same_draws
+from qready.sizes import other_sizes
 from qready.prepared import (
     KeptForward, Prepared, PrepareResult, PreparedModule, keep_forward, reattach_dropped_state, result_of,
     run_graph_in_place, tied_aliases,
@@ -79,6 +80,9 @@ def prepare_model(
         # what the prepared model must reproduce at other sizes too: the rewritten copy, when the target
         # needed a rewrite that is not bit-identical (its measured difference is in the changes)
         reference_model = private_copy(work, share_weights=True) if decomposed else model
+    # the original's runs at other sizes now, next to its other runs: the memory their activations
+    # took is free again for these, before the trace and the prepared model take some of it
+    sized = other_sizes(reference_model, example) if references is not None else None
     copied = time.perf_counter() - start
 
     def finish(prepared: Prepared) -> None:
@@ -95,7 +99,7 @@ def prepare_model(
         return _with_flags_of(model, prepared)
     start = time.perf_counter()
     try:
-        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck)
+        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck, sized=sized)
     except VerificationError:
         specialized = result_of(prepared).specialized
         if not specialized:
@@ -109,7 +113,7 @@ def prepare_model(
         failure = TraceFailure("", "a Python branch on tensor data that differs between inputs", file, line)
         prepared = prepare_children(work, example, excluded=excluded, tie_weights=tie_weights, failure=failure)
         finish(prepared)
-        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck)
+        verify_prepared(prepared, example, fresh, references, original=reference_model, recheck=recheck, sized=sized)
     result_of(prepared).timings["verify"] = time.perf_counter() - start
     return _with_flags_of(model, prepared)
 

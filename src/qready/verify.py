@@ -83,10 +83,12 @@ def verify_prepared(
     references: tuple[Any, Any],
     original: torch.nn.Module | None = None,
     recheck: Sequence[str] | None = None,
+    sized: list[tuple[str, Example, Any]] | None = None,
 ) -> None:
     """Bit-for-bit on the example, a fresh input and (given the ``original``) inputs with another
     batch size and sequence length, then checked again (see ``recheck_prepared``): no QR003/QR004
-    outside the leaves.
+    outside the leaves. ``sized``: the original's runs at the other sizes (``sizes.other_sizes``),
+    when the caller ran them already.
 
     Raises VerificationError naming the first differing output and its max abs difference. An
     input of another size that the original runs on and the prepared model rejects, or computes
@@ -96,7 +98,9 @@ def verify_prepared(
 
     result = result_of(prepared)
     runs = [("example", example, references[0]), ("fresh", fresh, references[1])]
-    if original is not None:
+    if sized is not None:
+        runs += sized
+    elif original is not None:
         runs += other_sizes(original, example)
     for run, inputs, expected in runs:
         with preserved(prepared), torch.no_grad():
