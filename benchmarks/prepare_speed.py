@@ -18,6 +18,7 @@ linearly with depth.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -50,22 +51,45 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float] | None:
     CPU time (``time.process_time``: this process, all its threads) is what the
     ratios use: on a machine shared with other work, wall time measures the others too.
     """
-    try:
-        fn()
-    except Exception:  # the tool cannot handle this model: no time to report
-        return None
-    walls, cpus = [], []
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
+    return interleaved([fn], repeat)[0]
 
 
-def clone_weights(model: torch.nn.Module) -> None:
+def interleaved(fns: list[Callable[[], Any]], repeat: int) -> list[tuple[float, float] | None]:
+    """``timed`` for several tools at once, in rounds of one call each, every other round in the
+    reverse order: a slower stretch of the machine, or the state a copy leaves the allocator and the
+    caches in, falls on all of them alike, and each tool's best is its best in either place. Each
+    call is timed until it returns what it made; freeing that is no tool's time."""
+    works = []
+    for fn in fns:
+        try:
+            fn()
+            works.append(True)
+        except Exception:  # the tool cannot handle this model: no time to report
+            works.append(False)
+    best: list[list[float]] = [[float("inf"), float("inf")] for _ in fns]
+    for round_ in range(repeat):
+        order = list(zip(fns, works, best))
+        for fn, ok, times in order if round_ % 2 == 0 else reversed(order):
+            if not ok:
+                continue
+            wall, cpu = time.perf_counter(), time.process_time()
+            made = fn()
+            times[0] = min(times[0], time.perf_counter() - wall)
+            times[1] = min(times[1], time.process_time() - cpu)
+            # what a tool made is freed outside the clocks, all of it now: a model in reference cycles
+            # would otherwise be freed by a collection that lands in another tool's time
+            del made
+            gc.collect()
+    return [(wall, cpu) if ok else None for (wall, cpu), ok in zip(best, works)]
+
+
+def _unavailable() -> None:
+    raise RuntimeError("not installed")
+
+
+def clone_weights(model: torch.nn.Module) -> list[torch.Tensor]:
     """The copy the default prepare makes, alone: every parameter and buffer cloned."""
-    [t.clone() for t in [*model.parameters(), *model.buffers()]]
+    return [t.clone() for t in [*model.parameters(), *model.buffers()]]
 
 
 class Block(torch.nn.Module):
@@ -115,14 +139,20 @@ def main() -> None:
     rows = []
     for name, model, inputs in models(options.models.split(",")):
         example = as_example(inputs)
+        trace, peer, shared, default, clone = interleaved([
+            lambda: torch.fx.symbolic_trace(model),
+            (lambda: aimet(model)) if aimet else _unavailable,
+            lambda: qready.prepare(model, example, verify=False, share_weights=True),
+            lambda: qready.prepare(model, example, verify=False),
+            lambda: clone_weights(model),
+        ], options.repeat)
         rows.append((
             name,
-            timed(lambda: torch.fx.symbolic_trace(model), options.repeat),
-            timed(lambda: aimet(model), options.repeat) if aimet else None,
-            timed(lambda: qready.prepare(model, example, verify=False, share_weights=True), options.repeat),
-            timed(lambda: qready.prepare(model, example, verify=False), options.repeat),
-            # right after the default prepare: fresh memory costs what the allocator's state makes it cost
-            timed(lambda: clone_weights(model), options.repeat),
+            trace,
+            peer,
+            shared,
+            default,
+            clone,
             timed(lambda: qready.prepare(model, example), options.repeat) if options.verified else None,
         ))
         print(name, *(f"{t[1]:.3f}" if t else "n/a" for t in rows[-1][1:]), flush=True)
@@ -143,7 +173,8 @@ def main() -> None:
         f"`.venv/bin/python benchmarks/prepare_speed.py --repeat {options.repeat}"
         f"{' --verified' if options.verified else ''}` on {machine()}; CPU seconds of"
         f" this process (`time.process_time`, all threads), best of {options.repeat}, every column in the same"
-        " process: wall time on this shared 2-core machine measured the other engineers' work more than ours."
+        " process, in rounds of one call of each tool: wall time on this shared 2-core machine measured the other"
+        " engineers' work more than ours."
         f" AIMET: aimet-torch {'installed' if aimet else 'not installed'}. Targets: shared weights <= 2x"
         " symbolic_trace and <= 1x AIMET's `prepare_model`; the default (weights copied) <= shared + the copy.",
         "",
