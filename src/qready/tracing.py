@@ -26,7 +26,7 @@ import torch
 import torch.fx as fx
 from torch.fx.immutable_collections import immutable_dict, immutable_list
 from torch.fx.node import Node, map_aggregate
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from qready.errors import QreadyError, described, internal_error
 from qready.meta_calls import MetaCalls
@@ -319,7 +319,7 @@ class ConcreteTracer(fx.Tracer):
     def _run_on_meta(self, node: Node, args: Any, kwargs: Any) -> Any:
         """``_run`` on stand-ins; the same torch.nn layer on the same shapes gets its earlier answer."""
         if node.op != "call_module":
-            value = op_output(node.target, args, kwargs) if node.op == "call_function" else None
+            value = _made_here(op_output, node.target, args, kwargs) if node.op == "call_function" else None
             if value is not None:
                 return value
             if node.op == "call_method" and args and _real_isinstance(args[0], torch.Tensor) and args[0].is_meta:
@@ -329,7 +329,7 @@ class ConcreteTracer(fx.Tracer):
                     args, kwargs = self._onto_stand_ins(args, kwargs)
             return self._remembered(self.meta_calls.op_key(node.op, node.target, args, kwargs), node, args, kwargs)
         module = self._submodule(str(node.target))
-        value = module_output(module, args, kwargs)
+        value = _made_here(module_output, module, args, kwargs)
         if value is not None:
             return value
         key = self.meta_calls.key(module, args, kwargs)
@@ -341,7 +341,7 @@ class ConcreteTracer(fx.Tracer):
         """The node's meta value: the one an earlier call of the same signature gave, or computed and kept."""
         if key is None:
             return self._run(node, args, kwargs)
-        known = self.meta_calls.get(key)
+        known = _made_here(self.meta_calls.get, key)
         if known is not None:
             return known
         value = None if module is None else call_through(kernel_output, (module, args, kwargs, self._to_meta), {})
@@ -413,7 +413,7 @@ class ConcreteTracer(fx.Tracer):
     def _to_meta(self, tensor: torch.Tensor) -> torch.Tensor:
         twin = self._meta_twins.get(id(tensor))
         if twin is None:
-            twin = self._meta_twins[id(tensor)] = tensor.to("meta")
+            twin = self._meta_twins[id(tensor)] = _made_here(tensor.to, "meta")
         return twin
 
     def _concrete(self, value: Any) -> Any:
@@ -456,6 +456,16 @@ class ConcreteTracer(fx.Tracer):
         if isinstance(value, dict):
             return value.keys()
         raise DataDependentError(f"keys() of a traced value ({_describe(obj.node)})")
+
+
+def _made_here(make: Callable[..., Any], *args: Any) -> Any:
+    """A stand-in the tracer makes itself (a meta tensor for a node's value, a meta twin of a weight),
+    made outside the dispatch modes the model runs under: qready's own mode for a model without weights
+    (``qready.meta``) turns small tensors made on meta into real ones, and a stand-in must stay one."""
+    if not torch._C._len_torch_dispatch_stack():
+        return make(*args)
+    with _disable_current_modes():
+        return make(*args)
 
 
 @contextlib.contextmanager
