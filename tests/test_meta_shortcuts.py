@@ -121,3 +121,36 @@ def test_no_rule_where_the_answer_could_differ() -> None:
     assert op_output(operator.add, (meta(2, 3), meta(3)), {}) is None, "broadcasting"
     assert op_output(operator.add, (meta(3, 2).t(), meta(2, 3)), {}) is None, "strides the output may follow"
     assert op_output(F.gelu, (x,), {}) is None, "no rule: torch answers"
+
+
+@pytest.mark.parametrize("config", [
+    dict(kind=torch.nn.Conv2d, cin=4, cout=6, k=3, stride=1, padding=1, dilation=1, groups=1, size=(9, 7)),
+    dict(kind=torch.nn.Conv2d, cin=4, cout=8, k=3, stride=2, padding=0, dilation=1, groups=2, size=(9, 8)),
+    dict(kind=torch.nn.Conv2d, cin=6, cout=6, k=(3, 5), stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=6, size=(11, 10)),
+    dict(kind=torch.nn.Conv2d, cin=4, cout=6, k=1, stride=1, padding=0, dilation=1, groups=1, size=(1, 1)),
+    dict(kind=torch.nn.Conv1d, cin=3, cout=5, k=4, stride=3, padding=2, dilation=1, groups=1, size=(17,)),
+    dict(kind=torch.nn.Conv3d, cin=2, cout=4, k=3, stride=2, padding=1, dilation=1, groups=1, size=(5, 6, 7)),
+])
+@pytest.mark.parametrize("bias", [True, False])
+def test_convolution_is_the_kernel(config: dict, bias: bool) -> None:
+    conv = config["kind"](
+        config["cin"], config["cout"], config["k"], stride=config["stride"], padding=config["padding"],
+        dilation=config["dilation"], groups=config["groups"], bias=bias,
+    )
+    x = meta(2, config["cin"], *config["size"])
+    with torch.no_grad():
+        kernel = torch.func.functional_call(conv, {k: v.to("meta") for k, v in conv.state_dict().items()}, (x,))
+        same(module_output(conv, (x,), {}), kernel)
+        functional = {torch.nn.Conv1d: F.conv1d, torch.nn.Conv2d: F.conv2d, torch.nn.Conv3d: F.conv3d}[config["kind"]]
+        same(op_output(functional, (x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups), {}), kernel)
+
+
+def test_convolution_leaves_to_the_kernel_what_the_rule_does_not_cover() -> None:
+    conv = torch.nn.Conv2d(4, 6, 3)
+    with torch.no_grad():
+        assert module_output(conv, (meta(1, 4, 8, 8).to(memory_format=torch.channels_last),), {}) is None, "layout"
+        assert module_output(torch.nn.Conv2d(4, 6, 3, padding="same"), (meta(1, 4, 8, 8),), {}) is None, "same"
+        assert module_output(torch.nn.Conv2d(4, 6, 3, padding_mode="reflect"), (meta(1, 4, 8, 8),), {}) is None
+        assert module_output(conv, (meta(1, 5, 8, 8),), {}) is None, "channels the kernel refuses"
+        assert module_output(conv, (meta(1, 4, 2, 2),), {}) is None, "an input smaller than the kernel"
+        assert module_output(conv, (meta(4, 8, 8),), {}) is None, "unbatched"

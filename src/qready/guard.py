@@ -38,7 +38,8 @@ def preserved(model: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         for module, training in flags:
-            module.training = training
+            if module.training is not training:
+                module.training = training
 
 
 def require_runnable(model: torch.nn.Module) -> None:

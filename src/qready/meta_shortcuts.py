@@ -51,6 +51,8 @@ def module_output(module: Any, args: Any, kwargs: Any) -> torch.Tensor | None:
         return _linear(x, module.weight, module.bias)
     if kind is torch.nn.LayerNorm:
         return _layer_norm(x, module.normalized_shape, module.weight, module.bias)
+    if kind in _CONVOLUTIONS and module.padding_mode == "zeros":
+        return _convolution(x, module.weight, module.bias, module.stride, module.padding, module.dilation, module.groups)
     return None
 
 
@@ -112,6 +114,50 @@ def _functional_layer_norm(args: Any, kwargs: Any) -> torch.Tensor | None:
     return _layer_norm(bound["input"], tuple(shape), bound["weight"], bound["bias"])
 
 
+def _functional_convolution(args: Any, kwargs: Any) -> torch.Tensor | None:
+    bound = _bind(
+        args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+        {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1},
+    )
+    if bound is None or not _plain_meta(bound["input"]):
+        return None
+    return _convolution(*(bound[name] for name in ("input", "weight", "bias", "stride", "padding", "dilation", "groups")))
+
+
+def _convolution(
+    x: torch.Tensor, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any
+) -> torch.Tensor | None:
+    """``F.conv{1,2,3}d`` on a batch: (N, out channels, each size (L + 2p - d(k - 1) - 1) // s + 1), row-major
+    where the input and the weight are (the kernel picks channels-last from either; that goes to torch)."""
+    spatial = x.dim() - 2
+    strides, paddings, dilations = (_per_dim(value, spatial) for value in (stride, padding, dilation))
+    if (
+        torch.is_grad_enabled() or spatial not in (1, 2, 3) or not _weight(weight, x.dtype, spatial + 2)
+        or strides is None or paddings is None or dilations is None or type(groups) is not int or groups < 1
+        or min(strides) < 1 or min(dilations) < 1 or min(paddings) < 0
+        or x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups
+        or not (bias is None or (_weight(bias, x.dtype, 1) and bias.shape[0] == weight.shape[0]))
+        or x.stride() != row_major(x.shape) or weight.stride() != row_major(weight.shape)
+    ):
+        return None
+    out = [
+        (length + 2 * p - d * (k - 1) - 1) // s + 1
+        for length, k, s, p, d in zip(x.shape[2:], weight.shape[2:], strides, paddings, dilations)
+    ]
+    if min(out) <= 0:
+        return None  # the kernel says what is wrong
+    return torch.empty((x.shape[0], weight.shape[0], *out), dtype=x.dtype, device="meta")
+
+
+def _per_dim(value: Any, count: int) -> tuple[int, ...] | None:
+    """A stride, padding or dilation as one int per spatial dimension; None for ``"same"`` and the like."""
+    if type(value) is int:
+        return (value,) * count
+    if isinstance(value, (tuple, list)) and len(value) == count and all(type(v) is int for v in value):
+        return tuple(value)
+    return None
+
+
 def _linear(x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor | None:
     """``F.linear``: the input's leading sizes and the weight's rows, row-major."""
     if (
@@ -140,6 +186,7 @@ _OPS: dict[Any, Callable[[Any, Any], torch.Tensor | None]] = {
     **{op: _in_place for op in _IN_PLACE},
     F.linear: _functional_linear, torch._C._nn.linear: _functional_linear,
     F.layer_norm: _functional_layer_norm,
+    F.conv1d: _functional_convolution, F.conv2d: _functional_convolution, F.conv3d: _functional_convolution,
 }
 
 

@@ -364,4 +364,6 @@ def _copies_of_excluded(changes: list[Change], excluded: Sequence[str]) -> list[
 def _copy_training_flags(model: torch.nn.Module, prepared: torch.nn.Module) -> None:
     flags = {name: m.training for name, m in model.named_modules()}
     for name, module in prepared.named_modules():
-        module.training = flags.get(name, model.training)
+        flag = flags.get(name, model.training)
+        if module.training is not flag:  # Module.__setattr__ costs microseconds; most flags agree already
+            module.training = flag

@@ -230,8 +230,8 @@ class ConcreteTracer(fx.Tracer):
             self.module_scope.pop()
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        if self._evaluating:
-            return attr_val
+        if self._evaluating or not _real_isinstance(attr_val, torch.Tensor):
+            return attr_val  # a submodule or a plain value, as fx's own getattr returns it
         if _real_isinstance(attr_val, torch.nn.Parameter):
             # fx would walk every parameter of the model for each read of one (``self.layer_scale``)
             if self._parameter_names is None:
@@ -330,6 +330,8 @@ class ConcreteTracer(fx.Tracer):
             return self._remembered(self.meta_calls.op_key(node.op, node.target, args, kwargs), node, args, kwargs)
         module = self._submodule(str(node.target))
         value = _made_here(module_output, module, args, kwargs)
+        if value is None:  # a convolution's own kernel: cheaper than working out its key (its config, its weights)
+            value = call_through(kernel_output, (module, args, kwargs, self._to_meta), {})
         if value is not None:
             return value
         key = self.meta_calls.key(module, args, kwargs)
@@ -344,9 +346,7 @@ class ConcreteTracer(fx.Tracer):
         known = _made_here(self.meta_calls.get, key)
         if known is not None:
             return known
-        value = None if module is None else call_through(kernel_output, (module, args, kwargs, self._to_meta), {})
-        if value is None:
-            value = self._run(node, args, kwargs)
+        value = self._run(node, args, kwargs)
         state = [] if module is None else [self._to_meta(t) for t in [*module.parameters(), *module.buffers()]]
         self.meta_calls.remember(key, value, args, kwargs, state)
         return value
@@ -669,10 +669,18 @@ def _constants_are_not_state(root: torch.nn.Module, graph: fx.Graph) -> None:
 def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[..., Any]) -> fx.Graph:
     # fx traces type(root).forward; point it at the flat forward for the duration of the trace.
     cls = type(root)
-    patched = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
+
+    @functools.wraps(forward)  # fx reads the parameters of the function it unwraps to
+    def answering(*args: Any) -> Any:
+        # the stand-ins for isinstance, type and len while the user's forward runs: not while fx walks
+        # the model's attributes before it (thousands of isinstance calls that meet no proxy)
+        with _answers_like_tensors(root):
+            return forward(*args)
+
+    patched = type(cls.__name__, (cls,), {"forward": answering, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        with _answers_like_tensors(root), _user_wrapped_functions_traced_into(), random_factories_recorded(tracer):
+        with _user_wrapped_functions_traced_into(), random_factories_recorded(tracer):
             return tracer.trace(root)
     finally:
         root.__class__ = cls
