@@ -274,3 +274,27 @@ def test_share_weights_builds_a_new_tree_around_the_same_tensors() -> None:
     assert prepare(model, (x, x)).conv1.weight is not model.conv1.weight  # the default copies
     assert outputs_equal(shared(x, x), model(x, x))
     assert_unchanged(model, before)
+
+
+def test_a_forward_writing_its_own_buffer_never_writes_the_originals() -> None:
+    """Buffers are values while tracing, so the trace runs ``self.calls.add_(1)`` for real, even on meta
+    stand-ins: prepare's copy holds its own buffers, with the weights shared or not."""
+
+    class CountsItsCalls(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("calls", torch.zeros(()))
+            self.linear = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls.add_(1)
+            return torch.relu(self.linear(x))
+
+    for share in (True, False):
+        model = CountsItsCalls().eval()
+        x = torch.randn(3, 4)
+        prepared = prepare(model, (x,), verify=False, share_weights=share)
+        assert model.calls.item() == 0, "prepare never runs the original's writes"
+        assert (prepared.linear.weight is model.linear.weight) == share
+        assert prepared.calls is not model.calls
+        assert torch.equal(prepared(x), model(x))

@@ -132,7 +132,8 @@ def prepare(
     The prepared model owns copies of the weights, so that toolkits that fold
     batch norms or train in place can't reach back into ``model``.
     ``share_weights=True`` skips that copy (faster, no second set of weights
-    in memory): the two models then hold the very same tensors.
+    in memory): the two models then hold the very same parameters (buffers,
+    which a forward may write into, are the prepared model's own).
 
     ``target="aimet"`` (a toolkit that exports ONNX) also decomposes what that
     export cannot take (``nn.MultiheadAttention``'s fused eval kernel) into

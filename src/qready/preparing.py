@@ -119,10 +119,14 @@ def prepare_model(
 
 
 def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module:
-    """A deep copy of ``model`` that qready owns (around the very same tensors with ``share_weights``)."""
+    """A deep copy of ``model`` that qready owns; with ``share_weights``, around the very same parameters.
+
+    Buffers are copied either way: they are values while tracing (only parameters become proxies), so a
+    forward that writes into its own buffers (a call counter, a cache kept as a buffer) runs that write
+    for real even on meta stand-ins, and it must reach the copy, never the original."""
     memo: dict[int, Any] = {}
-    if share_weights:  # a new module tree around the very same tensors
-        memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    if share_weights:  # a new module tree around the very same parameters
+        memo = {id(t): t for t in model.parameters()}
     try:
         return deepcopy_module(model, memo)
     except RecursionError as error:
