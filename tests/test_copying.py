@@ -62,3 +62,18 @@ def test_tensors_in_the_memo_are_shared_as_deepcopy_shares_them() -> None:
     ours = deepcopy_module(model, dict(memo))
     assert ours.shared.weight is model.shared.weight and ours.scale is model.scale
     assert ours.own.linear.weight is not model.own.linear.weight  # its own copy ignores the memo, as with deepcopy
+
+
+def test_buffers_are_copied_as_deepcopy_copies_them_views_included() -> None:
+    owner = nn.Module()
+    owner.register_buffer("stats", torch.arange(6.0))
+    owner.register_buffer("head", owner.stats[:2])  # a view, after the tensor it views
+    owner.register_buffer("mask", torch.ones(2, 3, dtype=torch.bool).t())  # not contiguous: deepcopy's own way
+    mine, theirs = deepcopy_module(owner, {}), copy.deepcopy(owner)
+    for name in ("stats", "head", "mask"):
+        a, b = getattr(mine, name), getattr(theirs, name)
+        assert torch.equal(a, b) and (a.dtype, a.shape, a.stride()) == (b.dtype, b.shape, b.stride()), name
+        assert a.untyped_storage()._cdata != getattr(owner, name).untyped_storage()._cdata, name
+    assert mine.head.untyped_storage()._cdata == mine.stats.untyped_storage()._cdata, "the view views the copy"
+    mine.stats.add_(1)
+    assert torch.equal(mine.head, torch.tensor([1.0, 2.0])) and torch.equal(owner.stats, torch.arange(6.0))

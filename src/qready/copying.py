@@ -48,6 +48,10 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
     found = memo.get(id(value), _MISSING)
     if found is not _MISSING:  # copied already, or to be shared (the tensors of a copy that shares weights)
         return found
+    if kind is torch.Tensor:
+        whole = _whole_storage_copy(value, memo)
+        if whole is not None:
+            return whole
     if kind is dict or kind is OrderedDict:
         if kind is OrderedDict and vars(value):
             return copy.deepcopy(value, memo)
@@ -76,6 +80,28 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         new.__setstate__(copied)
         return new
     return copy.deepcopy(value, memo)
+
+
+def _whole_storage_copy(value: torch.Tensor, memo: dict[Any, Any]) -> torch.Tensor | None:
+    """What ``Tensor.__deepcopy__`` makes of a plain tensor that covers its whole storage (a buffer), made
+    with one clone instead of its storage round trip (a batch norm's statistics: 15 us -> 2 us each); its
+    storage's copy goes into deepcopy's own storage memo, so a later view of it views the copy. None for
+    every other tensor."""
+    if (
+        value.layout is not torch.strided or value.device.type not in ("cpu", "cuda") or value.requires_grad
+        or value.is_quantized or value.is_conj() or value.is_neg() or not value.is_leaf or vars(value)
+        or value.storage_offset() != 0 or not value.is_contiguous()
+    ):
+        return None
+    storage = value.untyped_storage()
+    storages = memo.setdefault("torch", {})  # Tensor.__deepcopy__'s: storage -> its copy
+    if storage._cdata in storages or storage.nbytes() != value.numel() * value.element_size():
+        return None
+    new = value.clone()
+    storages[storage._cdata] = new.untyped_storage()
+    memo[id(value)] = new
+    _keep_alive(value, memo)
+    return new
 
 
 def _plain(kind: type) -> bool:
