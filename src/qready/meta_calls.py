@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.nn.modules import module as _module
@@ -28,6 +28,15 @@ from torch.nn.modules import module as _module
 __all__ = ["MetaCalls", "has_hooks"]
 
 _UNCACHEABLE = object()
+
+
+class _Op(NamedTuple):
+    """An op's part of a key: a ``call_function`` target or a ``call_method`` name."""
+
+    kind: str
+    target: Any
+
+
 _PLAIN = (bool, int, float, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
 _STATE = ("_parameters", "_buffers", "_modules")
 
@@ -56,7 +65,7 @@ class MetaCalls:
 
     def op_key(self, kind: str, target: Any, args: tuple, kwargs: dict) -> Any:
         """The signature of a ``call_function`` of torch's or a ``call_method`` on a tensor, or None."""
-        op = (kind, target)
+        op = _Op(kind, target)
         if op in self._views or (kind == "call_function" and not _torch_function(target)):
             return None
         if kind == "call_method" and not (args and type(args[0]) is torch.Tensor):
@@ -81,9 +90,8 @@ class MetaCalls:
         shapes = _output_shapes(output, taken)
         if shapes is not _UNCACHEABLE and _holds_tensor(shapes):
             self._outputs[key] = shapes
-        elif type(key[0]) is tuple and len(key[0]) == 2 and key[0][0] in ("call_function", "call_method"):
+        elif isinstance(key[0], _Op):
             self._views.add(key[0])
-
 
     def _module_key(self, module: torch.nn.Module) -> Any:
         attributes = tuple(vars(module).values())
