@@ -22,6 +22,7 @@ import torch
 from qready.errors import InternalError, ModelError, forward_failure, internal_error, too_deep_message
 from qready.example_inputs import Example, tensor_leaves
 from qready.source import error_location, raised_by_qready
+from qready.walks import modules_of
 
 __all__ = [
     "preserved", "require_runnable", "require_tensor_output", "blame_forward",
@@ -32,9 +33,10 @@ __all__ = [
 @contextmanager
 def preserved(model: torch.nn.Module) -> Iterator[None]:
     """Run a block in eval mode and give the model its own training flags back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
+    flags = [(m, m.training) for m in modules_of(model)]
     try:
-        model.eval()
+        if any(training for _, training in flags):  # eval() sets every flag, 0.6 ms on resnet50
+            model.eval()
         yield
     finally:
         for module, training in flags:

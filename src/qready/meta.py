@@ -34,6 +34,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from qready.walks import tensors_of
+
 __all__ = [
     "EXPORTER_RULES", "MetaWeights", "check_without_weights", "has_meta_weights", "meta_weights", "needs_values",
     "prepare_without_weights", "skipped_reason",
@@ -50,7 +52,8 @@ def has_meta_weights(model: torch.nn.Module) -> bool:
     """True when some parameter or buffer of ``model`` has no values, and no meta mode runs yet."""
     if _ACTIVE.get() is not None:
         return False
-    return any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    parameters, buffers = tensors_of(model)
+    return any(t.is_meta for t in parameters) or any(t.is_meta for t in buffers)
 
 
 def skipped_reason(code: str) -> str:

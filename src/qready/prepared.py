@@ -21,6 +21,7 @@ from qready.passes.base import Change
 from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
+from qready.walks import named_state
 from qready.wording import counted
 
 __all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "list_as_tuple", "reattach_dropped_state", "result_of", "run_graph_in_place"]
@@ -384,8 +385,8 @@ def reattach_dropped_state(prepared: torch.nn.Module, source: torch.nn.Module, n
     holds there, non-persistent where it was; a missing owner on the way is an
     empty module. The one place for it: ``prepare`` and ``load`` both call it.
     """
-    present = {name for name, _ in prepared.named_parameters(remove_duplicate=False)}
-    present |= {name for name, _ in prepared.named_buffers(remove_duplicate=False)}
+    parameters, buffers = named_state(prepared)
+    present = {name for name, _ in [*parameters, *buffers]}
     for name in names:
         if name in present:
             continue
@@ -418,7 +419,8 @@ def _fill_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: s
 def tied_aliases(prepared: torch.nn.Module, original_keys: Callable[[], set[str]]) -> dict[str, str]:
     """Names under which a prepared model holds a tensor that an original key already names.
     ``original_keys`` is asked only when some tensor is held under two names (a state dict costs a walk)."""
-    named = list(prepared.named_parameters(remove_duplicate=False)) + list(prepared.named_buffers(remove_duplicate=False))
+    parameters, buffers = named_state(prepared)
+    named = parameters + buffers
     if len({id(tensor) for _, tensor in named}) == len(named):
         return {}
     keys = original_keys()

@@ -47,6 +47,7 @@ from qready.targets.adapt import adapt_for_target, finish_for_target
 from qready.targets.base import Target
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
 from qready.verify import verify_prepared
+from qready.walks import named_state, set_eval, tensors_of
 
 __all__ = ["prepare_model", "prepare_copy", "prepare_children"]
 
@@ -126,7 +127,7 @@ def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module
     for real even on meta stand-ins, and it must reach the copy, never the original."""
     memo: dict[int, Any] = {}
     if share_weights:  # a new module tree around the very same parameters
-        memo = {id(t): t for t in model.parameters()}
+        memo = {id(t): t for t in tensors_of(model)[0]}
     try:
         return deepcopy_module(model, memo)
     except RecursionError as error:
@@ -177,7 +178,7 @@ def _prepare_graph(
 ) -> PreparedModule:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    work.eval()
+    set_eval(work)
     signature = flat_signature(work, example)
     forward = make_flat_forward(work, signature, concrete_of=lambda proxy: proxy.tracer.values[proxy.node])
     with torch.no_grad():
@@ -199,8 +200,8 @@ def _prepare_graph(
     prepared, changes = passes(prepared, stale=True)  # the passes' manager generates the code once
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
-    held = [*work.named_parameters(remove_duplicate=False), *work.named_buffers(remove_duplicate=False)]
-    reattach_dropped_state(prepared, work, [name for name, _ in held])  # non-persistent buffers too
+    parameters, buffers = named_state(work)
+    reattach_dropped_state(prepared, work, [name for name, _ in [*parameters, *buffers]])  # non-persistent buffers too
     prepared.hide_tied_copies(tied_aliases(prepared, lambda: set(original.state_dict())))
     _copy_training_flags(original, prepared)
     timings["passes"] = time.perf_counter() - start

@@ -33,6 +33,7 @@ from qready.meta_calls import MetaCalls
 from qready.meta_shortcuts import kernel_output, module_output, op_output
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
+from qready.walks import named_state
 from qready.wording import a
 
 __all__ = [
@@ -236,7 +237,7 @@ class ConcreteTracer(fx.Tracer):
             # fx would walk every parameter of the model for each read of one (``self.layer_scale``)
             if self._parameter_names is None:
                 self._parameter_names = {}
-                for path, parameter in self.root.named_parameters():
+                for path, parameter in named_state(self.root)[0]:
                     self._parameter_names.setdefault(id(parameter), path)
             found = self._parameter_names.get(id(attr_val))
             if found is not None:
@@ -294,8 +295,11 @@ class ConcreteTracer(fx.Tracer):
         if node.op == "get_attr":
             return self._attribute(str(node.target))
         # plain containers: a leaf may append to a list it is given, as torchvision's FPN blocks do
-        args = _mutable(map_aggregate(node.args, self._concrete))
-        kwargs = _mutable(map_aggregate(node.kwargs, self._concrete))
+        if all(type(a) is Node or type(a) in _ATOMS for a in node.args):  # most calls: no container to rebuild
+            args: Any = tuple(self._concrete(a) if type(a) is Node else a for a in node.args)
+        else:
+            args = _mutable(map_aggregate(node.args, self._concrete))
+        kwargs = _mutable(map_aggregate(node.kwargs, self._concrete)) if node.kwargs else {}
         self._evaluating += 1
         try:
             if not self.meta:
@@ -516,6 +520,9 @@ def _dynamic_output(func: Any, args: tuple) -> bool:
 
 
 _SIZE_METHODS = frozenset({"size", "numel", "nelement", "stride"})
+# argument values that stand for themselves: a call whose arguments are these and nodes needs no
+# container rebuilt around its values
+_ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format})
 
 
 def _reads_size(node: Node, value: Any) -> bool:

@@ -9,6 +9,7 @@ import torch.fx as fx
 
 from qready.copying import deepcopy_module
 from qready.passes.base import Change, Pass, PassError, PassResult, add_module_in_scope
+from qready.walks import modules_by_path, tensors_of
 
 __all__ = ["UnrollReusedModules", "copy_sharing_state"]
 
@@ -28,7 +29,8 @@ class UnrollReusedModules(Pass):
 
     def call(self, gm: fx.GraphModule) -> PassResult:
         calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
-        called = {target: gm.get_submodule(target) for target in calls}
+        tree = modules_by_path(gm)  # one walk, not a get_submodule per target
+        called = {target: tree[target] if target in tree else gm.get_submodule(target) for target in calls}
         # an instance that also runs inside a called module (a leaf that holds it) is reused
         # by every call the graph makes of it: those get copies, the leaf keeps the original
         inside_leaves = {
@@ -87,6 +89,7 @@ def _inside(scope: str, calls: Counter[str]) -> bool:
 def copy_sharing_state(module: torch.nn.Module) -> torch.nn.Module:
     """A deep copy of ``module`` whose parameters and buffers are the original objects."""
     memo: dict[int, object] = {}
-    for tensor in list(module.parameters()) + list(module.buffers()):
+    parameters, buffers = tensors_of(module)
+    for tensor in parameters + buffers:
         memo[id(tensor)] = tensor
     return deepcopy_module(module, memo)
