@@ -21,7 +21,7 @@ from qready.passes.base import Change
 from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
-from qready.walks import named_state
+from qready.walks import modules_of, named_state
 from qready.wording import counted
 
 __all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "list_as_tuple", "reattach_dropped_state", "result_of", "run_graph_in_place"]
@@ -369,6 +369,8 @@ def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
 def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None:
     """Buffers that are non-persistent in ``source`` stay so in ``copy_``: GraphModule before
     torch 2.14 registers every buffer it copies as persistent (into the state dict)."""
+    if not any(module._non_persistent_buffers_set for module in modules_of(source)):
+        return  # nothing to keep
     held = {path: module._non_persistent_buffers_set for path, module in source.named_modules(remove_duplicate=False)}
     for path, module in copy_.named_modules(remove_duplicate=False):
         non_persistent = held.get(path)

@@ -47,7 +47,7 @@ from qready.targets.adapt import adapt_for_target, finish_for_target
 from qready.targets.base import Target
 from qready.tracing import RootNotTraceable, TraceFailure, trace_with_leaves
 from qready.verify import verify_prepared
-from qready.walks import named_state, set_eval, tensors_of
+from qready.walks import modules_of, named_state, set_eval, tensors_of
 
 __all__ = ["prepare_model", "prepare_copy", "prepare_children"]
 
@@ -68,9 +68,10 @@ def prepare_model(
     the rules to check the result with again (``verify.recheck_prepared``)."""
     start = time.perf_counter()
     with preserved(model), torch.no_grad():
-        fresh = fresh_like(example, seed=1)
+        fresh: Example | None = None  # drawn for verification; a rewrite for the target draws its own
         originals = None
         if verify:
+            fresh = fresh_like(example, seed=1)
             try:
                 originals = (example.call(model), fresh.call(model))
             except Exception as error:  # the user's forward: theirs to fix
@@ -96,7 +97,7 @@ def prepare_model(
     prepared = prepare_copy(work, example, excluded=excluded, tie_weights=tie_weights, original=model)
     result_of(prepared).timings["reference"] = copied
     finish(prepared)
-    if references is None:
+    if references is None or fresh is None:  # not verified
         return _with_flags_of(model, prepared)
     start = time.perf_counter()
     try:
@@ -367,6 +368,11 @@ def _copies_of_excluded(changes: list[Change], excluded: Sequence[str]) -> list[
 
 
 def _copy_training_flags(model: torch.nn.Module, prepared: torch.nn.Module) -> None:
+    if not any(m.training for m in modules_of(model)):  # the usual case: every module in eval mode
+        for module in modules_of(prepared):
+            if module.training:  # a module qready added (an unrolled copy, a converted functional)
+                module.training = False
+        return
     flags = {name: m.training for name, m in model.named_modules()}
     for name, module in prepared.named_modules():
         flag = flags.get(name, model.training)

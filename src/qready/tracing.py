@@ -29,11 +29,11 @@ from torch.fx.node import Node, map_aggregate
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from qready.errors import QreadyError, described, internal_error
-from qready.meta_calls import MetaCalls
+from qready.meta_calls import MetaCalls, has_hooks
 from qready.meta_shortcuts import kernel_output, module_output, op_output
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
-from qready.walks import named_state
+from qready.walks import modules_by_path, named_state
 from qready.wording import a
 
 __all__ = [
@@ -195,7 +195,7 @@ class ConcreteTracer(fx.Tracer):
         self.device_probe = torch.empty(0)
         self._meta_twins: dict[int, torch.Tensor] = {}
         self.meta_calls = MetaCalls()
-        self._modules: dict[str, torch.nn.Module] = {}  # leaves by path (the tree does not change while tracing)
+        self._modules: dict[str, torch.nn.Module] | None = None  # by path (the tree does not change while tracing)
         self._parameter_names: dict[int, str] | None = None  # the model's parameters: id -> its first name
         self.leaves = set(leaves)
         self.values: dict[Node, Any] = {}
@@ -374,6 +374,9 @@ class ConcreteTracer(fx.Tracer):
             held = [(m, dict(m._parameters), dict(m._buffers)) for m in module.modules()]
             try:
                 with _state_unchanged(module):
+                    if not state and not has_hooks(module):
+                        # nothing to swap in (a pooling layer): its own forward, without functional_call's round trip
+                        return call_through(module.forward, args, kwargs)
                     return call_through(torch.func.functional_call, (module, state, args, kwargs), {})
             except Exception:
                 _put_back(held)
@@ -402,6 +405,8 @@ class ConcreteTracer(fx.Tracer):
         return (args[0], *map(stand_in, args[1:])), {k: stand_in(v) if k == "device" else v for k, v in kwargs.items()}
 
     def _submodule(self, path: str) -> torch.nn.Module:
+        if self._modules is None:  # one walk, instead of a get_submodule per call
+            self._modules = modules_by_path(self.root)
         module = self._modules.get(path)
         if module is None:
             module = self._modules[path] = self.root.get_submodule(path)

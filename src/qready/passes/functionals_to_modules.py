@@ -40,7 +40,8 @@ class FunctionalsToModules(Pass):
             module, args, kwargs = conversion.build(tuple(node.args), dict(node.kwargs))
             path = add_module_in_scope(gm, scope, conversion.name, module)
             with gm.graph.inserting_before(node):
-                replacement = gm.graph.call_module(path, tuple(args), dict(kwargs))
+                # the module was just added at ``path``: no need for call_module's lookup of it
+                replacement = gm.graph.create_node("call_module", path, tuple(args), dict(kwargs))
             replacement.meta = dict(node.meta)
             node.replace_all_uses_with(replacement)
             gm.graph.erase_node(node)

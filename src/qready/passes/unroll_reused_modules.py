@@ -55,7 +55,8 @@ class UnrollReusedModules(Pass):
                 base = f"{part}_{base}"
             duplicate = copy_sharing_state(original) if self.tie_weights else deepcopy_module(original, {})
             path = add_module_in_scope(gm, scope, base, duplicate)
-            shared = any(True for _ in original.parameters()) or any(True for _ in original.buffers())
+            parameters, buffers = tensors_of(original)
+            shared = bool(parameters or buffers)
             file, line = node.meta.get("qready_location", (None, None))
             changes.append(
                 Change(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from qready.errors import InputError, VerificationError
-from qready.example_inputs import Example, tensor_leaves
+from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.passes.base import Change
 from qready.passes.decompose_attention import (
     DecomposedMultiheadAttention,
@@ -45,7 +45,7 @@ def adapt_for_target(
     model: torch.nn.Module,
     work: torch.nn.Module,
     example: Example,
-    fresh: Example,
+    fresh: Example | None,
     references: tuple[Any, Any] | None,
 ) -> tuple[tuple[Any, Any] | None, list[Change]]:
     """Rewrite ``work`` (qready's copy of ``model``) for what ``target`` needs, in place.
@@ -83,7 +83,7 @@ def _rewritten(
     model: torch.nn.Module,
     work: torch.nn.Module,
     example: Example,
-    fresh: Example,
+    fresh: Example | None,
     references: tuple[Any, Any] | None,
     rewrites: dict[str, tuple[str, str]],
     kind: str,
@@ -94,6 +94,8 @@ def _rewritten(
 ) -> tuple[tuple[Any, Any] | None, list[Change]]:
     """``work`` after a rewrite that is not bit-identical (``rewrites``: path -> (op, module type)): its
     outputs, checked to be close to ``model``'s, and one change per path with the difference measured."""
+    if fresh is None:  # prepare without verification drew none
+        fresh = fresh_like(example, seed=1)
     originals = references if references is not None else (example.call(model), fresh.call(model))
     rewritten = (example.call(work), fresh.call(work))
     difference, scale = _max_difference(originals, rewritten)
