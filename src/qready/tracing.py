@@ -250,6 +250,16 @@ class ConcreteTracer(fx.Tracer):
     def proxy(self, node: Node) -> fx.Proxy:
         return _ConcreteProxy(node, self)
 
+    def create_arg(self, a: Any) -> Any:
+        # the arguments of most calls, answered as fx's own checks would answer them after a dozen
+        # isinstance tests each: a proxy of this trace by its node, a number or name as itself
+        kind = type(a)
+        if kind is _ConcreteProxy:
+            return a.node
+        if kind in _ATOMS:
+            return a
+        return super().create_arg(a)
+
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         node.meta["qready_scope"] = self.module_scope[-1] if self.module_scope else ""
@@ -267,12 +277,12 @@ class ConcreteTracer(fx.Tracer):
         try:
             proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
             value = self.values[proxy.node] = self._evaluate(proxy.node)
+            proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+            proxy.node.meta["qready_int"] = type(value) is int  # a size, not a tuple of them nor a SymInt-like
+            if _reads_size(proxy.node, value):
+                proxy.node.meta["qready_size"] = True
         finally:
             builtins.isinstance = stand_in
-        proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
-        proxy.node.meta["qready_int"] = type(value) is int  # a size, not a tuple of them nor a SymInt-like
-        if _reads_size(proxy.node, value):
-            proxy.node.meta["qready_size"] = True
         return proxy
 
     def _attribute(self, target: str) -> Any:
