@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 import time
 import warnings
@@ -27,8 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.fx
+# CPU time counts every thread: OpenMP's workers spin for a while after each parallel op (a clone of a
+# large weight), and that spinning would be billed to whatever runs next. Idle workers sleep instead,
+# so each column is the work of its own tool. Read when torch loads its OpenMP runtime: set it first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import torch.fx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, models, write_section  # noqa: E402
@@ -174,7 +180,9 @@ def main() -> None:
         f"{' --verified' if options.verified else ''}` on {machine()}; CPU seconds of"
         f" this process (`time.process_time`, all threads), best of {options.repeat}, every column in the same"
         " process, in rounds of one call of each tool: wall time on this shared 2-core machine measured the other"
-        " engineers' work more than ours."
+        " engineers' work more than ours. OpenMP's idle workers sleep"
+        f" (`OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}`, the script's default) instead of spinning"
+        " on the clock of whatever runs after a parallel op (a clone of a large weight)."
         f" AIMET: aimet-torch {'installed' if aimet else 'not installed'}. Targets: shared weights <= 2x"
         " symbolic_trace and <= 1x AIMET's `prepare_model`; the default (weights copied) <= shared + the copy.",
         "",

@@ -97,6 +97,25 @@ def test_in_place_arithmetic_returns_its_operand() -> None:
 
 
 @pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("op", [operator.iadd, operator.imul, operator.isub])
+def test_in_place_arithmetic_in_any_layout_is_the_kernel(layout: int, op) -> None:  # type: ignore[no-untyped-def]
+    a = LAYOUTS[layout](6)
+    for b in (LAYOUTS[layout](6), meta(*a.shape)):  # the same layout, and row-major
+        shortcut = op_output(op, (a, b), {})
+        kernel = op(a, b)
+        assert kernel is a and shortcut is a, "in place: the written-to tensor itself, strides and all"
+
+
+def test_no_in_place_rule_where_torch_refuses_to_write() -> None:
+    expanded = meta(1, 3).expand(4, 3)  # four rows that are one row in memory
+    assert op_output(operator.iadd, (expanded, meta(4, 3)), {}) is None
+    with pytest.raises(RuntimeError):
+        operator.iadd(torch.zeros(1, 3).expand(4, 3), torch.ones(4, 3))
+    assert op_output(operator.iadd, (meta(4, 3), meta(3)), {}) is None, "broadcasting: torch answers"
+    assert op_output(operator.iadd, (meta(4, 3, dtype=torch.float16), meta(4, 3)), {}) is None, "two dtypes"
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
 def test_convolution_runs_its_own_kernel_on_stand_ins(layout: int) -> None:
     x = LAYOUTS[layout](6)
     if x.dim() != 4:
@@ -106,6 +125,34 @@ def test_convolution_runs_its_own_kernel_on_stand_ins(layout: int) -> None:
     with torch.no_grad():
         kernel = torch.func.functional_call(conv, {k: v.to("meta") for k, v in conv.state_dict().items()}, (x,))
         same(kernel_output(conv, (x,), {}, lambda t: t.to("meta")), kernel)
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("layer", [
+    torch.nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d((3, None)), torch.nn.AdaptiveAvgPool2d((2, 4)),
+    torch.nn.AdaptiveAvgPool1d(1), torch.nn.AdaptiveAvgPool1d(3), torch.nn.AdaptiveAvgPool3d((1, None, 2)),
+])
+def test_adaptive_average_pooling_is_the_kernel(layout: int, layer: torch.nn.Module) -> None:
+    x = LAYOUTS[layout](6)
+    try:
+        with torch.no_grad():
+            kernel = layer(x)
+    except (RuntimeError, ValueError, IndexError):  # a rank or an empty size torch refuses: no rule may answer it either
+        assert module_output(layer, (x,), {}) is None
+        return
+    shortcut = module_output(layer, (x,), {})
+    if shortcut is None:  # a layout left to torch (channels-last): only row-major inputs have a rule
+        assert x.stride() != torch.empty(x.shape, device="meta").stride()
+        return
+    same(shortcut, kernel)
+
+
+def test_adaptive_average_pooling_has_a_rule_for_the_usual_classifier_head() -> None:
+    """resnet's and convnext's ``avgpool``: the shortcut answers, the kernel agrees."""
+    x = meta(2, 2048, 7, 7)
+    with torch.no_grad():
+        same(module_output(torch.nn.AdaptiveAvgPool2d((1, 1)), (x,), {}), F.adaptive_avg_pool2d(x, (1, 1)))
+        same(module_output(torch.nn.AdaptiveAvgPool1d(5), (meta(3, 8),), {}), F.adaptive_avg_pool1d(meta(3, 8), 5))
 
 
 def test_no_rule_where_the_answer_could_differ() -> None:

@@ -34,6 +34,9 @@ _SHAPE_PRESERVING = frozenset({
 _ELEMENTWISE = frozenset({operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul})
 _IN_PLACE = frozenset({operator.iadd, operator.isub, operator.imul})
 _CONVOLUTIONS = frozenset({torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d})
+# Adaptive average pooling by its number of pooled dimensions: torch's meta version of the usual
+# (1, 1) pooling is a mean, a Python reduction (0.5 ms a call)
+_ADAPTIVE_AVERAGE = {torch.nn.AdaptiveAvgPool1d: 1, torch.nn.AdaptiveAvgPool2d: 2, torch.nn.AdaptiveAvgPool3d: 3}
 
 
 def module_output(module: Any, args: Any, kwargs: Any) -> torch.Tensor | None:
@@ -53,6 +56,9 @@ def module_output(module: Any, args: Any, kwargs: Any) -> torch.Tensor | None:
         return _layer_norm(x, module.normalized_shape, module.weight, module.bias)
     if kind in _CONVOLUTIONS and module.padding_mode == "zeros":
         return _convolution(x, module.weight, module.bias, module.stride, module.padding, module.dilation, module.groups)
+    pooled = _ADAPTIVE_AVERAGE.get(kind)
+    if pooled is not None:
+        return _adaptive_average(x, module.output_size, pooled)
     return None
 
 
@@ -89,9 +95,17 @@ def _elementwise(args: Any, kwargs: Any) -> torch.Tensor | None:
 
 
 def _in_place(args: Any, kwargs: Any) -> torch.Tensor | None:
-    if kwargs or len(args) != 2 or not _same_dense(*args):
+    """``a += b`` on two plain meta tensors of one shape and floating dtype, in any layout: ``a`` itself,
+    written into. Not where one element of ``a`` stands for several (a stride 0 from ``expand``):
+    torch refuses to write there."""
+    if kwargs or len(args) != 2:
         return None
-    return args[0]  # ``out += identity``: the very tensor, written into
+    a, b = args
+    if not (_plain_meta(a) and _plain_meta(b) and a.dtype == b.dtype and a.shape == b.shape):
+        return None
+    if any(stride == 0 and size > 1 for size, stride in zip(a.shape, a.stride())):
+        return None
+    return a  # ``out += identity``: the very tensor, written into
 
 
 def _functional_linear(args: Any, kwargs: Any) -> torch.Tensor | None:
@@ -166,6 +180,22 @@ def _linear(x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor | None:
     ):
         return None
     return torch.empty((*x.shape[:-1], weight.shape[0]), dtype=x.dtype, device="meta")
+
+
+def _adaptive_average(x: torch.Tensor, output_size: Any, pooled: int) -> torch.Tensor | None:
+    """``F.adaptive_avg_pool{1,2,3}d`` of a row-major input, batched or not: its leading sizes and
+    ``output_size`` (a None there keeps the input's size), row-major. Other layouts go to torch (a
+    channels-last input gives a channels-last output)."""
+    sizes = (output_size,) * pooled if type(output_size) is int else output_size
+    if (
+        x.dim() not in (pooled + 1, pooled + 2) or not isinstance(sizes, (tuple, list)) or len(sizes) != pooled
+        or not all(s is None or (type(s) is int and s > 0) for s in sizes)
+        or any(size == 0 for size in x.shape[1:]) or x.stride() != row_major(x.shape)
+    ):
+        return None
+    spatial = x.shape[-pooled:]
+    shape = (*x.shape[:-pooled], *(own if s is None else s for s, own in zip(sizes, spatial)))
+    return torch.empty(shape, dtype=x.dtype, device="meta")
 
 
 def _layer_norm(x: torch.Tensor, shape: tuple[int, ...], weight: Any, bias: Any) -> torch.Tensor | None:
