@@ -88,3 +88,37 @@ def test_a_model_without_weights_is_traced_on_stand_ins_alone() -> None:
     assert all(twin.is_meta for twin in tracer._meta_twins.values())
     prepared = qready.prepare(model, inputs, verify=False)
     assert prepared.prepare_result.leaves == []
+
+
+class PoolsThenFlattens(nn.Module):
+    """Weightless leaves (pooling), one of them with a forward hook that changes what it returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.head_pool = nn.AdaptiveAvgPool2d(2)
+        self.head_pool.register_forward_hook(lambda module, args, out: out.flatten(1))
+        self.linear = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.head_pool(self.pool(self.conv(x))))
+
+
+def test_a_weightless_leaf_runs_on_stand_ins_with_its_hooks() -> None:
+    """A leaf with no weights runs its own forward on the stand-ins, and one with a hook runs through
+    its hooks: the value the trace records is what eager's call returns."""
+    model = PoolsThenFlattens().eval()
+    x = torch.randn(2, 3, 12, 12)
+    graph, tracer, failures = _trace(model, x)
+    assert tracer.meta and failures == []
+    shapes = {str(n.target): tuple(tracer.values[n].shape) for n in graph.nodes if n.op == "call_module"}
+    with torch.no_grad():
+        pooled = model.pool(model.conv(x))
+        assert shapes == {
+            "conv": tuple(model.conv(x).shape), "pool": tuple(pooled.shape),
+            "head_pool": tuple(model.head_pool(pooled).shape), "linear": (2, 5),
+        }
+    assert shapes["head_pool"] == (2, 16), "the hook's flattened output, not the pooling's own"
+    prepared = qready.prepare(model, (x,))
+    assert prepared.prepare_result.verified and torch.equal(prepared(x), model(x))
