@@ -72,8 +72,12 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         memo[id(state)] = copied
         _keep_alive(state, memo)
         for key, item in state.items():
+            kind = type(item)
+            if kind in _ATOMIC:  # a layer's configuration, mostly: the value itself, as _copy would give it
+                copied[key] = item
+                continue
             table = _TABLES.get(key)
-            if table is not None and not item and type(item) is table:
+            if table is not None and not item and kind is table:
                 copied[key] = table()  # an empty table of torch's, its own to each module
             else:
                 copied[key] = _copy(item, memo)

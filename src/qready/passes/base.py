@@ -152,6 +152,16 @@ def _lint(gm: fx.GraphModule, passes: list[str]) -> None:
     passes.clear()
 
 
+def _taken(owner: torch.nn.Module, name: str) -> bool:
+    """``hasattr(owner, name)``, without the AttributeError a free name costs (most names asked for are free)."""
+    if type(owner).__getattr__ is not torch.nn.Module.__getattr__:  # attributes of its own making: ask it
+        return hasattr(owner, name)
+    return (
+        name in owner.__dict__ or name in owner._modules or name in owner._parameters or name in owner._buffers
+        or hasattr(type(owner), name)
+    )
+
+
 def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torch.nn.Module) -> str:
     """Register ``module`` under ``scope`` with a free name derived from ``base``; return its path."""
     owner: torch.nn.Module = gm
@@ -165,7 +175,7 @@ def add_module_in_scope(gm: torch.nn.Module, scope: str, base: str, module: torc
         base = f"{base}_"  # `and`, `or`... would not survive fx code generation
     name = base
     index = 0
-    while hasattr(owner, name) or name in owner._modules:
+    while _taken(owner, name):
         index += 1
         name = f"{base}_{index}"
     owner.add_module(name, module)
