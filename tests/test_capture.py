@@ -305,6 +305,34 @@ def test_a_size_read_from_the_input_stays_symbolic_and_is_right_at_other_sizes()
     assert torch.equal(prepared(longer), model(longer))  # once divided by the constant 12: off by 0.37
 
 
+class ScalesBySizes(nn.Module):
+    """RAFT's correlation scale: a tensor made from a size read from the input (``torch.tensor(C)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        y = self.proj(x) / torch.sqrt(torch.tensor(C, dtype=x.dtype))
+        return y * torch.as_tensor(T, dtype=x.dtype) + torch.scalar_tensor(B)
+
+
+def test_a_tensor_made_from_a_size_is_part_of_the_graph_and_right_at_other_sizes() -> None:
+    """``torch.tensor`` of a traced size is recorded like the other factories: no module left whole over
+    it (torch's constructor asks a proxy for array interfaces it cannot give), and the prepared model
+    makes the tensor from the size it is given."""
+    model = ScalesBySizes().eval()
+    prepared = qready.prepare(model, (torch.randn(2, 5, 8),))
+    result = prepared.prepare_result
+    assert result.ok and result.leaves == [] and result.fixed_sizes == []
+    targets = {getattr(n.target, "__name__", n.target) for n in prepared.graph.nodes if n.op == "call_function"}
+    assert {"tensor", "as_tensor", "scalar_tensor"} <= targets
+    for shape in [(1, 5, 8), (3, 9, 8)]:
+        x = torch.randn(shape)
+        assert torch.equal(prepared(x), model(x))
+
+
 def test_unpacked_shapes_give_views_that_run_at_any_batch_and_length() -> None:
     model = HeadsView().eval()
     prepared = qready.prepare(model, (torch.randn(2, 12, 16),))

@@ -829,8 +829,10 @@ _real_len = len
 
 # torch's tensor factories take sizes as Python ints, and torch's argument parser refuses a traced
 # size (``torch.ones(T, T)`` with ``B, T, C = x.shape``) before any override can see it: while the
-# user's forward is traced they record the call instead, so the size stays a size
-_FACTORIES = ("ones", "zeros", "full", "empty", "arange", "eye")
+# user's forward is traced they record the call instead, so the size stays a size. ``torch.tensor``
+# of a size (RAFT: ``torch.sqrt(torch.tensor(num_channels))``) asks its argument for array
+# interfaces a proxy cannot give: recorded the same way, it holds the size the prepared model reads.
+_FACTORIES = ("ones", "zeros", "full", "empty", "arange", "eye", "tensor", "as_tensor", "scalar_tensor")
 
 
 def _recording(factory: Callable[..., Any]) -> Callable[..., Any]:
