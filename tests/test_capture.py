@@ -333,6 +333,33 @@ def test_a_tensor_made_from_a_size_is_part_of_the_graph_and_right_at_other_sizes
         assert torch.equal(prepared(x), model(x))
 
 
+class GridFromSizes(nn.Module):
+    """RAFT's ``coords_grid``: a grid built from the input's sizes, stacked from meshgrid's tuple."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        coords = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+        grid = torch.stack(coords[::-1], dim=0).float()
+        return x + grid[None].repeat(B, 1, 1, 1)
+
+
+def test_an_op_given_a_sequence_of_tensors_from_the_graph_becomes_a_module() -> None:
+    """``torch.stack(coords[::-1])`` takes one node whose value is a tuple of tensors: it is converted like
+    a stack of a list of nodes, so the re-check finds no call outside a module."""
+    model = GridFromSizes().eval()
+    prepared = qready.prepare(model, (torch.randn(2, 2, 5, 7),))
+    result = prepared.prepare_result
+    assert result.ok and result.leaves == []
+    modules = {type(m).__name__ for m in prepared.modules()}
+    assert {"Stack", "TorchFunction"} <= modules, modules
+    assert not any(n.op == "call_function" and n.target is torch.stack for n in prepared.graph.nodes)
+    report = qready.check(prepared, (torch.randn(2, 2, 5, 7),), select=["QR003"])
+    assert report.findings == ()
+    for shape in [(1, 2, 3, 4), (3, 2, 6, 9)]:
+        x = torch.randn(shape)
+        assert torch.equal(prepared(x), model(x))
+
+
 def test_unpacked_shapes_give_views_that_run_at_any_batch_and_length() -> None:
     model = HeadsView().eval()
     prepared = qready.prepare(model, (torch.randn(2, 12, 16),))

@@ -103,8 +103,10 @@ class Anchors(nn.Module):
 
     def forward(self, batch: Batch) -> list[torch.Tensor]:
         height, width = batch.tensors.shape[-2:]
-        size = torch.tensor([width, height], dtype=torch.float32)  # sizes made a tensor: torch.fx cannot trace it
+        size = torch.tensor([width, height], dtype=torch.float32)
         boxes = batch.tensors.flatten(2).mean(1)
+        if boxes.abs().sum() < 0:  # a branch on the data (never taken): torch.fx cannot trace it, a leaf
+            size = -size
         return [torch.stack([boxes[i] / size[0], boxes[i] / size[1]], -1) for i in range(boxes.shape[0])]
 
 

@@ -278,6 +278,9 @@ class ConcreteTracer(fx.Tracer):
             proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
             value = self.values[proxy.node] = self._evaluate(proxy.node)
             proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
+            if type(value) in (tuple, list) and any(isinstance(v, torch.Tensor) for v in value):
+                # a sequence of tensors (meshgrid's, a split's): an op given it takes tensors too
+                proxy.node.meta["qready_tensors"] = True
             proxy.node.meta["qready_int"] = type(value) is int  # a size, not a tuple of them nor a SymInt-like
             if _reads_size(proxy.node, value):
                 proxy.node.meta["qready_size"] = True

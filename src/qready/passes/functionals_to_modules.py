@@ -73,5 +73,8 @@ def _changes_values(node: fx.Node, func: Any) -> bool:
     if not changes_values(func):
         return False
     tensor_inputs = []
-    fx.node.map_arg((node.args, node.kwargs), lambda arg: tensor_inputs.append(arg.meta.get("qready_tensor", False)))
+    fx.node.map_arg(
+        (node.args, node.kwargs),
+        lambda arg: tensor_inputs.append(arg.meta.get("qready_tensor", False) or arg.meta.get("qready_tensors", False)),
+    )
     return any(tensor_inputs)
