@@ -10,7 +10,7 @@ import torch.fx as fx
 from torch import nn
 
 from qready.errors import InternalError, QreadyError
-from qready.passes.base import Pass, PassError, PassManager, PassResult
+from qready.passes.base import Pass, PassError, PassManager, PassResult, check_graph
 from qready.passes.functionals_to_modules import FunctionalsToModules
 from qready.passes.unroll_reused_modules import UnrollReusedModules
 
@@ -108,3 +108,93 @@ def test_functionals_to_modules_ensures_nothing_convertible_is_left() -> None:
         FunctionalsToModules().ensures(gm)
     FunctionalsToModules()(gm)  # converts, then its own post-condition holds
     assert not [n for n in gm.graph.nodes if n.op == "call_function"]
+
+
+class Holds(nn.Module):
+    """A module with a submodule, a parameter read directly and a method call: every kind of target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(3, 3))
+        self.scale = nn.Parameter(torch.ones(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.inner(x) * self.inner[0].weight.sum() + self.scale).relu()
+
+
+def _node(gm: fx.GraphModule, op: str) -> fx.Node:
+    return next(n for n in gm.graph.nodes if n.op == op)
+
+
+def _foreign_argument(gm: fx.GraphModule) -> None:
+    node = _node(gm, "call_method")
+    node.args = (fx.Graph().placeholder("stray"),)
+
+
+def _used_before_defined(gm: fx.GraphModule) -> None:
+    _node(gm, "placeholder").append(_node(gm, "call_method"))  # the relu moved above its input
+
+
+def _name_twice(gm: fx.GraphModule) -> None:
+    _node(gm, "call_method").name = _node(gm, "call_module").name
+
+
+def _uncallable(gm: fx.GraphModule) -> None:
+    next(n for n in gm.graph.nodes if n.op == "call_function").target = "not a function"
+
+
+def _missing_module(gm: fx.GraphModule) -> None:
+    _node(gm, "call_module").target = "inner.7"
+
+
+def _missing_attribute(gm: fx.GraphModule) -> None:
+    _node(gm, "get_attr").target = "inner.0.gone"
+
+
+def _module_target_not_a_name(gm: fx.GraphModule) -> None:
+    _node(gm, "call_module").target = nn.ReLU()
+
+
+def _unknown_opcode(gm: fx.GraphModule) -> None:
+    _node(gm, "call_method").op = "call_somehow"
+
+
+@pytest.mark.parametrize("breaks", [
+    _foreign_argument, _used_before_defined, _name_twice, _uncallable, _missing_module, _missing_attribute,
+    _module_target_not_a_name, _unknown_opcode,
+])
+def test_the_graph_check_rejects_what_fx_lint_rejects(breaks) -> None:
+    gm = fx.symbolic_trace(Holds())
+    gm.graph.lint()
+    check_graph(gm)  # a sound graph passes both
+    breaks(gm)
+    with pytest.raises(Exception):  # noqa: B017, PT011  # fx raises RuntimeError or ValueError by fault
+        gm.graph.lint()
+    with pytest.raises(ValueError, match=r"^node \w+ "):
+        check_graph(gm)
+
+
+class Residual(nn.Module):
+    """One activation run three times, a functional add and a reshape: every pass rewrites it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv(self.act(x)))
+        return self.act(y + x).flatten(1)
+
+
+def test_the_graph_check_passes_every_graph_a_prepare_builds() -> None:
+    from qready import prepare
+
+    for model, x in ((Residual(), torch.randn(2, 3, 8, 8)), (Holds(), torch.randn(2, 3))):
+        prepared = prepare(model.eval(), (x,), share_weights=True, verify=False)
+        assert prepared.prepare_result.changes  # the passes rewrote it
+        graphs = [m for m in prepared.modules() if isinstance(m, fx.GraphModule)]
+        assert graphs
+        for gm in graphs:
+            gm.graph.lint()
+            check_graph(gm)
