@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import operator
+import os
+import random
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from qready.meta_shortcuts import kernel_output, module_output, op_output
+from qready.meta_shortcuts import kernel_output, module_output, op_output, row_major
 
 
 def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(*shape, dtype=dtype, device="meta")
+    return torch.empty(shape, dtype=dtype, device="meta")
 
 
 # contiguous, permuted (channels-last), transposed, sliced, size-1 dimensions with odd strides, 1-d, empty
@@ -85,10 +87,75 @@ def test_batch_norm_is_the_kernel_on_channels(layout: int) -> None:
         same(module_output(norm, (x,), {}), kernel)
 
 
-@pytest.mark.parametrize("op", [operator.add, operator.mul, torch.sub])
+@pytest.mark.parametrize("op", [operator.add, operator.mul, torch.sub, operator.truediv])
 def test_arithmetic_on_like_tensors_is_the_kernel(op) -> None:  # type: ignore[no-untyped-def]
     a, b = meta(2, 3, 4), meta(2, 3, 4)
     same(op_output(op, (a, b), {}), op(a, b))
+
+
+def test_arithmetic_has_rules_for_convnext_and_attention() -> None:
+    """A per-channel scale times a permuted block output (convnext), a scaled score, a mask added."""
+    scale, block = meta(96, 1, 1), meta(1, 56, 56, 96).permute(0, 3, 1, 2)
+    scores, mask = meta(2, 4, 7, 7), meta(2, 1, 1, 7)
+    for op, args in ((operator.mul, (scale, block)), (operator.mul, (scores, 0.125)), (operator.add, (scores, mask)),
+                     (operator.sub, (1.0, mask)), (operator.truediv, (scores.transpose(-1, -2), 8))):
+        same(op_output(op, args, {}), op(*args))
+
+
+def _operand(rng: random.Random, shape: list[int], dtype: torch.dtype) -> torch.Tensor:
+    """A tensor of ``shape`` in a random layout: row-major, permuted, strided by slicing, expanded,
+    channels-last, or any strides at all (overlapping ones included)."""
+    kind = rng.randrange(6)
+    if kind == 0 or not shape:
+        return meta(*shape, dtype=dtype)
+    if kind == 1:
+        order = list(range(len(shape)))
+        rng.shuffle(order)
+        return meta(*(shape[d] for d in order), dtype=dtype).permute(*(order.index(d) for d in range(len(shape))))
+    if kind == 2:
+        steps = [rng.choice([1, 2]) for _ in shape]
+        whole = meta(*(size * step for size, step in zip(shape, steps)), dtype=dtype)
+        return whole[tuple(slice(0, size * step, step) for size, step in zip(shape, steps))]
+    if kind == 3:
+        return meta(*(1 if rng.random() < 0.5 else size for size in shape), dtype=dtype).expand(shape)
+    if kind == 4 and len(shape) == 4:
+        return meta(*shape, dtype=dtype).to(memory_format=torch.channels_last)
+    strides = [rng.choice([0, 1, 2, 3, 5, 7, 12]) for _ in shape]
+    return torch.empty_strided(shape, strides, dtype=dtype, device="meta")
+
+
+SEEDS = [0, 1, 2, *([int(os.environ["QREADY_SEED"])] if os.environ.get("QREADY_SEED") else [])]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_arithmetic_is_the_kernel_on_random_layouts(seed: int) -> None:
+    """Broadcast operands of up to six dimensions in every layout, numbers among them: wherever a rule
+    answers, it answers what the kernel does; where the kernel refuses, no rule answers. (A fresh seed:
+    ``QREADY_SEED=<n> pytest tests/test_meta_shortcuts.py -k random_layouts``.)"""
+    rng = random.Random(seed)
+    answered = 0
+    for _ in range(3000):
+        shape = [rng.choice([1, 1, 2, 3, 4, 5]) for _ in range(rng.randrange(7))]
+        op = rng.choice([operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div])
+        dtype = rng.choice([torch.float32] * 6 + [torch.float64, torch.float16, torch.bfloat16, torch.int64])
+        args = [
+            rng.choice([2, 0.5, -3, True]) if rng.random() < 0.15
+            else _operand(
+                rng, [1 if rng.random() < 0.3 else size for size in shape[rng.randrange(len(shape) + 1):]],
+                dtype if rng.random() < 0.9 else torch.float16,
+            )
+            for _ in range(2)
+        ]
+        shortcut = op_output(op, tuple(args), {})
+        try:
+            kernel = op(*args)
+        except (RuntimeError, TypeError):
+            assert shortcut is None, (op, args)
+            continue
+        if shortcut is not None:
+            answered += 1
+            same(shortcut, kernel)
+    assert answered > 1000, "the rule answers a third of these at least (the rest: half precision, integers, sizes torch refuses)"
 
 
 def test_in_place_arithmetic_returns_its_operand() -> None:
@@ -165,8 +232,15 @@ def test_no_rule_where_the_answer_could_differ() -> None:
     assert module_output(torch.nn.LayerNorm(6), (meta(2, 5),), {}) is None, "a size the kernel refuses"
     with torch.enable_grad():
         assert module_output(torch.nn.Linear(6, 4), (x,), {}) is None, "grad mode: the output would require grad"
-    assert op_output(operator.add, (meta(2, 3), meta(3)), {}) is None, "broadcasting"
-    assert op_output(operator.add, (meta(3, 2).t(), meta(2, 3)), {}) is None, "strides the output may follow"
+    assert op_output(operator.add, (meta(2, 3), meta(3, dtype=torch.float16)), {}) is None, "two dtypes"
+    assert op_output(operator.add, (meta(2, 3), meta(2, 3, dtype=torch.int64)), {}) is None, "integers promote"
+    assert op_output(operator.add, (meta(2, 3, dtype=torch.float16),) * 2, {}) is None, "half: computed in float32"
+    assert op_output(operator.mul, (meta(2, 3), True), {}) is None, "a bool is not a number here"
+    assert op_output(operator.mul, (meta(2, 3), 2**64), {}) is None, "a number torch refuses"
+    assert op_output(operator.truediv, (2.0, meta(2, 3)), {}) is None, "torch computes it as a reciprocal"
+    assert op_output(torch.add, (meta(2, 3), meta(2, 3)), {"alpha": 2}) is None, "a keyword: torch answers"
+    assert op_output(operator.add, (meta(2, 3), meta(4)), {}) is None, "sizes that do not broadcast"
+    assert op_output(operator.add, (meta(0, 3), meta(3)), {}) is None, "an empty output"
     assert op_output(F.gelu, (x,), {}) is None, "no rule: torch answers"
 
 
@@ -201,3 +275,47 @@ def test_convolution_leaves_to_the_kernel_what_the_rule_does_not_cover() -> None
         assert module_output(conv, (meta(1, 5, 8, 8),), {}) is None, "channels the kernel refuses"
         assert module_output(conv, (meta(1, 4, 2, 2),), {}) is None, "an input smaller than the kernel"
         assert module_output(conv, (meta(4, 8, 8),), {}) is None, "unbatched"
+
+
+IMAGES = [  # row-major, channels-last, both at once (sizes of 1), a batch of one, unbatched, other strides
+    lambda: meta(2, 3, 9, 8),
+    lambda: meta(2, 3, 9, 8).to(memory_format=torch.channels_last),
+    lambda: meta(1, 6, 7, 7).to(memory_format=torch.channels_last),
+    lambda: meta(2, 1, 9, 8).to(memory_format=torch.channels_last),
+    lambda: meta(2, 3, 1, 1).to(memory_format=torch.channels_last),
+    lambda: meta(3, 9, 8),
+    lambda: meta(3, 9, 8).transpose(1, 2),
+    lambda: meta(2, 3, 8, 9).transpose(2, 3),
+    lambda: meta(2, 6, 9, 8)[:, ::2],
+]
+
+
+@pytest.mark.parametrize("image", range(len(IMAGES)))
+@pytest.mark.parametrize("layer", [
+    torch.nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(2), torch.nn.MaxPool2d(3, 2, ceil_mode=True),
+    torch.nn.MaxPool2d((3, 2), (2, 1), (1, 0), dilation=(1, 2), ceil_mode=True), torch.nn.MaxPool2d(3, 3, 1, ceil_mode=True),
+    torch.nn.MaxPool2d(3, 2, 2), torch.nn.MaxPool2d(12), torch.nn.MaxPool2d(2, return_indices=True),
+    torch.nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d((2, None)),
+])
+def test_pooling_is_the_kernel_in_image_layouts(image: int, layer: torch.nn.Module) -> None:
+    """resnet's stem pooling, convnext's channels-last head; where torch refuses (a padding over half the
+    kernel, a window larger than the image) or returns indices, no rule answers."""
+    x = IMAGES[image]()
+    shortcut = module_output(layer, (x,), {})
+    try:
+        with torch.no_grad():
+            kernel = layer(x)
+    except RuntimeError:
+        assert shortcut is None
+        return
+    if shortcut is None:  # left to torch: indices asked for, or strides neither exactly row-major nor channels-last
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        assert getattr(layer, "return_indices", False) or (x.stride() != row_major(x.shape) and not channels_last)
+        return
+    same(shortcut, kernel)
+
+
+def test_pooling_has_rules_for_resnet_and_convnext() -> None:
+    stem, head = meta(1, 64, 112, 112), meta(1, 768, 7, 7).to(memory_format=torch.channels_last)
+    same(module_output(torch.nn.MaxPool2d(3, 2, 1), (stem,), {}), F.max_pool2d(stem, 3, 2, 1))
+    same(module_output(torch.nn.AdaptiveAvgPool2d(1), (head,), {}), F.adaptive_avg_pool2d(head, 1))

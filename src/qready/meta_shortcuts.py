@@ -29,9 +29,11 @@ _SHAPE_PRESERVING = frozenset({
     torch.nn.Identity, torch.nn.Dropout, torch.nn.Hardswish, torch.nn.Hardsigmoid, torch.nn.SiLU, torch.nn.GELU,
     torch.nn.Sigmoid, torch.nn.Tanh,
 })
-# Out-of-place arithmetic whose output, on two tensors of one shape and one floating dtype, is a
-# new row-major tensor of that shape and dtype; and the in-place kind, which returns its first operand.
-_ELEMENTWISE = frozenset({operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul})
+# Out-of-place arithmetic on floating tensors of one dtype (a new tensor, broadcast, its layout worked out
+# from the operands'); and the in-place kind, which returns its first operand.
+_ELEMENTWISE = frozenset({operator.add, operator.sub, operator.mul})
+_FULL_FLOATS = frozenset({torch.float32, torch.float64})
+_TENSOR_FIRST = frozenset({torch.add, torch.sub, torch.mul, torch.div, operator.truediv})
 _IN_PLACE = frozenset({operator.iadd, operator.isub, operator.imul})
 _CONVOLUTIONS = frozenset({torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d})
 # Adaptive average pooling by its number of pooled dimensions: torch's meta version of the usual
@@ -59,6 +61,8 @@ def module_output(module: Any, args: Any, kwargs: Any) -> torch.Tensor | None:
     pooled = _ADAPTIVE_AVERAGE.get(kind)
     if pooled is not None:
         return _adaptive_average(x, module.output_size, pooled)
+    if kind is torch.nn.MaxPool2d and not module.return_indices:
+        return _max_pool_2d(x, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode)
     return None
 
 
@@ -89,9 +93,87 @@ def row_major(shape: torch.Size) -> tuple[int, ...]:
 
 
 def _elementwise(args: Any, kwargs: Any) -> torch.Tensor | None:
-    if kwargs or len(args) != 2 or not _same_dense(*args):
+    """``a + b``, ``a * 2.0``, ``scale * x`` and the like on float32 or float64 meta tensors of one dtype (or a
+    tensor and a Python number), broadcast as torch broadcasts, in any layout: see ``_binary_layout``. Not for
+    an empty output, nor for half precision (torch computes that in float32 and converts, another layout)."""
+    if kwargs or len(args) != 2:
         return None
-    return torch.empty(args[0].shape, dtype=args[0].dtype, device="meta")
+    tensors = [arg for arg in args if type(arg) is torch.Tensor]
+    if not tensors or tensors[0].dtype not in _FULL_FLOATS or not all(
+        _number(arg) or (_plain_meta(arg) and arg.dtype == tensors[0].dtype) for arg in args
+    ):
+        return None
+    shape = _broadcast([tensor.shape for tensor in tensors])
+    if shape is None or 0 in shape:
+        return None
+    return _binary_layout(tensors, shape)
+
+
+def _number(value: Any) -> bool:
+    """A Python float, or an int torch takes as a number (not a bool, not past 64 bits)."""
+    return type(value) is float or (type(value) is int and -(2**63) <= value < 2**63)
+
+
+def _broadcast(shapes: list[torch.Size]) -> tuple[int, ...] | None:
+    """The shape ``shapes`` broadcast to, or None where they don't."""
+    ndim = max(len(shape) for shape in shapes)
+    out = [1] * ndim
+    for shape in shapes:
+        for i, size in enumerate(shape, ndim - len(shape)):
+            if size != 1:
+                if out[i] not in (1, size):
+                    return None
+                out[i] = size
+    return tuple(out)
+
+
+def _binary_layout(tensors: list[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
+    """The output torch's meta kernels give an elementwise op of ``tensors`` broadcast to ``shape``: row-major
+    where every operand is row-major, channels-last where every one is that, else dense with the dimensions
+    in the order of the operands' strides (the first operand deciding first; a broadcast dimension has no
+    say; of two with equal strides the larger size goes outside)."""
+    dtype = tensors[0].dtype
+    ndim = len(shape)
+    expanded = [tensor if tensor.shape == shape else tensor.expand(shape) for tensor in tensors]
+    row_major_all = channels_last_all = False
+    if ndim > 1:
+        row_major_all = all(tensor.is_contiguous() for tensor in expanded)
+        channels_last_all = all(tensor.is_contiguous(memory_format=torch.channels_last) for tensor in expanded)
+        if channels_last_all and not row_major_all:
+            return torch.empty(shape, dtype=dtype, device="meta", memory_format=torch.channels_last)
+    if ndim <= 1 or (row_major_all and not channels_last_all):
+        return torch.empty(shape, dtype=dtype, device="meta")
+    strides = [tensor.stride() for tensor in expanded]
+
+    def outer(d0: int, d1: int) -> int:  # 1: d0 goes outside d1, -1: inside, 0: no operand says
+        for own in strides:
+            s0, s1 = own[d0], own[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 == s1:
+                if shape[d1] >= shape[d0]:
+                    continue
+                return 1
+            return -1 if s0 < s1 else 1
+        return 0
+
+    order = list(range(ndim - 1, -1, -1))  # innermost first; an insertion sort that stops where undecided
+    for i in range(1, ndim):
+        moving = i
+        for j in range(i - 1, -1, -1):
+            verdict = outer(order[j], order[moving])
+            if verdict > 0:
+                order[j], order[moving] = order[moving], order[j]
+                moving = j
+            elif verdict < 0:
+                break
+    return torch.empty_permuted(shape, order[::-1], dtype=dtype, device="meta")
+
+
+def _tensor_first(args: Any, kwargs: Any) -> torch.Tensor | None:
+    """``torch.add(x, y)``, ``x / y`` as ``_elementwise``; a number first is torch's to answer (``torch.add`` refuses
+    it, ``2.0 / x`` is computed as ``x.reciprocal() * 2.0``)."""
+    return _elementwise(args, kwargs) if args and type(args[0]) is torch.Tensor else None
 
 
 def _in_place(args: Any, kwargs: Any) -> torch.Tensor | None:
@@ -183,19 +265,60 @@ def _linear(x: torch.Tensor, weight: Any, bias: Any) -> torch.Tensor | None:
 
 
 def _adaptive_average(x: torch.Tensor, output_size: Any, pooled: int) -> torch.Tensor | None:
-    """``F.adaptive_avg_pool{1,2,3}d`` of a row-major input, batched or not: its leading sizes and
-    ``output_size`` (a None there keeps the input's size), row-major. Other layouts go to torch (a
-    channels-last input gives a channels-last output)."""
+    """``F.adaptive_avg_pool{1,2,3}d``, batched or not: the input's leading sizes and ``output_size`` (a None
+    there keeps the input's size), in the input's layout: row-major, or channels-last for a batch of images
+    (convnext's head). Other layouts go to torch."""
     sizes = (output_size,) * pooled if type(output_size) is int else output_size
     if (
         x.dim() not in (pooled + 1, pooled + 2) or not isinstance(sizes, (tuple, list)) or len(sizes) != pooled
         or not all(s is None or (type(s) is int and s > 0) for s in sizes)
-        or any(size == 0 for size in x.shape[1:]) or x.stride() != row_major(x.shape)
+        or any(size == 0 for size in x.shape[1:])
     ):
+        return None
+    layout = _image_layout(x) if pooled == 2 else (torch.contiguous_format if x.stride() == row_major(x.shape) else None)
+    if layout is None:
         return None
     spatial = x.shape[-pooled:]
     shape = (*x.shape[:-pooled], *(own if s is None else s for s, own in zip(sizes, spatial)))
-    return torch.empty(shape, dtype=x.dtype, device="meta")
+    return torch.empty(shape, dtype=x.dtype, device="meta", memory_format=layout)
+
+
+def _max_pool_2d(
+    x: torch.Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any
+) -> torch.Tensor | None:
+    """``F.max_pool2d`` (no indices) of one image or a batch: each size ``(L + 2p - d(k - 1) - 1 [+ s - 1 with
+    ceil_mode]) // s + 1``, one less where ceil_mode's last window would start past the padded input, in
+    the input's layout (row-major or channels-last). Where torch refuses (a padding over half the kernel,
+    an output smaller than one), torch says why."""
+    kernels, paddings, dilations = (_per_dim(value, 2) for value in (kernel_size, padding, dilation))
+    strides = kernels if stride is None or stride == () or stride == [] else _per_dim(stride, 2)
+    layout = _image_layout(x) if x.dim() == 4 else (torch.contiguous_format if x.dim() == 3 else None)
+    if (
+        kernels is None or strides is None or paddings is None or dilations is None or layout is None
+        or type(ceil_mode) is not bool or any(size == 0 for size in x.shape)
+        or min(kernels) < 1 or min(strides) < 1 or min(dilations) < 1 or min(paddings) < 0
+        or any(p > k // 2 for p, k in zip(paddings, kernels))
+    ):
+        return None
+    out = []
+    for length, k, s, p, d in zip(x.shape[-2:], kernels, strides, paddings, dilations):
+        size = (length + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (size - 1) * s >= length + p:
+            size -= 1
+        out.append(size)
+    if min(out) < 1:
+        return None
+    return torch.empty((*x.shape[:-2], *out), dtype=x.dtype, device="meta", memory_format=layout)
+
+
+def _image_layout(x: torch.Tensor) -> torch.memory_format | None:
+    """Row-major or channels-last: the layouts torch's pooling keeps; None for any other strides. A
+    4-d tensor both layouts describe (sizes of 1 where they differ) is row-major, as torch takes it."""
+    if x.stride() == row_major(x.shape):
+        return torch.contiguous_format
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return None
 
 
 def _layer_norm(x: torch.Tensor, shape: tuple[int, ...], weight: Any, bias: Any) -> torch.Tensor | None:
@@ -213,6 +336,7 @@ def _layer_norm(x: torch.Tensor, shape: tuple[int, ...], weight: Any, bias: Any)
 
 _OPS: dict[Any, Callable[[Any, Any], torch.Tensor | None]] = {
     **{op: _elementwise for op in _ELEMENTWISE},
+    **{op: _tensor_first for op in _TENSOR_FIRST},
     **{op: _in_place for op in _IN_PLACE},
     F.linear: _functional_linear, torch._C._nn.linear: _functional_linear,
     F.layer_norm: _functional_layer_norm,
@@ -237,16 +361,6 @@ def _weight(value: Any, dtype: torch.dtype, dim: int) -> bool:
 
 def _plain_meta(value: Any) -> bool:
     return type(value) is torch.Tensor and value.is_meta and value.layout is torch.strided and value.dtype.is_floating_point
-
-
-def _same_dense(a: Any, b: Any) -> bool:
-    """Two plain meta tensors of the same shape and floating dtype, both with the row-major strides
-    ``torch.empty`` gives (then so has the output; other strides, even of size-1 dimensions, can
-    change the output's)."""
-    if not (_plain_meta(a) and _plain_meta(b) and a.dtype == b.dtype and a.shape == b.shape):
-        return False
-    strides = row_major(a.shape)
-    return a.stride() == strides and b.stride() == strides
 
 
 def _like(tensor: torch.Tensor) -> torch.Tensor:
