@@ -21,7 +21,7 @@ from qready.passes.base import Change
 from qready.flatten_io import bind_inputs, check_same_structure
 from qready.structure import flatten, unflatten
 from qready.tracing import TraceFailure
-from qready.walks import modules_of, named_state
+from qready.walks import Named, modules_of, named_state
 from qready.wording import counted
 
 __all__ = ["GraphForward", "KeptForward", "OutputDiff", "PrepareResult", "Prepared", "PreparedModule", "flat_io", "keep_forward", "list_as_tuple", "reattach_dropped_state", "result_of", "run_graph_in_place"]
@@ -378,20 +378,22 @@ def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None
             module._non_persistent_buffers_set.update(non_persistent & module._buffers.keys())
 
 
-def reattach_dropped_state(prepared: torch.nn.Module, source: torch.nn.Module, names: Iterable[str]) -> None:
+def reattach_dropped_state(
+    prepared: torch.nn.Module, source: torch.nn.Module, names: Iterable[str]
+) -> tuple[Named, Named]:
     """Give ``prepared`` back the parameters and buffers in ``names`` that its graph dropped.
 
     A GraphModule keeps only the modules and tensors its graph reads; the others
     (weights the forward never used) still belong to the model and its state
     dict. Each is registered at its own name, as the very tensor ``source``
     holds there, non-persistent where it was; a missing owner on the way is an
-    empty module. The one place for it: ``prepare`` and ``load`` both call it.
+    empty module. The one place for it: ``prepare`` and ``load`` both call it. Returns ``prepared``'s
+    ``named_state`` afterwards (its walk, when nothing was missing).
     """
-    parameters, buffers = named_state(prepared)
+    state = parameters, buffers = named_state(prepared)
     present = {name for name, _ in [*parameters, *buffers]}
-    for name in names:
-        if name in present:
-            continue
+    missing = [name for name in names if name not in present]
+    for name in missing:
         owner_path, _, attr = name.rpartition(".")
         owner, holder = prepared, source
         for part in owner_path.split(".") if owner_path else ():
@@ -405,6 +407,7 @@ def reattach_dropped_state(prepared: torch.nn.Module, source: torch.nn.Module, n
             owner.register_parameter(attr, holder._parameters[attr])
         else:
             owner.register_buffer(attr, holder._buffers[attr], persistent=attr not in holder._non_persistent_buffers_set)
+    return named_state(prepared) if missing else state
 
 
 def _drop_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
@@ -418,10 +421,13 @@ def _fill_aliases(module: torch.nn.Module, state_dict: dict[str, Any], prefix: s
             state_dict[prefix + alias] = state_dict[prefix + original]
 
 
-def tied_aliases(prepared: torch.nn.Module, original_keys: Callable[[], set[str]]) -> dict[str, str]:
+def tied_aliases(
+    prepared: torch.nn.Module, original_keys: Callable[[], set[str]], state: tuple[Named, Named] | None = None
+) -> dict[str, str]:
     """Names under which a prepared model holds a tensor that an original key already names.
-    ``original_keys`` is asked only when some tensor is held under two names (a state dict costs a walk)."""
-    parameters, buffers = named_state(prepared)
+    ``original_keys`` is asked only when some tensor is held under two names (a state dict costs a walk);
+    ``state``: ``prepared``'s ``named_state``, where the caller has it already."""
+    parameters, buffers = named_state(prepared) if state is None else state
     named = parameters + buffers
     if len({id(tensor) for _, tensor in named}) == len(named):
         return {}

@@ -202,8 +202,8 @@ def _prepare_graph(
     failures = failures + _copies_of_leaves(changes, failures)
     excluded = [*excluded, *_copies_of_excluded(changes, excluded)]
     parameters, buffers = named_state(work)
-    reattach_dropped_state(prepared, work, [name for name, _ in [*parameters, *buffers]])  # non-persistent buffers too
-    prepared.hide_tied_copies(tied_aliases(prepared, lambda: set(original.state_dict())))
+    state = reattach_dropped_state(prepared, work, [name for name, _ in [*parameters, *buffers]])  # non-persistent ones too
+    prepared.hide_tied_copies(tied_aliases(prepared, lambda: set(original.state_dict()), state))
     _copy_training_flags(original, prepared)
     timings["passes"] = time.perf_counter() - start
 

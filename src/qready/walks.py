@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-__all__ = ["named_state", "tensors_of", "modules_of", "modules_by_path", "set_eval"]
+__all__ = ["Named", "named_state", "tensors_of", "modules_of", "modules_by_path", "set_eval"]
 
 Named = list[tuple[str, torch.Tensor]]
 

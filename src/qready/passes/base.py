@@ -11,7 +11,6 @@ import torch
 import torch.fx as fx
 
 from qready.errors import InternalError, QreadyError, described
-from qready.walks import modules_by_path
 
 __all__ = ["Change", "Pass", "PassResult", "PassManager", "PassError", "add_module_in_scope", "check_graph"]
 
@@ -164,7 +163,6 @@ def check_graph(gm: fx.GraphModule) -> None:
     graph = gm.graph
     defined: set[fx.Node] = set()
     names: set[str] = set()
-    modules = modules_by_path(gm)
     for node in graph.nodes:
         if node.op not in _OPCODES or node.graph is not graph or node.name in names:
             raise ValueError(f"node {node.name} ({node.op}) is not a node of its own in this graph")
@@ -179,16 +177,27 @@ def check_graph(gm: fx.GraphModule) -> None:
                 raise ValueError(f"node {node.name} calls {target!r}, which is not callable")
         elif not isinstance(target, str):
             raise ValueError(f"node {node.name} ({node.op}) has the target {target!r} where a name belongs")
-        elif node.op == "call_module" and target not in modules:
+        elif node.op == "call_module" and _submodule_at(gm, target) is None:
             raise ValueError(f"node {node.name} calls {target}, which is not a module of the graph's module")
-        elif node.op == "get_attr" and _attribute(gm, modules, target) is None:
+        elif node.op == "get_attr" and _attribute(gm, target) is None:
             raise ValueError(f"node {node.name} reads {target}, which the graph's module does not have")
 
 
-def _attribute(gm: torch.nn.Module, modules: dict[str, torch.nn.Module], path: str) -> Any:
+def _submodule_at(gm: torch.nn.Module, path: str) -> torch.nn.Module | None:
+    """The submodule registered at the dotted ``path`` of ``gm``, or None."""
+    owner = gm
+    for part in path.split("."):
+        child = owner._modules.get(part)
+        if child is None:
+            return None
+        owner = child
+    return owner
+
+
+def _attribute(gm: torch.nn.Module, path: str) -> Any:
     """The attribute at the dotted ``path`` of ``gm``, or None."""
     owner_path, _, name = path.rpartition(".")
-    owner: Any = modules.get(owner_path)
+    owner: Any = _submodule_at(gm, owner_path) if owner_path else gm
     if owner is None:  # a path through attributes that are not modules: each step asked in turn
         owner = gm
         for atom in owner_path.split("."):
