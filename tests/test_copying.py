@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qready.copying import deepcopy_module
+from qready.copying import copy_parameters, deepcopy_module
 
 
 class OwnCopy(nn.Module):
@@ -77,3 +77,36 @@ def test_buffers_are_copied_as_deepcopy_copies_them_views_included() -> None:
     assert mine.head.untyped_storage()._cdata == mine.stats.untyped_storage()._cdata, "the view views the copy"
     mine.stats.add_(1)
     assert torch.equal(mine.head, torch.tensor([1.0, 2.0])) and torch.equal(owner.stats, torch.arange(6.0))
+
+
+class Marked(nn.Parameter):
+    """A parameter subclass: copied its own way, as deepcopy copies it."""
+
+
+def _with_parameters() -> nn.Module:
+    model = Model()
+    model.shared.bias.requires_grad_(False)
+    model.blocks[1].register_parameter("noted", nn.Parameter(torch.zeros(2)))
+    model.blocks[1].noted.qready_note = "copied deepcopy's way"  # an attribute on a parameter
+    model.marked = Marked(torch.ones(3))
+    return model
+
+
+def test_parameters_are_copied_as_deepcopy_copies_them_first_or_on_the_way() -> None:
+    for copied_first in (False, True):
+        model = _with_parameters()
+        memo: dict[int, Any] = {}
+        if copied_first:
+            copy_parameters(list(model.parameters()), memo)
+        ours, theirs = deepcopy_module(model, memo), copy.deepcopy(model)
+        assert ours.blocks[0].weight is ours.shared.weight, "a tied parameter is copied once"
+        ours_named, theirs_named = dict(ours.named_parameters()), dict(theirs.named_parameters())
+        assert list(ours_named) == list(theirs_named)
+        for name, mine in ours_named.items():
+            original, reference = model.get_parameter(name), theirs_named[name]
+            assert type(mine) is type(reference) and mine.requires_grad == reference.requires_grad, name
+            assert vars(mine) == vars(reference), name
+            if not name.startswith("own."):  # OwnCopy makes new weights
+                assert torch.equal(mine, original), name
+                assert mine.untyped_storage()._cdata != original.untyped_storage()._cdata, name
+        assert not ours.shared.bias.requires_grad and type(ours.marked) is Marked

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["deepcopy_module"]
+__all__ = ["copy_parameters", "deepcopy_module"]
 
 _MISSING = object()
 _PLAIN_CLASSES: dict[type, bool] = {}
@@ -52,6 +52,8 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         whole = _whole_storage_copy(value, memo)
         if whole is not None:
             return whole
+    if kind is torch.nn.Parameter and not vars(value):
+        return _parameter_copy(value, memo)
     if kind is dict or kind is OrderedDict:
         if kind is OrderedDict and vars(value):
             return copy.deepcopy(value, memo)
@@ -84,6 +86,23 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         new.__setstate__(copied)
         return new
     return copy.deepcopy(value, memo)
+
+
+def copy_parameters(parameters: list[torch.Tensor], memo: dict[int, Any]) -> None:
+    """Put the copy of each plain parameter into ``memo`` first, one clone after the other, for a
+    ``deepcopy_module`` with that memo to take: the same objects, made faster than one at a time
+    between the module copies (resnet50: 1-1.5 ms of a 13 ms copy)."""
+    for parameter in parameters:
+        if type(parameter) is torch.nn.Parameter and not vars(parameter) and id(parameter) not in memo:
+            _parameter_copy(parameter, memo)
+
+
+def _parameter_copy(value: torch.nn.Parameter, memo: dict[int, Any]) -> torch.nn.Parameter:
+    """What ``Parameter.__deepcopy__`` makes, without ``copy.deepcopy``'s dispatch around it."""
+    new = torch.nn.Parameter(value.data.clone(memory_format=torch.preserve_format), value.requires_grad)
+    memo[id(value)] = new
+    _keep_alive(value, memo)
+    return new
 
 
 def _whole_storage_copy(value: torch.Tensor, memo: dict[Any, Any]) -> torch.Tensor | None:

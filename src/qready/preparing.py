@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from qready.copying import deepcopy_module
+from qready.copying import copy_parameters, deepcopy_module
 from qready.dispatch import DispatchCallSites
 from qready.errors import ModelError, QreadyError, VerificationError
 from qready.example_inputs import Example, fresh_like
@@ -126,10 +126,13 @@ def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module
     Buffers are copied either way: they are values while tracing (only parameters become proxies), so a
     forward that writes into its own buffers (a call counter, a cache kept as a buffer) runs that write
     for real even on meta stand-ins, and it must reach the copy, never the original."""
+    parameters = tensors_of(model)[0]
     memo: dict[int, Any] = {}
     if share_weights:  # a new module tree around the very same parameters
-        memo = {id(t): t for t in tensors_of(model)[0]}
+        memo = {id(t): t for t in parameters}
     try:
+        if not share_weights:
+            copy_parameters(parameters, memo)
         return deepcopy_module(model, memo)
     except RecursionError as error:
         if not nested_too_deep(model):
