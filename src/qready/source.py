@@ -44,18 +44,20 @@ def user_frame(skip: int = 1) -> types.FrameType | None:
     return frame
 
 
-def user_location(skip: int = 2) -> tuple[str | None, int | None]:
+def user_location(skip: int = 2, cwd: str | None = None) -> tuple[str | None, int | None]:
+    """The user's file (as ``display_path`` shows it) and line; ``cwd``: the working directory, where the
+    caller asked for it once already (a trace asks for every node: os.getcwd is a system call)."""
     frame = user_frame(skip)
     if frame is None:
         return None, None
-    return display_path(frame.f_code.co_filename), frame.f_lineno
+    return display_path(frame.f_code.co_filename, cwd), frame.f_lineno
 
 
-def display_path(filename: str) -> str:
-    """Relative to the working directory when below it (what editors and CI annotate)."""
+def display_path(filename: str, cwd: str | None = None) -> str:
+    """Relative to the working directory (``cwd``, else asked) when below it (what editors and CI annotate)."""
     if filename.startswith("<"):
         return filename
-    return _relative(filename, os.getcwd())
+    return _relative(filename, os.getcwd() if cwd is None else cwd)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import math
 import operator
+import os
 import sys
 import re
 from collections.abc import Callable, Iterator
@@ -206,6 +207,7 @@ class ConcreteTracer(fx.Tracer):
         self.specialized: list[tuple[str | None, int | None, Any]] = []
         self.fixed_sizes: list[tuple[str | None, int | None]] = []
         self._evaluating = 0
+        self.cwd = os.getcwd()  # where the user's files are shown from: asked once, not for each node
 
     # -- which modules are traced through -------------------------------------------------
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
@@ -267,7 +269,7 @@ class ConcreteTracer(fx.Tracer):
             value = self.values[node] = self._attribute(str(target))
             node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
         if kind in ("call_function", "call_method", "call_module"):
-            node.meta["qready_location"] = user_location(skip=2)
+            node.meta["qready_location"] = user_location(skip=2, cwd=self.cwd)
         return node
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
