@@ -10,6 +10,7 @@ nothing is traced or compiled, this works on any model that runs.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -160,6 +161,10 @@ def observe(
     recorder = _Recorder()
     calls: list[ModuleCall] = []
     io_issues: dict[tuple[str, str, str], IOIssue] = {}
+    # a call in progress: the exception being handled around it (a fallback call made in an ``except``
+    # block runs inside one) and the input issues it noted, to take back if its forward raises
+    entered: dict[int, tuple[BaseException | None, list[tuple[str, str, str]]]] = {}
+    failed: dict[int, int | None] = {}  # a call whose forward raised (the caller caught it) -> its parent
 
     def pre_hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         key = id(module)
@@ -170,12 +175,21 @@ def observe(
         recorder.stack.append((call, leaf[key]))
         if leaf[key]:  # a leaf's inputs are what its quantizers see
             recorder.flow.read_by_module((args, kwargs))
+        noted = []
         for value_path, value in _enumerate_inputs(args, kwargs):
-            _note_io(io_issues, call.path, module, "input", value_path, value)
+            noted += _note_io(io_issues, call.path, module, "input", value_path, value)
+        entered[call.index] = (sys.exc_info()[1], noted)
 
     def post_hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if recorder.stack and recorder.stack[-1][0].module_id == id(module):
-            recorder.stack.pop()
+            call = recorder.stack.pop()[0]
+            handled, noted = entered.pop(call.index)
+            raised = sys.exc_info()[1]
+            if raised is not None and raised is not handled:  # torch calls this hook as the forward raises
+                failed[call.index] = call.parent  # no call happened: the caller's ``except`` goes on without it
+                for issue in noted:
+                    io_issues.pop(issue, None)
+                return
         _note_io(io_issues, paths[id(module)][0], module, "output", "output", output)
 
     with ExitStack() as stack:
@@ -189,6 +203,8 @@ def observe(
             raise blame_forward(model, example, error) from error
     require_tensor_output(model, output)
     recorder.resolve_flow(output)
+    if failed:
+        calls = _without_failed(calls, failed)
 
     return Observation(
         output=output,
@@ -220,6 +236,17 @@ def _enumerate_inputs(args: tuple, kwargs: dict) -> Iterator[tuple[str, Any]]:
         yield f"inputs[{name!r}]", value
 
 
+def _without_failed(calls: list[ModuleCall], failed: dict[int, int | None]) -> list[ModuleCall]:
+    """``calls`` without those whose forward raised; a call made inside one belongs to its caller's caller."""
+
+    def caller(index: int | None) -> int | None:
+        while index in failed:
+            index = failed[index]
+        return index
+
+    return [dataclasses.replace(call, parent=caller(call.parent)) for call in calls if call.index not in failed]
+
+
 def _note_io(
     issues: dict[tuple[str, str, str], IOIssue],
     path: str,
@@ -227,11 +254,15 @@ def _note_io(
     side: str,
     value_path: str,
     value: Any,
-) -> None:
+) -> list[tuple[str, str, str]]:
+    """Note each non-tensor value of ``value``; returns the keys of the issues it added."""
+    added = []
     for where, kind, description in _non_tensor_values(value_path, value):
         key = (path, side, where)
         if key not in issues:
             issues[key] = IOIssue(path, type(module).__qualname__, side, where, kind, description)
+            added.append(key)
+    return added
 
 
 def _non_tensor_values(where: str, value: Any) -> Iterator[tuple[str, str, str]]:

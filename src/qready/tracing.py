@@ -34,7 +34,7 @@ from qready.meta_calls import MetaCalls, has_hooks
 from qready.meta_shortcuts import kernel_output, module_output, op_output
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
-from qready.walks import modules_by_path, named_state
+from qready.walks import modules_by_path, named_state, tensors_of
 from qready.wording import a
 
 __all__ = [
@@ -219,7 +219,18 @@ class ConcreteTracer(fx.Tracer):
     def call_module(self, m: torch.nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         if self._evaluating:
             return forward(*args, **kwargs)
-        path = self.path_of_module(m)
+        try:
+            path = self.path_of_module(m)
+        except NameError as error:
+            if tensors_of(m) != ([], []):  # weights the model does not hold: nothing a graph could read them by
+                error.args = (
+                    f"{type(m).__name__} is made inside the forward, with weights of its own that the model does "
+                    "not hold; create it in __init__",
+                )
+                raise  # fx's own error (not qready's), in words that say what to change
+            # a stateless module made in the forward (NASNet's ``nn.ZeroPad2d((1, 0, 1, 0))(x)``): its
+            # ops are the caller's, recorded in the caller's scope like a functional call
+            return call_through(forward, args, kwargs)
         if self.is_leaf_module(m, path):
             return self.create_proxy("call_module", path, args, kwargs)
         self.module_scope.append(path)
@@ -278,7 +289,12 @@ class ConcreteTracer(fx.Tracer):
         stand_in, builtins.isinstance = builtins.isinstance, _real_isinstance
         try:
             proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
-            value = self.values[proxy.node] = self._evaluate(proxy.node)
+            try:
+                value = self.values[proxy.node] = self._evaluate(proxy.node)
+            except BaseException:  # the call raised, as it would in eager: it ran nothing, so it is no node
+                # (a forward that catches it and tries another way, ``layer(x, lengths=...)`` then ``layer(x)``)
+                self.graph.erase_node(proxy.node)
+                raise
             proxy.node.meta["qready_tensor"] = isinstance(value, torch.Tensor)
             if type(value) in (tuple, list) and any(isinstance(v, torch.Tensor) for v in value):
                 # a sequence of tensors (meshgrid's, a split's): an op given it takes tensors too
@@ -874,7 +890,8 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
     ``type`` and ``len`` are answered in the modules that define the model's classes only (globals
     of theirs for the duration), not for all code: other code that runs meanwhile (a library
     imported on first use) must meet the real ones. Elsewhere the proxy's own ``__len__`` gives
-    the tensor's length, noted as a size fixed to the example's.
+    the tensor's length, noted as a size fixed to the example's. A TorchScript function among those
+    globals is its Python original for the duration.
     """
     namespaces = _model_namespaces(root)
     builtins.isinstance, builtins.callable = _isinstance, _callable  # type: ignore[assignment]  # same call, a looser annotation
@@ -885,6 +902,16 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
             if name not in namespace:
                 namespace[name] = stand_in
                 added.append((namespace, name))
+    # a TorchScript function (geffnet's hard swish) refuses a proxy for its tensor argument: its Python
+    # original runs instead, its ops recorded like the forward's own
+    scripted = [
+        (namespace, name, value, getattr(value, "_torchdynamo_inline", None))
+        for namespace in namespaces for name, value in list(namespace.items())
+        if type(value) is torch.jit.ScriptFunction
+    ]
+    scripted = [entry for entry in scripted if callable(entry[3])]
+    for namespace, name, _, original in scripted:
+        namespace[name] = original
     factories = {name: getattr(torch, name) for name in _FACTORIES}
     for name, factory in factories.items():
         setattr(torch, name, _recording(factory))
@@ -897,6 +924,9 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
         for namespace, name in added:
             if namespace.get(name) is stand_ins[name]:
                 del namespace[name]
+        for namespace, name, value, original in scripted:
+            if namespace.get(name) is original:
+                namespace[name] = value
 
 
 def _model_namespaces(root: torch.nn.Module) -> list[dict[str, Any]]:

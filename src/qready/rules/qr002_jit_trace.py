@@ -14,6 +14,7 @@ from torch import nn
 from qready.errors import one_line
 from qready.example_inputs import Example, fresh_like, tensor_leaves
 from qready.findings import Finding, Severity
+from qready.randomness import same_draws
 from qready.rules.base import CheckContext, Rule, RuleExample, image_input
 from qready.structure import map_leaves
 from qready.source import error_location, forward_location, user_location
@@ -200,9 +201,12 @@ def _trace(model: nn.Module, example: Example, *, strict: bool) -> torch.jit.Scr
 
 
 def _call_traced(traced: torch.jit.ScriptModule, example: Example) -> Any:
-    if not example.kwargs:
-        return traced(*example.args)
-    return traced(**_as_kwargs(traced, example))
+    """The traced model on ``example``, drawing the random numbers ``example.call`` draws for eager (a
+    forward that adds noise in eval mode, as speechbrain's statistics pooling does, agrees with itself)."""
+    with same_draws(example.args, example.kwargs):
+        if not example.kwargs:
+            return traced(*example.args)
+        return traced(**_as_kwargs(traced, example))
 
 
 def _as_kwargs(model: nn.Module, example: Example) -> dict[str, Any]:
