@@ -157,3 +157,9 @@ def test_a_torchscript_function_is_traced_through_its_python_original() -> None:
     assert result.leaves == [], "the activation's ops are recorded, not the module kept whole"
     assert {"torch.Tensor.clamp", "torch.Tensor.add"} <= {c.op for c in result.changes}
     assert type(_hard_swish) is torch.jit.ScriptFunction, "the model's own function is given back"
+
+
+def test_check_sees_the_ops_of_a_torchscript_function() -> None:
+    report = qready.check(ScriptedActivation().eval(), (torch.randn(1, 3, 8, 8),), select=["QR003"])
+    assert {"torch.Tensor.clamp", "torch.Tensor.add"} <= {f.op for f in report.findings}
+    assert type(_hard_swish) is torch.jit.ScriptFunction

@@ -22,6 +22,7 @@ from torch.overrides import TorchFunctionMode
 from qready.dataflow import OpCall, ValueFlow
 from qready.example_inputs import Example
 from qready.guard import blame_forward, require_tensor_output
+from qready.namespaces import model_namespaces, script_functions_in_python
 from qready.ops import has_tensor, is_leaf_module, is_value_changing, op_name
 from qready.source import call_through, user_location
 from qready.structure import map_leaves
@@ -196,6 +197,7 @@ def observe(
         for module in modules.values():
             stack.enter_context(_hooks(module, pre_hook, post_hook))
         stack.enter_context(torch.no_grad())
+        stack.enter_context(script_functions_in_python(model_namespaces(model)))  # their ops seen too
         stack.enter_context(recorder)
         try:
             output = example.call(model)

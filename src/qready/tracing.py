@@ -32,6 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_mod
 from qready.errors import QreadyError, described, internal_error
 from qready.meta_calls import MetaCalls, has_hooks
 from qready.meta_shortcuts import kernel_output, module_output, op_output
+from qready.namespaces import model_namespaces, script_functions_in_python
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
 from qready.walks import modules_by_path, named_state, tensors_of
@@ -893,7 +894,7 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
     the tensor's length, noted as a size fixed to the example's. A TorchScript function among those
     globals is its Python original for the duration.
     """
-    namespaces = _model_namespaces(root)
+    namespaces = model_namespaces(root)
     builtins.isinstance, builtins.callable = _isinstance, _callable  # type: ignore[assignment]  # same call, a looser annotation
     stand_ins = {"type": _type, "len": _len}
     added = []
@@ -902,21 +903,14 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
             if name not in namespace:
                 namespace[name] = stand_in
                 added.append((namespace, name))
-    # a TorchScript function (geffnet's hard swish) refuses a proxy for its tensor argument: its Python
-    # original runs instead, its ops recorded like the forward's own
-    scripted = [
-        (namespace, name, value, getattr(value, "_torchdynamo_inline", None))
-        for namespace in namespaces for name, value in list(namespace.items())
-        if type(value) is torch.jit.ScriptFunction
-    ]
-    scripted = [entry for entry in scripted if callable(entry[3])]
-    for namespace, name, _, original in scripted:
-        namespace[name] = original
     factories = {name: getattr(torch, name) for name in _FACTORIES}
     for name, factory in factories.items():
         setattr(torch, name, _recording(factory))
     try:
-        yield
+        # a TorchScript function (geffnet's hard swish) refuses a proxy for its tensor argument: its
+        # Python original runs instead, its ops recorded like the forward's own
+        with script_functions_in_python(namespaces):
+            yield
     finally:
         builtins.isinstance, builtins.callable = _real_isinstance, _real_callable
         for name, factory in factories.items():
@@ -924,21 +918,3 @@ def _answers_like_tensors(root: torch.nn.Module) -> Iterator[None]:
         for namespace, name in added:
             if namespace.get(name) is stand_ins[name]:
                 del namespace[name]
-        for namespace, name, value, original in scripted:
-            if namespace.get(name) is original:
-                namespace[name] = value
-
-
-def _model_namespaces(root: torch.nn.Module) -> list[dict[str, Any]]:
-    """The globals of the modules that define the model's classes: where its forwards look
-    builtins up. Not torch's, not qready's."""
-    found: dict[int, dict[str, Any]] = {}
-    for module in root.modules():
-        for cls in _real_type(module).__mro__:
-            name = cls.__module__
-            if name.startswith(("torch.", "qready.", "builtins")) or name == "torch":
-                continue
-            namespace = getattr(sys.modules.get(name), "__dict__", None)
-            if namespace is not None:
-                found[id(namespace)] = namespace
-    return list(found.values())
