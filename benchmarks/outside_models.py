@@ -329,6 +329,48 @@ def _pytorchcv(name: str) -> Build:
     return build
 
 
+def _speechbrain_ecapa() -> torch.nn.Module:
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    return ECAPA_TDNN(24, channels=[32, 32, 32, 32, 96], lin_neurons=32, attention_channels=16, se_channels=16)
+
+
+def _speechbrain_xvector() -> torch.nn.Module:
+    from speechbrain.lobes.models.Xvector import Xvector
+
+    return Xvector(in_channels=24, tdnn_channels=[32, 32, 32, 32, 64], lin_neurons=32)
+
+
+def _pretrainedmodels(name: str) -> Build:
+    def build() -> torch.nn.Module:
+        import pretrainedmodels
+
+        return pretrainedmodels.__dict__[name](pretrained=None)
+
+    return build
+
+
+def _facenet_inception_resnet() -> torch.nn.Module:
+    from facenet_pytorch import InceptionResnetV1
+
+    return InceptionResnetV1(pretrained=None)
+
+
+def _facenet_onet() -> torch.nn.Module:
+    from facenet_pytorch.models.mtcnn import ONet
+
+    return ONet(pretrained=False)  # MTCNN's last stage: box, landmarks and face probability
+
+
+def _geffnet(name: str) -> Build:
+    def build() -> torch.nn.Module:
+        import geffnet
+
+        return geffnet.create_model(name, pretrained=False)
+
+    return build
+
+
 def _tokens(*shape: int, high: int = 64) -> Callable[[], tuple[torch.Tensor, ...]]:
     return lambda: (torch.randint(0, high, shape),)
 
@@ -386,6 +428,15 @@ MODELS: list[tuple[str, str, Build, Callable[[], Any]]] = [
     ("efficientnet_pytorch/efficientnet-b0", "efficientnet_pytorch", _efficientnet, _tensors((1, 3, 64, 64))),
     ("pytorchcv/seresnet20_cifar10", "pytorchcv", _pytorchcv("seresnet20_cifar10"), _tensors((1, 3, 32, 32))),
     ("pytorchcv/shufflenetv2_wd2", "pytorchcv", _pytorchcv("shufflenetv2_wd2"), _tensors((1, 3, 224, 224))),
+    ("speechbrain/ECAPA_TDNN", "speechbrain", _speechbrain_ecapa, _tensors((2, 50, 24))),
+    ("speechbrain/Xvector", "speechbrain", _speechbrain_xvector, _tensors((2, 50, 24))),
+    ("pretrainedmodels/nasnetamobile", "pretrainedmodels", _pretrainedmodels("nasnetamobile"),
+     _tensors((1, 3, 224, 224))),
+    ("pretrainedmodels/dpn68", "pretrainedmodels", _pretrainedmodels("dpn68"), _tensors((1, 3, 224, 224))),
+    ("facenet_pytorch/InceptionResnetV1", "facenet_pytorch", _facenet_inception_resnet, _tensors((2, 3, 96, 96))),
+    ("facenet_pytorch/MTCNN-ONet", "facenet_pytorch", _facenet_onet, _tensors((2, 3, 48, 48))),
+    ("geffnet/mobilenetv3_large_100", "geffnet", _geffnet("mobilenetv3_large_100"), _tensors((1, 3, 64, 64))),
+    ("geffnet/tf_efficientnet_lite0", "geffnet", _geffnet("tf_efficientnet_lite0"), _tensors((1, 3, 64, 64))),
 ]
 
 
