@@ -163,25 +163,3 @@ def test_check_sees_the_ops_of_a_torchscript_function() -> None:
     report = qready.check(ScriptedActivation().eval(), (torch.randn(1, 3, 8, 8),), select=["QR003"])
     assert {"torch.Tensor.clamp", "torch.Tensor.add"} <= {f.op for f in report.findings}
     assert type(_hard_swish) is torch.jit.ScriptFunction
-
-
-class ExpandsABuffer(nn.Module):
-    """transformers' RoBERTa, ALBERT and ELECTRA embeddings: ``self.token_type_ids.to(device).expand(b, -1)``,
-    a buffer (a value in the trace, not a proxy) expanded to sizes read from the input."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("token_type_ids", torch.zeros(1, 16, dtype=torch.long), persistent=False)
-        self.embed = nn.Embedding(2, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length = x.shape[:2]
-        types = self.token_type_ids.to(x.device).expand(batch, -1)[:, :length]
-        return x + self.embed(types)
-
-
-def test_a_buffer_expanded_to_sizes_of_the_input_keeps_them() -> None:
-    methods = {name: torch.Tensor.__dict__.get(name) for name in ("expand", "view", "reshape")}
-    prepared = _prepared_and_equal(ExpandsABuffer().eval(), (torch.randn(2, 5, 4),), (torch.randn(3, 9, 4),))
-    assert prepared.prepare_result.leaves == [], "the expand is recorded with the input's sizes, not kept whole"
-    assert {name: torch.Tensor.__dict__.get(name) for name in methods} == methods, "torch.Tensor as it was"

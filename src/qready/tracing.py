@@ -627,7 +627,6 @@ def trace_with_leaves(
     failures: list[TraceFailure] = []
     specialize_root = False
     meta = True
-    sizes_into_values = False  # record a traced size going into a method of a tensor held as a value
     for _ in range(max_attempts):
         tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
         # each attempt on its own copies: a forward that writes into its inputs (a static KV cache's
@@ -636,7 +635,7 @@ def trace_with_leaves(
             v.clone() if isinstance(v, torch.Tensor) and not meta else v for v in placeholder_values
         ]  # meta attempts read only stand-ins of them
         try:
-            graph = _trace(tracer, root, forward, sizes_into_values)
+            graph = _trace(tracer, root, forward)
             _constants_are_not_state(root, graph)
             return graph, tracer, failures
         except _NeedsRealValues:
@@ -647,9 +646,6 @@ def trace_with_leaves(
         except Exception as error:  # any failure inside the user's forward: find where, leave it, retry
             if meta and _needed_real_values(error):
                 meta = False
-                continue
-            if not sizes_into_values and isinstance(error, TypeError) and _SIZE_REFUSED.match(str(error)):
-                sizes_into_values = True  # a size into a buffer's expand(): record such calls, and trace again
                 continue
             if not isinstance(error, fx.proxy.TraceError) and raised_by_qready(error):
                 # qready's own bug: never a leaf with the tracer's message as its reason
@@ -714,9 +710,7 @@ def _constants_are_not_state(root: torch.nn.Module, graph: fx.Graph) -> None:
             root.register_buffer(target, value, persistent=False)
 
 
-def _trace(
-    tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[..., Any], sizes_into_values: bool = False
-) -> fx.Graph:
+def _trace(tracer: ConcreteTracer, root: torch.nn.Module, forward: Callable[..., Any]) -> fx.Graph:
     # fx traces type(root).forward; point it at the flat forward for the duration of the trace.
     cls = type(root)
 
@@ -730,11 +724,7 @@ def _trace(
     patched = type(cls.__name__, (cls,), {"forward": answering, "__module__": cls.__module__})
     root.__class__ = patched
     try:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(_user_wrapped_functions_traced_into())
-            stack.enter_context(random_factories_recorded(tracer))
-            if sizes_into_values:
-                stack.enter_context(_size_methods_recorded(tracer))
+        with _user_wrapped_functions_traced_into(), random_factories_recorded(tracer):
             return tracer.trace(root)
     finally:
         root.__class__ = cls
@@ -743,51 +733,6 @@ def _trace(
 # Factories that draw random numbers from Python values alone (``torch.rand(8)``): fx would call them
 # once while tracing and keep their result as a constant, the same numbers on every call.
 _RANDOM_FACTORIES = ("rand", "randn", "randint", "randperm", "normal")
-
-
-# Tensor methods that take sizes as plain ints: a traced size (a proxy) is refused by torch's parser
-# when the tensor itself is a value, not a proxy (a buffer: roberta's ``token_type_ids.expand(b, -1)``)
-_SIZES_AS_INTS = ("expand", "view", "reshape", "repeat", "narrow", "new_zeros", "new_ones", "new_empty", "new_full")
-
-
-@contextlib.contextmanager
-def _size_methods_recorded(tracer: ConcreteTracer) -> Iterator[None]:
-    """While the forward is traced, a size method of a tensor held as a value, given a traced size, is
-    recorded as a call on that tensor (a constant of the graph, or the buffer it is), so that the size
-    stays the input's. Set only for a trace that met one: the patch costs each trace of torch.Tensor's
-    method cache."""
-    own = {name: torch.Tensor.__dict__.get(name) for name in _SIZES_AS_INTS}
-
-    def recorded(name: str) -> Callable[..., Any]:
-        original = getattr(torch.Tensor, name)
-
-        def method(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if not tracer._evaluating and _holds_proxy((args, kwargs)):
-                return tracer.create_proxy("call_method", name, (self, *args), kwargs)
-            return original(self, *args, **kwargs)
-
-        return method
-
-    for name in _SIZES_AS_INTS:
-        setattr(torch.Tensor, name, recorded(name))
-    try:
-        yield
-    finally:
-        for name, method in own.items():
-            if method is None:
-                delattr(torch.Tensor, name)
-            else:
-                setattr(torch.Tensor, name, method)
-
-
-def _holds_proxy(value: Any) -> bool:
-    if isinstance(value, fx.Proxy):
-        return True
-    if type(value) in (tuple, list):
-        return any(_holds_proxy(item) for item in value)
-    if type(value) is dict:
-        return any(_holds_proxy(item) for item in value.values())
-    return False
 
 
 @contextlib.contextmanager
