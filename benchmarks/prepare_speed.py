@@ -201,7 +201,9 @@ def main() -> None:
         " process, in rounds of one call of each tool: wall time on this shared 2-core machine measured the other"
         " engineers' work more than ours. OpenMP's idle workers sleep"
         f" (`OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}`, the script's default) instead of spinning"
-        " on the clock of whatever runs after a parallel op (a clone of a large weight)."
+        " on the clock of whatever runs after a parallel op (a clone of a large weight), and freed memory stays"
+        " with the process (glibc's `mallopt`, set by the script), so that no copy of the weights pays for fresh"
+        " pages that another tool's memory, given back, left to fault in."
         f" AIMET: aimet-torch {'installed' if aimet else 'not installed'}. Targets: shared weights <= 2x"
         " symbolic_trace and <= 1x AIMET's `prepare_model`; the default (weights copied) <= shared + the copy.",
         "",
@@ -218,8 +220,8 @@ def main() -> None:
         "symbolic_trace and AIMET's preparer return graphs around the user's own modules and weights;"
         " qready by default copies the weights first (so that batch-norm folding or training on the"
         " prepared model cannot change the original), and `share_weights=True` is the like-for-like"
-        " comparison; the clone column is that copy alone, timed right after the default prepare (fresh memory"
-        " costs what the allocator's state makes it cost: page faults on this VM). The verified column (with"
+        " comparison; the clone column is that copy alone (every parameter and buffer cloned), timed in the same"
+        " rounds. The verified column (with"
         " `--verified`) includes the re-check of all rules, ONNX export included. symbolic_trace and AIMET fail"
         " on the Hugging Face model.",
         "",
