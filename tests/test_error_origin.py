@@ -31,6 +31,7 @@ def _bug_in(module: str, error: str = "KeyError(\"qready's own bookkeeping\")") 
     return namespace["bug"]
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # and no hook of qready's fails on the way (torch would warn)
 def test_a_bug_in_the_instrumented_forward_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("qready.observe._note_io", _bug_in("observe.py"))
     with pytest.raises(InternalError, match=r"qready failed while running the forward of FunctionalRelu: KeyError.*bug in qready") as caught:

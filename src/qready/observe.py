@@ -184,7 +184,7 @@ def observe(
     def post_hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if recorder.stack and recorder.stack[-1][0].module_id == id(module):
             call = recorder.stack.pop()[0]
-            handled, noted = entered.pop(call.index)
+            handled, noted = entered.pop(call.index, (None, []))  # (none if the pre-hook itself raised)
             raised = sys.exc_info()[1]
             if raised is not None and raised is not handled:  # torch calls this hook as the forward raises
                 failed[call.index] = call.parent  # no call happened: the caller's ``except`` goes on without it
