@@ -22,6 +22,9 @@ import torch
 __all__ = ["copy_parameters", "deepcopy_module"]
 
 _MISSING = object()
+_MODULE_SETSTATE = torch.nn.Module.__setstate__
+_REGISTRIES = frozenset({"_parameters", "_buffers", "_modules"})
+_MODULE_STATE = frozenset(vars(torch.nn.Module()))  # what Module.__setstate__ adds when missing
 _PLAIN_CLASSES: dict[type, bool] = {}
 # The hook tables and name sets every torch.nn.Module makes for itself in __init__ (never shared
 # between modules), by attribute name: an empty one is copied as a new empty one, without the memo.
@@ -64,28 +67,50 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
             new[key if type(key) is str else copy.deepcopy(key, memo)] = _copy(item, memo)
         return new
     if isinstance(value, torch.nn.Module) and _plain(kind):
-        state = value.__getstate__()  # what object.__reduce_ex__ hands deepcopy (Module's: its __dict__)
-        if type(state) is not dict:
-            return copy.deepcopy(value, memo)
-        new = copyreg.__newobj__(kind)  # type: ignore[attr-defined]  # as object.__reduce_ex__ has deepcopy make it
-        memo[id(value)] = new
-        _keep_alive(value, memo)
-        copied: dict[str, Any] = {}
-        memo[id(state)] = copied
-        _keep_alive(state, memo)
-        for key, item in state.items():
-            kind = type(item)
-            if kind in _ATOMIC:  # a layer's configuration, mostly: the value itself, as _copy would give it
-                copied[key] = item
-                continue
-            table = _TABLES.get(key)
-            if table is not None and not item and kind is table:
-                copied[key] = table()  # an empty table of torch's, its own to each module
-            else:
-                copied[key] = _copy(item, memo)
-        new.__setstate__(copied)
-        return new
+        return _module_copy(value, kind, memo)
     return copy.deepcopy(value, memo)
+
+
+def _module_copy(value: torch.nn.Module, kind: type[torch.nn.Module], memo: dict[int, Any]) -> Any:
+    """What deepcopy makes of a module through ``object.__reduce_ex__``: a new instance of ``kind``, given a
+    copy of ``value.__getstate__()`` (its own empty hook tables made anew, as copying them would make them)."""
+    state = value.__getstate__()  # what object.__reduce_ex__ hands deepcopy (Module's: a copy of its __dict__)
+    if type(state) is not dict:
+        return copy.deepcopy(value, memo)
+    new = copyreg.__newobj__(kind)  # type: ignore[attr-defined]  # as object.__reduce_ex__ has deepcopy make it
+    memo[id(value)] = new
+    copied: dict[str, Any] = {}
+    memo[id(state)] = copied
+    alive = _kept_alive(memo)
+    alive.append(value)
+    alive.append(state)
+    for key, item in state.items():
+        item_kind = type(item)
+        if item_kind in _ATOMIC:  # a layer's configuration, mostly: the value itself, as _copy would give it
+            copied[key] = item
+        elif item_kind is _TABLES.get(key) and not item:
+            copied[key] = item_kind()  # an empty table of torch's, its own to each module
+        elif item_kind is dict and key in _REGISTRIES and id(item) not in memo:
+            copied[key] = _registry_copy(item, memo, alive)
+        else:
+            copied[key] = _copy(item, memo)
+    if kind.__setstate__ is _MODULE_SETSTATE and _MODULE_STATE <= copied.keys():
+        new.__dict__.update(copied)  # all Module.__setstate__ does when nothing is missing
+    else:
+        new.__setstate__(copied)
+    return new
+
+
+def _registry_copy(registry: dict[str, Any], memo: dict[int, Any], alive: list[Any]) -> dict[str, Any]:
+    """``_copy`` of a module's ``_parameters``, ``_buffers`` or ``_modules``, the entries found in the memo
+    (shared parameters, modules met before) taken without a call each."""
+    new: dict[str, Any] = {}
+    memo[id(registry)] = new
+    alive.append(registry)
+    for name, item in registry.items():
+        found = memo.get(id(item), _MISSING) if item is not None else None
+        new[name] = _copy(item, memo) if found is _MISSING else found
+    return new
 
 
 def copy_parameters(parameters: list[torch.Tensor], memo: dict[int, Any]) -> None:
@@ -143,4 +168,11 @@ def _plain(kind: type) -> bool:
 
 def _keep_alive(value: Any, memo: dict[int, Any]) -> None:
     """What ``copy.deepcopy`` does: the originals stay alive as long as the memo, so no id is reused."""
-    memo.setdefault(id(memo), []).append(value)
+    _kept_alive(memo).append(value)
+
+
+def _kept_alive(memo: dict[int, Any]) -> list[Any]:
+    alive: list[Any] | None = memo.get(id(memo))
+    if alive is None:
+        alive = memo[id(memo)] = []
+    return alive

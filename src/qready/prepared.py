@@ -12,7 +12,8 @@ from typing import Any, cast
 
 import torch
 import torch.fx as fx
-from torch.fx.graph_module import _format_import_block, _forward_from_src
+from torch.fx.graph_module import _CodeOnlyModule, _copy_attr, _format_import_block, _forward_from_src
+from torch.nn.modules import module as module_hooks
 from torch.package import sys_importer
 
 from qready.errors import InputError, InternalError
@@ -297,7 +298,18 @@ class PreparedModule(Prepared, fx.GraphModule):
         # compiled=False: no code generated yet; the caller's PassManager(..., stale=True) generates it once,
         # after the passes rewrote the graph, instead of once here and again there
         object.__setattr__(self, "_qready_uncompiled", not compiled)
-        super().__init__(root, graph, class_name)
+        if not isinstance(root, torch.nn.Module) or isinstance(root, _CodeOnlyModule):
+            super().__init__(root, graph, class_name)
+        else:  # GraphModule's own steps, the modules and tensors the graph names installed by install_targets
+            object.__setattr__(self, "_qready_uncompiled", True)
+            super().__init__({}, fx.Graph(), class_name)
+            self.training = root.training
+            install_targets(root, self, graph)
+            object.__setattr__(self, "_qready_uncompiled", not compiled)
+            self.graph = graph
+            tracer_cls = graph._tracer_cls
+            self._tracer_cls = tracer_cls if tracer_cls and "<locals>" not in tracer_cls.__qualname__ else None
+            self._tracer_extras = graph._tracer_extras or {}
         object.__setattr__(self, "_qready_uncompiled", False)
         if isinstance(root, torch.nn.Module):
             keep_non_persistent(root, self)
@@ -364,6 +376,57 @@ class PreparedModule(Prepared, fx.GraphModule):
 
 def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
     return getattr(module, "tied_aliases", None) or getattr(module, "qready_tied_aliases", {})
+
+
+def install_targets(root: torch.nn.Module, into: torch.nn.Module, graph: fx.Graph) -> None:
+    """Put into ``into`` each module and tensor of ``root`` that ``graph`` names, at the same path, with
+    plain modules on the way: what ``GraphModule``'s constructor does (fx's ``_copy_attr``, one target at
+    a time), made through the modules' own tables instead of ``getattr``/``setattr`` (resnet50: 1.3 ms ->
+    0.3 ms). A target it does not recognize (an attribute that is not a submodule, parameter or buffer),
+    or a registration hook that torch would run, goes to ``_copy_attr`` itself."""
+    hooked = bool(
+        module_hooks._global_module_registration_hooks or module_hooks._global_parameter_registration_hooks
+        or module_hooks._global_buffer_registration_hooks
+    )
+    for node in graph.nodes:
+        if node.op in ("call_module", "get_attr") and (hooked or not _install(root, into, node.target)):
+            _copy_attr(root, into, node.target)
+
+
+def _install(root: torch.nn.Module, into: torch.nn.Module, target: str) -> bool:
+    """``_copy_attr(root, into, target)`` for a submodule, parameter or buffer: False, having installed at most
+    the plain modules on its way (as ``_copy_attr`` would), for anything else."""
+    *path, name = target.split(".")
+    source, owner = root, into
+    for part in path:
+        child = source._modules.get(part)
+        if child is None:
+            return False
+        placed = owner._modules.get(part)
+        if placed is child:
+            return True  # installed whole with an owner on the way
+        if placed is None:
+            if part in owner.__dict__ or part in owner._parameters or part in owner._buffers:
+                return False
+            placed = owner._modules[part] = torch.nn.Module()
+        source, owner = child, placed
+    taken = name in owner.__dict__
+    if name in source._modules and not taken and name not in owner._parameters and name not in owner._buffers:
+        owner._modules[name] = source._modules[name]
+    elif type(source._parameters.get(name)) is torch.nn.Parameter and not taken and name not in owner._buffers and name not in owner._modules:
+        owner._parameters[name] = source._parameters[name]
+    elif (
+        isinstance(source._buffers.get(name), torch.Tensor) and not isinstance(source._buffers[name], torch.nn.Parameter)
+        and not taken and name not in owner._parameters and name not in owner._modules
+    ):
+        owner._buffers[name] = source._buffers[name]
+        if name in source._non_persistent_buffers_set:
+            owner._non_persistent_buffers_set.add(name)
+        else:
+            owner._non_persistent_buffers_set.discard(name)
+    else:
+        return False
+    return True
 
 
 def keep_non_persistent(source: torch.nn.Module, copy_: torch.nn.Module) -> None:
