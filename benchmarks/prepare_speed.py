@@ -1,18 +1,17 @@
 """How fast is `qready.prepare` next to a bare trace and next to AIMET's preparer?
 
-Same process, same models: `torch.fx.symbolic_trace` (the bare floor; it
-fails on models it cannot trace), `qready.prepare(verify=False,
-share_weights=True)` (like symbolic_trace, no copy of the weights),
-`qready.prepare(verify=False)`,
-`qready.prepare()` with its bit-exact verification and re-check, and AIMET's
-`prepare_model` when aimet-torch is installed (`pip install -e '.[interop]'`).
-Times are CPU seconds (best of N; wall time too, in the printout), all in one
-process. Target: shared weights <= 2x symbolic_trace and no slower than
-AIMET's prepare_model; the default no slower than that plus a clone of the
-weights. Then the same prepare on a stack of N blocks, to show it grows
-linearly with depth.
+Same models, each tool in a process of its own, as its users run it: `torch.fx.symbolic_trace`
+(the bare floor; it fails on models it cannot trace), AIMET's `prepare_model` when aimet-torch is
+installed (`pip install -e '.[interop]'`), and qready: `prepare(verify=False, share_weights=True)`
+(like symbolic_trace, no copy of the weights), `prepare(verify=False)`, a bare clone of the weights,
+and with `--verified` `prepare()` with its bit-exact verification and re-check. This script starts one
+worker process per tool and times them in rounds, one call of each column per round (the other
+workers wait on their input meanwhile). Times are CPU seconds, best of N. Target: shared weights
+<= 2x symbolic_trace and no slower than AIMET's prepare_model; the default no slower than that plus a
+clone of the weights. Then the same prepare on a stack of N blocks, to show it grows linearly with
+depth. `--one-process` runs every column in one process, aimet_torch imported (the earlier method).
 
-    .venv/bin/python benchmarks/prepare_speed.py [--repeat 5] [--verified] [--models resnet50,vit_b_16,convnext_tiny,tiny_bert] [--depths 8,32,128]
+    .venv/bin/python benchmarks/prepare_speed.py [--repeat 5] [--verified] [--one-process] [--models resnet50,vit_b_16,convnext_tiny,tiny_bert] [--depths 8,32,128]
 """
 
 from __future__ import annotations
@@ -21,18 +20,21 @@ import argparse
 import ctypes
 import ctypes.util
 import gc
+import json
 import logging
 import os
+import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 # CPU time counts every thread: OpenMP's workers spin for a while after each parallel op (a clone of a
 # large weight), and that spinning would be billed to whatever runs next. Idle workers sleep instead,
-# so each column is the work of its own tool. Read when torch loads its OpenMP runtime: set it first.
+# so each column is the work of its own tool. Read when torch loads its OpenMP runtime: set it first
+# (the worker processes inherit it).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -50,71 +52,134 @@ def keep_freed_memory() -> None:
         pass
 
 
-keep_freed_memory()
-
 import torch  # noqa: E402
 import torch.fx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, models, write_section  # noqa: E402
 
-import qready  # noqa: E402
-from qready.example_inputs import as_example  # noqa: E402
-
-
-def aimet_prepare():  # type: ignore[no-untyped-def]
-    try:
-        from aimet_torch.model_preparer import prepare_model
-    except Exception:  # aimet is optional: the column says n/a
-        return None
-    return prepare_model
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float] | None:
-    """(wall, CPU) seconds, each the best of ``repeat``; None when the tool cannot handle the model.
-
-    CPU time (``time.process_time``: this process, all its threads) is what the
-    ratios use: on a machine shared with other work, wall time measures the others too.
-    """
-    return interleaved([fn], repeat)[0]
-
-
-def interleaved(fns: list[Callable[[], Any]], repeat: int) -> list[tuple[float, float] | None]:
-    """``timed`` for several tools at once, in rounds of one call each, every other round in the
-    reverse order: a slower stretch of the machine, or the state a copy leaves the allocator and the
-    caches in, falls on all of them alike, and each tool's best is its best in either place. Each
-    call is timed until it returns what it made; freeing that is no tool's time."""
-    works = []
-    for fn in fns:
-        try:
-            fn()
-            works.append(True)
-        except Exception:  # the tool cannot handle this model: no time to report
-            works.append(False)
-    best: list[list[float]] = [[float("inf"), float("inf")] for _ in fns]
-    for round_ in range(repeat):
-        order = list(zip(fns, works, best))
-        for fn, ok, times in order if round_ % 2 == 0 else reversed(order):
-            if not ok:
-                continue
-            wall, cpu = time.perf_counter(), time.process_time()
-            made = fn()
-            times[0] = min(times[0], time.perf_counter() - wall)
-            times[1] = min(times[1], time.process_time() - cpu)
-            # what a tool made is freed outside the clocks, all of it now: a model in reference cycles
-            # would otherwise be freed by a collection that lands in another tool's time
-            del made
-            gc.collect()
-    return [(wall, cpu) if ok else None for (wall, cpu), ok in zip(best, works)]
-
-
-def _unavailable() -> None:
-    raise RuntimeError("not installed")
+# the columns, in the table's order, and the worker process each runs in
+COLUMNS = {"trace": "trace", "aimet": "aimet", "shared": "qready", "default": "qready", "clone": "qready"}
+Timing = tuple[float, float]  # (wall, CPU) seconds, each the best of its rounds
 
 
 def clone_weights(model: torch.nn.Module) -> list[torch.Tensor]:
     """The copy the default prepare makes, alone: every parameter and buffer cloned."""
     return [t.clone() for t in [*model.parameters(), *model.buffers()]]
+
+
+def columns_of(tool: str, model: torch.nn.Module, inputs: Any) -> dict[str, Callable[[], Any]]:
+    """The calls a worker for ``tool`` times on ``model``; ``all`` is every column in one process."""
+    calls: dict[str, Callable[[], Any]] = {}
+    if tool in ("trace", "all"):
+        calls["trace"] = lambda: torch.fx.symbolic_trace(model)
+    if tool in ("aimet", "all"):
+        try:
+            from aimet_torch.model_preparer import prepare_model
+        except Exception:  # aimet is optional: the column says n/a
+            pass
+        else:
+            calls["aimet"] = lambda: prepare_model(model)
+    if tool in ("qready", "all"):
+        import qready
+        from qready.example_inputs import as_example
+
+        example = as_example(inputs)
+        calls["shared"] = lambda: qready.prepare(model, example, verify=False, share_weights=True)
+        calls["default"] = lambda: qready.prepare(model, example, verify=False)
+        calls["clone"] = lambda: clone_weights(model)
+        calls["verified"] = lambda: qready.prepare(model, example)
+    return calls
+
+
+def run_once(fn: Callable[[], Any]) -> Timing:
+    """One call, timed until it returns what it made; freeing that is no tool's time.
+
+    CPU time (``time.process_time``: this process, all its threads) is what the ratios use: on a
+    machine shared with other work, wall time measures the others too."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    made = fn()
+    timing = (time.perf_counter() - wall, time.process_time() - cpu)
+    # what a tool made is freed outside the clocks, all of it now: a model in reference cycles
+    # would otherwise be freed by a collection that lands in the next call's time
+    del made
+    gc.collect()
+    return timing
+
+
+def worker(tool: str) -> None:
+    """Answer the coordinator's requests, one JSON line each way, on the stdin and stdout it was given;
+    whatever the tools print goes to stderr."""
+    replies: TextIO = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    keep_freed_memory()
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(2)
+    calls: dict[str, Callable[[], Any]] = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "load":  # build the model, call each column once: which ones handle it
+            _, model, inputs = models([request["model"]])[0]
+            calls = columns_of(tool, model, inputs)
+            works = {}
+            for column in request["columns"]:
+                try:
+                    calls[column]()
+                    works[column] = True
+                except Exception:  # the tool is missing or cannot handle this model: no time to report
+                    works[column] = False
+            reply: Any = works
+        elif request["op"] == "run":
+            reply = run_once(calls[request["column"]])
+        elif request["op"] == "best":
+            runs = [run_once(calls[request["column"]]) for _ in range(request["repeat"])]
+            reply = (min(wall for wall, _ in runs), min(cpu for _, cpu in runs))
+        else:  # "scaling"
+            reply = scaling(request["depths"], request["repeat"])
+        replies.write(json.dumps(reply) + "\n")
+
+
+class Worker:
+    """A worker process of this script, for one tool."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", tool],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def ask(self, **request: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.tool} worker exited (code {self.process.wait()}); its errors are above")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+def interleaved(workers: dict[str, Worker], model: str, repeat: int) -> dict[str, Timing | None]:
+    """Each column's best on ``model``, in rounds of one call of each, every other round in the reverse
+    order: a slower stretch of the machine, or the state a copy leaves the caches in, falls on all of
+    them alike, and each tool's best is its best in either place."""
+    works: dict[str, bool] = {}
+    for tool, worker_ in workers.items():
+        works.update(worker_.ask(op="load", model=model, columns=[c for c, t in COLUMNS.items() if t == tool or tool == "all"]))
+    order = [(column, workers["all" if "all" in workers else COLUMNS[column]]) for column in COLUMNS if works[column]]
+    best: dict[str, Timing | None] = {column: None for column in COLUMNS}
+    for round_ in range(repeat):
+        for column, worker_ in order if round_ % 2 == 0 else reversed(order):
+            wall, cpu = worker_.ask(op="run", column=column)
+            previous = best[column]
+            best[column] = (wall, cpu) if previous is None else (min(previous[0], wall), min(previous[1], cpu))
+    return best
 
 
 class Block(torch.nn.Module):
@@ -137,16 +202,18 @@ class Block(torch.nn.Module):
 
 
 def scaling(depths: list[int], repeat: int) -> list[tuple[int, float]]:
-    """CPU seconds of ``prepare(share_weights=True, verify=False)`` on a stack of N blocks."""
+    """CPU seconds of ``prepare(share_weights=True, verify=False)`` on a stack of N blocks (in a qready worker)."""
+    import qready
+    from qready.example_inputs import as_example
+
     rows = []
     for depth in depths:
         torch.manual_seed(0)
         model = torch.nn.Sequential(*[Block(16) for _ in range(depth)]).eval()
         inputs = as_example((torch.randn(1, 16, 8, 8),))
-        result = timed(lambda: qready.prepare(model, inputs, verify=False, share_weights=True), repeat)
-        assert result is not None, "prepare failed on the block stack"
-        rows.append((depth, result[1]))
-        print(f"{depth:4d} blocks  {result[1]:.3f} s CPU  {result[1] / depth * 1000:.2f} ms/block", flush=True)
+        qready.prepare(model, inputs, verify=False, share_weights=True)
+        cpu = min(run_once(lambda: qready.prepare(model, inputs, verify=False, share_weights=True))[1] for _ in range(repeat))
+        rows.append((depth, cpu))
     return rows
 
 
@@ -155,65 +222,66 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--models", default="resnet50,vit_b_16,convnext_tiny,tiny_bert")
     parser.add_argument("--verified", action="store_true", help="also time prepare() with its verification and re-check")
+    parser.add_argument("--one-process", action="store_true", help="every column in one process, aimet_torch imported")
     parser.add_argument("--depths", default="8,32,128", help="block-stack depths for the linear-growth check")
+    parser.add_argument("--worker", choices=["trace", "aimet", "qready", "all"], help=argparse.SUPPRESS)
     options = parser.parse_args()
-    warnings.simplefilter("ignore")
-    logging.disable(logging.WARNING)
-    torch.set_num_threads(2)
-    aimet = aimet_prepare()
+    if options.worker:
+        worker(options.worker)
+        return
+    workers = {tool: Worker(tool) for tool in (["all"] if options.one_process else ["trace", "aimet", "qready"])}
+    qready_worker = workers["all" if options.one_process else "qready"]
     rows = []
-    for name, model, inputs in models(options.models.split(",")):
-        example = as_example(inputs)
-        trace, peer, shared, default, clone = interleaved([
-            lambda: torch.fx.symbolic_trace(model),
-            (lambda: aimet(model)) if aimet else _unavailable,
-            lambda: qready.prepare(model, example, verify=False, share_weights=True),
-            lambda: qready.prepare(model, example, verify=False),
-            lambda: clone_weights(model),
-        ], options.repeat)
-        rows.append((
-            name,
-            trace,
-            peer,
-            shared,
-            default,
-            clone,
-            timed(lambda: qready.prepare(model, example), options.repeat) if options.verified else None,
-        ))
-        print(name, *(f"{t[1]:.3f}" if t else "n/a" for t in rows[-1][1:]), flush=True)
-    depths = scaling([int(d) for d in options.depths.split(",")], options.repeat)
+    try:
+        for name in options.models.split(","):
+            best = interleaved(workers, name, options.repeat)
+            verified = qready_worker.ask(op="best", column="verified", repeat=options.repeat) if options.verified else None
+            rows.append((name, best["trace"], best["aimet"], best["shared"], best["default"], best["clone"], verified))
+            print(name, *(f"{t[1]:.3f}" if t else "n/a" for t in rows[-1][1:]), flush=True)
+        depths = [(d, t) for d, t in qready_worker.ask(op="scaling", depths=[int(d) for d in options.depths.split(",")], repeat=options.repeat)]
+        for depth, cpu in depths:
+            print(f"{depth:4d} blocks  {cpu:.3f} s CPU  {cpu / depth * 1000:.2f} ms/block", flush=True)
+    finally:
+        for worker_ in workers.values():
+            worker_.close()
+    aimet = any(row[2] is not None for row in rows)
 
-    def cell(t: tuple[float, float] | None, missing: str = "fails") -> str:
+    def cell(t: Timing | None, missing: str = "fails") -> str:
         return f"{t[1]:.3f}" if t is not None else missing
 
-    def ratio(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str:
+    def ratio(a: Timing | None, b: Timing | None) -> str:
         return f"{a[1] / b[1]:.2f}x" if a is not None and b is not None else "n/a"
 
-    def plus(a: tuple[float, float] | None, b: tuple[float, float] | None) -> tuple[float, float] | None:
+    def plus(a: Timing | None, b: Timing | None) -> Timing | None:
         return (a[0] + b[0], a[1] + b[1]) if a is not None and b is not None else None
 
+    where = (
+        "every column in one process, aimet_torch imported (`--one-process`)" if options.one_process else
+        "each tool in a process of its own (symbolic_trace with torch alone, AIMET's preparer with aimet_torch,"
+        " qready's columns with qready), called in turn by this script"
+    )
     lines = [
         "## prepare speed",
         "",
         f"`.venv/bin/python benchmarks/prepare_speed.py --repeat {options.repeat}"
-        f"{' --verified' if options.verified else ''}` on {machine()}; CPU seconds of"
-        f" this process (`time.process_time`, all threads), best of {options.repeat}, every column in the same"
-        " process, in rounds of one call of each tool: wall time on this shared 2-core machine measured the other"
+        f"{' --verified' if options.verified else ''}{' --one-process' if options.one_process else ''}` on"
+        f" {machine()}; CPU seconds (`time.process_time`, all threads), best of {options.repeat}, {where}, in rounds"
+        " of one call of each column: wall time on this shared 2-core machine measured the other"
         " engineers' work more than ours. OpenMP's idle workers sleep"
         f" (`OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}`, the script's default) instead of spinning"
         " on the clock of whatever runs after a parallel op (a clone of a large weight), and freed memory stays"
         " with the process (glibc's `mallopt`, set by the script), so that no copy of the weights pays for fresh"
         " pages that another tool's memory, given back, left to fault in."
         f" AIMET: aimet-torch {'installed' if aimet else 'not installed'}. Targets: shared weights <= 2x"
-        " symbolic_trace and <= 1x AIMET's `prepare_model`; the default (weights copied) <= shared + the copy.",
+        " symbolic_trace and <= 1x AIMET's `prepare_model`; the default (weights copied) <= that plus the copy.",
         "",
         "| model | symbolic_trace | AIMET prepare_model | qready, shared weights | clone of the weights"
         " | qready (default, no verify) | qready (verified) | shared / trace | shared / AIMET"
-        " | default / (shared + clone) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | default / (AIMET + clone) | default / (shared + clone) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[
             f"| {n} | {cell(t)} | {cell(a)} | {cell(s)} | {cell(c)} | {cell(p)} | {cell(v, 'not run')} | {ratio(s, t)}"
-            f" | {ratio(s, a)} | {ratio(p, plus(s, c))} |"
+            f" | {ratio(s, a)} | {ratio(p, plus(a, c))} | {ratio(p, plus(s, c))} |"
             for n, t, a, s, p, c, v in rows
         ],
         "",
@@ -221,7 +289,8 @@ def main() -> None:
         " qready by default copies the weights first (so that batch-norm folding or training on the"
         " prepared model cannot change the original), and `share_weights=True` is the like-for-like"
         " comparison; the clone column is that copy alone (every parameter and buffer cloned), timed in the same"
-        " rounds. The verified column (with"
+        " rounds. The default is the shared prepare with the weights copied into new parameters, so the last"
+        " column reads about 1x by construction; the target is the one before it. The verified column (with"
         " `--verified`) includes the re-check of all rules, ONNX export included. symbolic_trace and AIMET fail"
         " on the Hugging Face model.",
         "",
