@@ -116,7 +116,7 @@ def test_a_size_from_the_input_into_a_tensor_factory_is_not_a_leaf_with_torchs_m
 
 class BufferExpandedByInput(nn.Module):
     """BERT's embeddings without ``token_type_ids`` (sentence-transformers calls it so): a buffer
-    expanded by a size read from the input."""
+    sliced and expanded by sizes read from the input."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -127,18 +127,41 @@ class BufferExpandedByInput(nn.Module):
         return self.types(self.token_type_ids[:, : ids.shape[1]].expand(ids.shape[0], -1)) * 2
 
 
-class EmbedsThenActs(nn.Module):
+class AttributeExpandedByInput(BufferExpandedByInput):
+    """The same tensor held as a plain attribute, no buffer: the trace holds it as a value."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.embeddings = BufferExpandedByInput()
+        table = self.token_type_ids
+        del self.token_type_ids
+        self.token_type_ids = table
+
+
+class EmbedsThenActs(nn.Module):
+    def __init__(self, embeddings: nn.Module) -> None:
+        super().__init__()
+        self.embeddings = embeddings
 
     def forward(self, ids: Tensor) -> Tensor:
         return torch.relu(self.embeddings(ids))
 
 
-def test_a_buffer_expanded_by_a_traced_size_is_a_leaf_whose_reason_says_so() -> None:
+def test_a_buffer_sliced_and_expanded_by_traced_sizes_stays_in_the_graph() -> None:
+    model = EmbedsThenActs(BufferExpandedByInput()).eval()
+    prepared = qready.prepare(model, (torch.randint(0, 32, (2, 8)),))
+    assert prepared.prepare_result.leaves == [] and not prepared.prepare_result.fixed_sizes
+    reads = [node.target for node in prepared.graph.nodes if node.op == "get_attr"]
+    assert reads == ["embeddings.token_type_ids"]  # read from the model when it runs, not a slice of the example's
+    assert "embeddings.token_type_ids" not in prepared.state_dict()  # non-persistent, as in the original
+    with torch.no_grad():
+        for shape in ((2, 8), (3, 5), (1, 16)):
+            ids = torch.randint(0, 32, shape)
+            assert torch.equal(prepared(ids), model(ids))
+
+
+def test_a_tensor_attribute_expanded_by_a_traced_size_is_a_leaf_whose_reason_says_so() -> None:
     before = dict(vars(torch.Tensor))
-    model = EmbedsThenActs().eval()
+    model = EmbedsThenActs(AttributeExpandedByInput()).eval()
     prepared = qready.prepare(model, (torch.randint(0, 32, (2, 8)),))
     [leaf] = prepared.prepare_result.leaves
     assert leaf.module == "embeddings" and "takes 1 positional argument" not in leaf.reason

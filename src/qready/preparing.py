@@ -67,13 +67,14 @@ def prepare_model(
     """``qready.prepare`` after its arguments were checked: never changes ``model``. ``recheck``:
     the rules to check the result with again (``verify.recheck_prepared``)."""
     start = time.perf_counter()
-    with preserved(model), torch.no_grad():
+    with preserved(model, buffers=verify), torch.no_grad():  # unverified, qready runs only its own copy
         fresh: Example | None = None  # drawn for verification; a rewrite for the target draws its own
         originals = None
         if verify:
             fresh = fresh_like(example, seed=1)
             try:
-                originals = (example.call(model), fresh.call(model))
+                with preserved(model):  # its buffers back as they were before the copy below reads them
+                    originals = (example.call(model), fresh.call(model))
             except Exception as error:  # the user's forward: theirs to fix
                 raise blame_forward(model, example, error) from error
             require_tensor_output(model, originals[0])
@@ -123,9 +124,9 @@ def prepare_model(
 def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module:
     """A deep copy of ``model`` that qready owns; with ``share_weights``, around the very same parameters.
 
-    Buffers are copied either way: they are values while tracing (only parameters become proxies), so a
-    forward that writes into its own buffers (a call counter, a cache kept as a buffer) runs that write
-    for real even on meta stand-ins, and it must reach the copy, never the original."""
+    Buffers are copied either way: a forward that writes into its own buffers (a call counter, a cache kept
+    as a buffer) does so in the prepared model's graph on every call, and in a module left whole, and
+    those writes must reach the copy, never the original."""
     parameters = tensors_of(model)[0]
     memo: dict[int, Any] = {}
     if share_weights:  # a new module tree around the very same parameters

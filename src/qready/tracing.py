@@ -7,6 +7,12 @@ example, as ``torch.jit.trace`` would. A branch on tensor *data* (``if
 x.sum() > 0``, ``int(x.max())``) is different: it would bake one input's
 answer into the graph, so it stops the trace, and the caller leaves the
 module where it happened as a leaf.
+
+The model's parameters and buffers are graph inputs of their own (``get_attr``
+nodes), read when the graph runs. What is computed from buffers alone (a flag,
+a count, a slice of position ids by constants) is the model's state, not the
+input's: it keeps its real value, and Python's questions about it are answered
+as eager answers them.
 """
 
 from __future__ import annotations
@@ -103,6 +109,8 @@ class _ConcreteProxy(fx.Proxy):
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
             value = self.tracer.values.get(self.node)
             if isinstance(value, torch.Tensor):
+                if self.node.meta.get("qready_state"):
+                    return getattr(value, name)  # a buffer's shape is the model's, whatever the input
                 if name in _SIZE_QUESTIONS:
                     _static_shape(self.node)
                     # sizes stay in the graph (``B, T, _ = x.shape`` then ``view(B, T, H, D)``): the
@@ -119,6 +127,8 @@ class _ConcreteProxy(fx.Proxy):
     def _size_value(self, conversion: str) -> Any:
         """A size read from a tensor, asked for as a Python number (``range(T)``, ``int(B)``): the
         example's value, noted as a size fixed at this line."""
+        if self.node.meta.get("qready_state"):
+            return self.tracer.values[self.node]  # a number the model's buffers hold, not the input
         if not self.node.meta.get("qready_size"):
             raise DataDependentError(f"{conversion}() of a traced tensor value ({_describe(self.node)}) depends on the data")
         self.tracer.fixed_sizes.append(user_location(skip=3))
@@ -144,7 +154,8 @@ class _ConcreteProxy(fx.Proxy):
         value = self.tracer.values.get(self.node)
         if isinstance(value, torch.Tensor):
             _static_shape(self.node)
-            self.tracer.fixed_sizes.append(user_location(skip=2))
+            if not self.node.meta.get("qready_state"):
+                self.tracer.fixed_sizes.append(user_location(skip=2))
             return len(value)  # the first dimension, fixed: len() must return an int
         if isinstance(value, (tuple, list)):
             return len(value)
@@ -198,7 +209,8 @@ class ConcreteTracer(fx.Tracer):
         self._meta_twins: dict[int, torch.Tensor] = {}
         self.meta_calls = MetaCalls()
         self._modules: dict[str, torch.nn.Module] | None = None  # by path (the tree does not change while tracing)
-        self._parameter_names: dict[int, str] | None = None  # the model's parameters: id -> its first name
+        self._state_names: dict[int, str] | None = None  # the model's parameters and buffers: id -> a name
+        self._buffer_names: set[str] = set()
         self.leaves = set(leaves)
         self.values: dict[Node, Any] = {}
         self.placeholder_values: list[Any] = []
@@ -245,20 +257,25 @@ class ConcreteTracer(fx.Tracer):
             self.module_scope.pop()
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """A parameter or buffer of the model, read in a forward that is traced through, is a ``get_attr``
+        node: the graph reads it when it runs (a buffer sliced to the input's length stays a slice of the
+        buffer, not the example's slice). Anything else is the value itself, as fx's own getattr gives it."""
         if self._evaluating or not _real_isinstance(attr_val, torch.Tensor):
-            return attr_val  # a submodule or a plain value, as fx's own getattr returns it
-        if _real_isinstance(attr_val, torch.nn.Parameter):
-            # fx would walk every parameter of the model for each read of one (``self.layer_scale``)
-            if self._parameter_names is None:
-                self._parameter_names = {}
-                for path, parameter in named_state(self.root)[0]:
-                    self._parameter_names.setdefault(id(parameter), path)
-            found = self._parameter_names.get(id(attr_val))
-            if found is not None:
-                if found not in parameter_proxy_cache:
-                    parameter_proxy_cache[found] = self.create_proxy("get_attr", found, (), {})
-                return parameter_proxy_cache[found]
-        return super().getattr(attr, attr_val, parameter_proxy_cache)
+            return attr_val
+        if self._state_names is None:  # one walk of the model, where fx walks it for each read
+            self._state_names = {}
+            parameters, buffers = named_state(self.root)
+            for path, tensor in [*parameters, *buffers]:
+                self._state_names.setdefault(id(tensor), path)  # a tied tensor: by its first name
+            self._buffer_names = {path for path, _ in buffers}
+        found = self._state_names.get(id(attr_val))
+        if found is None:
+            return attr_val  # a tensor the model holds as a plain attribute: a constant of the graph
+        if found not in parameter_proxy_cache:
+            parameter_proxy_cache[found] = proxy = self.create_proxy("get_attr", found, (), {})
+            if found in self._buffer_names and not _real_isinstance(attr_val, torch.nn.Parameter):
+                proxy.node.meta["qready_state"] = True
+        return parameter_proxy_cache[found]
 
     # -- recording, with values --------------------------------------------------------------
     def proxy(self, node: Node) -> fx.Proxy:
@@ -326,6 +343,19 @@ class ConcreteTracer(fx.Tracer):
             return value
         if node.op == "get_attr":
             return self._attribute(str(node.target))
+        if node.op != "call_module" and _state_only(node):
+            # computed from buffers alone (position ids, a mask, a flag): the model's own values, real even
+            # among stand-ins, so that Python may ask them what eager answers (``if self.ready:``)
+            node.meta["qready_state"] = True
+            self._evaluating += 1
+            try:
+                return self._run(
+                    node,
+                    _mutable(map_aggregate(node.args, self._value_of)),
+                    _mutable(map_aggregate(node.kwargs, self._value_of)) if node.kwargs else {},
+                )
+            finally:
+                self._evaluating -= 1
         # plain containers: a leaf may append to a list it is given, as torchvision's FPN blocks do
         if all(type(a) is Node or type(a) in _ATOMS for a in node.args):  # most calls: no container to rebuild
             args: Any = tuple(self._concrete(a) if type(a) is Node else a for a in node.args)
@@ -457,6 +487,9 @@ class ConcreteTracer(fx.Tracer):
             twin = self._meta_twins[id(tensor)] = _made_here(tensor.to, "meta")
         return twin
 
+    def _value_of(self, value: Any) -> Any:
+        return self.values[value] if isinstance(value, Node) else value
+
     def _concrete(self, value: Any) -> Any:
         if isinstance(value, Node):
             value = self.values[value]
@@ -467,6 +500,8 @@ class ConcreteTracer(fx.Tracer):
     # -- Python asking traced values questions ---------------------------------------------
     def to_bool(self, obj: fx.Proxy) -> bool:
         value = self.values.get(obj.node)
+        if obj.node.meta.get("qready_state"):
+            return bool(value)  # a branch on the model's own buffers, as it was when the trace held them as values
         if obj.node.op == "call_function" and obj.node.target in _DTYPE_QUESTIONS:
             return bool(value)  # ``torch.is_floating_point(mask)``: the dtype, not the data
         if obj.node.meta.get("qready_size"):
@@ -574,6 +609,27 @@ def _reads_size(node: Node, value: Any) -> bool:
     return node.op == "call_function" and bool(inputs) and all(n.meta.get("qready_size") for n in inputs)
 
 
+def _state_only(node: Node) -> bool:
+    """A call on the model's buffers, or on what was computed from them alone, and on constants, that
+    writes into none of them: a write (``self.steps.add_(1)``, ``self.cache[0] = ...``) is evaluated on
+    stand-ins, so that the trace leaves the buffers as they were; the graph does it when it runs."""
+    inputs = node.all_input_nodes
+    return bool(inputs) and all(n.meta.get("qready_state") for n in inputs) and not _writes(node)
+
+
+def _writes(node: Node) -> bool:
+    if node.op == "call_method":
+        name = str(node.target)
+        return name.endswith("_") and not name.endswith("__")
+    return node.op == "call_function" and node.target in _WRITING_OPERATORS
+
+
+_WRITING_OPERATORS = frozenset({
+    operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
+    operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
+})
+
+
 def _static_shape(node: Node) -> None:
     """Raise when ``node``'s value has a size that another input could change."""
     op = node.meta.get("qready_dynamic_shape")
@@ -627,6 +683,7 @@ def trace_with_leaves(
     failures: list[TraceFailure] = []
     specialize_root = False
     meta = True
+    buffers = [(path, module, dict(module._buffers)) for path, module in root.named_modules() if module._buffers]
     for _ in range(max_attempts):
         tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
         # each attempt on its own copies: a forward that writes into its inputs (a static KV cache's
@@ -635,9 +692,23 @@ def trace_with_leaves(
             v.clone() if isinstance(v, torch.Tensor) and not meta else v for v in placeholder_values
         ]  # meta attempts read only stand-ins of them
         try:
-            graph = _trace(tracer, root, forward)
+            try:
+                graph = _trace(tracer, root, forward)
+            finally:
+                keeper = _put_back_buffers(buffers)
+            if keeper is not None:
+                raise _KeepsState(keeper)
             _constants_are_not_state(root, graph)
             return graph, tracer, failures
+        except _KeepsState as kept:  # a graph keeps nothing from one call to the next: the module stays whole
+            reason = (
+                f"its forward keeps a value computed from its inputs as its buffer '{kept.buffer}' (state carried "
+                "from one call to the next, which a graph cannot hold)"
+            )
+            if not kept.path:
+                raise RootNotTraceable(TraceFailure("", reason, None, None), type(root).__name__) from None
+            failures.append(TraceFailure(kept.path, reason, None, None))
+            leaves.add(kept.path)
         except _NeedsRealValues:
             meta = False
             continue
@@ -668,6 +739,27 @@ def trace_with_leaves(
     )
 
 
+class _KeepsState(Exception):
+    """A forward assigned a traced value to a buffer: ``self.cache = torch.cat([self.cache, x])``."""
+
+    def __init__(self, found: tuple[str, str]) -> None:
+        super().__init__(found)
+        self.path, self.buffer = found
+
+
+def _put_back_buffers(held: list[tuple[str, torch.nn.Module, dict[str, Any]]]) -> tuple[str, str] | None:
+    """Give each module its buffers from before the trace where a traced value replaced one (torch lets a
+    module hold anything with ``__torch_function__`` as a buffer, a proxy too); the first such module's path and
+    buffer name, or None."""
+    found = None
+    for path, module, buffers in held:
+        for name, tensor in buffers.items():
+            if _real_type(module._buffers.get(name)) is _ConcreteProxy:
+                module._buffers[name] = tensor
+                found = found or (path, name)
+    return found
+
+
 def _put_back(held: list[tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]]) -> None:
     for module, parameters, buffers in held:
         module._parameters.update(parameters)
@@ -692,7 +784,8 @@ def _in_user_terms(error: BaseException) -> str | None:
     if refused:  # eager ran this very call: the argument torch's parser refused is a traced size
         return (
             f"a size read from the input goes into {refused.group(1)}() of a tensor the trace holds as a "
-            "value (a buffer, or what is computed from buffers alone), whose methods take only plain ints"
+            "value (a tensor attribute that is no parameter or buffer, or one made from constants), whose "
+            "methods take only plain ints; register it as a buffer"
         )
     return None
 
