@@ -139,7 +139,7 @@ def test_a_forward_that_keeps_a_traced_value_as_its_buffer_stays_whole() -> None
     before = model.inner.cache.clone()
     prepared = qready.prepare(model, (torch.randn(1, 3, 8),))
     [leaf] = prepared.prepare_result.leaves
-    assert leaf.module == "inner" and "buffer 'cache'" in leaf.reason and "from one call to the next" in leaf.reason
+    assert leaf.module == "inner" and "buffer 'inner.cache'" in leaf.reason and "from one call to the next" in leaf.reason
     assert isinstance(prepared.get_buffer("inner.cache"), Tensor)  # no stand-in of the trace left behind
     assert torch.equal(model.inner.cache, before)
     with torch.no_grad():  # its state carried from call to call, as eager carries it
@@ -194,3 +194,29 @@ def test_checking_a_model_that_writes_into_its_buffers_leaves_them_as_they_were(
     qready.check(model, (torch.randn(2, 3, 8),))
     assert all(model.inner._buffers[name] is tensor for name, tensor in held.items())
     assert all(torch.equal(tensor, before[name]) for name, tensor in model.named_buffers())
+
+
+class Feeding(nn.Module):
+    """Writes a traced value into its child's buffer: the child is no help whole, the caller is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = Streaming()
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.inner.cache = self.act(x[:, -2:])
+        return self.inner.proj(self.inner.cache).sum(1)
+
+
+def test_a_caller_that_keeps_a_traced_value_in_its_child_buffer_keeps_its_forward() -> None:
+    torch.manual_seed(0)
+    model = Around(Feeding()).eval()
+    twin = copy.deepcopy(model)
+    prepared = qready.prepare(model, (torch.randn(1, 3, 8),))
+    assert [leaf.module for leaf in prepared.prepare_result.leaves] != []
+    with torch.no_grad():
+        for length in (3, 2):
+            x = torch.randn(1, length, 8)
+            assert torch.equal(prepared(x), twin(x))
+    assert isinstance(model.inner.inner.cache, Tensor) and not model.inner.inner.cache.any()

@@ -701,11 +701,12 @@ def trace_with_leaves(
             _constants_are_not_state(root, graph)
             return graph, tracer, failures
         except _KeepsState as kept:  # a graph keeps nothing from one call to the next: the module stays whole
+            held_as = f"{kept.path}.{kept.buffer}" if kept.path else kept.buffer
             reason = (
-                f"its forward keeps a value computed from its inputs as its buffer '{kept.buffer}' (state carried "
-                "from one call to the next, which a graph cannot hold)"
+                f"a value computed from the inputs is kept as the buffer '{held_as}' (state carried from one call "
+                "to the next, which a graph cannot hold)"
             )
-            if not kept.path:
+            if not kept.path or kept.path in leaves:  # the root's own buffer, or a caller writing a leaf's
                 raise RootNotTraceable(TraceFailure("", reason, None, None), type(root).__name__) from None
             failures.append(TraceFailure(kept.path, reason, None, None))
             leaves.add(kept.path)
