@@ -41,7 +41,7 @@ from qready.meta_shortcuts import kernel_output, module_output, op_output
 from qready.namespaces import model_namespaces, script_functions_in_python
 from qready.ops import is_leaf_module
 from qready.source import call_through, is_internal, raised_by_qready, user_location
-from qready.walks import modules_by_path, named_state, tensors_of
+from qready.walks import modules_by_path, modules_of, named_state, tensors_of
 from qready.wording import a
 
 __all__ = [
@@ -683,7 +683,7 @@ def trace_with_leaves(
     failures: list[TraceFailure] = []
     specialize_root = False
     meta = True
-    buffers = [(path, module, dict(module._buffers)) for path, module in root.named_modules() if module._buffers]
+    buffers = [(module, dict(module._buffers)) for module in modules_of(root) if module._buffers]
     for _ in range(max_attempts):
         tracer = ConcreteTracer(leaves, specialize_root=specialize_root, meta=meta)
         # each attempt on its own copies: a forward that writes into its inputs (a static KV cache's
@@ -697,7 +697,8 @@ def trace_with_leaves(
             finally:
                 keeper = _put_back_buffers(buffers)
             if keeper is not None:
-                raise _KeepsState(keeper)
+                owner, name = keeper
+                raise _KeepsState(next(path for path, module in root.named_modules() if module is owner), name)
             _constants_are_not_state(root, graph)
             return graph, tracer, failures
         except _KeepsState as kept:  # a graph keeps nothing from one call to the next: the module stays whole
@@ -743,21 +744,21 @@ def trace_with_leaves(
 class _KeepsState(Exception):
     """A forward assigned a traced value to a buffer: ``self.cache = torch.cat([self.cache, x])``."""
 
-    def __init__(self, found: tuple[str, str]) -> None:
-        super().__init__(found)
-        self.path, self.buffer = found
+    def __init__(self, path: str, buffer: str) -> None:
+        super().__init__(path, buffer)
+        self.path, self.buffer = path, buffer
 
 
-def _put_back_buffers(held: list[tuple[str, torch.nn.Module, dict[str, Any]]]) -> tuple[str, str] | None:
+def _put_back_buffers(held: list[tuple[torch.nn.Module, dict[str, Any]]]) -> tuple[torch.nn.Module, str] | None:
     """Give each module its buffers from before the trace where a traced value replaced one (torch lets a
-    module hold anything with ``__torch_function__`` as a buffer, a proxy too); the first such module's path and
+    module hold anything with ``__torch_function__`` as a buffer, a proxy too); the first such module and
     buffer name, or None."""
     found = None
-    for path, module, buffers in held:
+    for module, buffers in held:
         for name, tensor in buffers.items():
             if _real_type(module._buffers.get(name)) is _ConcreteProxy:
                 module._buffers[name] = tensor
-                found = found or (path, name)
+                found = found or (module, name)
     return found
 
 
