@@ -10,6 +10,9 @@ keeps a value computed from its inputs as a buffer (state from one call to the n
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -220,3 +223,22 @@ def test_a_caller_that_keeps_a_traced_value_in_its_child_buffer_keeps_its_forwar
             x = torch.randn(1, length, 8)
             assert torch.equal(prepared(x), twin(x))
     assert isinstance(model.inner.inner.cache, Tensor) and not model.inner.inner.cache.any()
+
+
+def test_a_saved_model_reads_its_buffers_after_a_load_in_a_new_process(tmp_path: Path) -> None:
+    """The saved forward slices ``position_ids`` by the input's length: the loader traces it the same way."""
+    model, _ = _pair(Positions)
+    qready.save(qready.prepare(model, (torch.randn(2, 7, 8),)), tmp_path / "saved")
+    x = torch.randn(3, 11, 8)
+    torch.save({"x": x, "expected": model(x)}, tmp_path / "io.pt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = (
+        "import torch, qready\n"
+        f"io = torch.load({str(tmp_path / 'io.pt')!r})\n"
+        f"loaded = qready.load({str(tmp_path / 'saved')!r})\n"
+        "assert torch.equal(loaded(io['x']), io['expected'])\n"
+        "print('equal')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=elsewhere, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "equal", done.stderr[-2000:]

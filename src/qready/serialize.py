@@ -599,6 +599,8 @@ def _graph_from_code(root: torch.nn.Module, code: str, leaves: set[str]) -> fx.G
     root.__class__ = cls
 
     class Tracer(fx.Tracer):
+        proxy_buffer_attributes = True  # the saved graph reads its buffers when it runs (``position_ids[:, :n]``)
+
         def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
             return qualname in leaves
 
