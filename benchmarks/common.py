@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -24,12 +25,27 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 def best_of(fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter) -> float:
     """The fastest of ``repeat`` runs, in seconds of ``clock``: the least disturbed by the rest of the
     machine (``time.process_time`` counts only this process's CPU time, all its threads)."""
-    times = []
-    for _ in range(repeat):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return min(times)
+    return best_in_rounds({"": fn}, repeat, clock)[""]
+
+
+def best_in_rounds(
+    fns: Mapping[str, Callable[[], Any]], repeat: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Each function's fastest of ``repeat`` runs, timed in rounds of one call each, every other round in
+    the reverse order: a slow stretch of the machine falls on all of them alike, where timing one function
+    ``repeat`` times and then the next would bill it to whichever ran then. What a call made is freed, and
+    Python's cycles collected, outside the clock."""
+    best = dict.fromkeys(fns, float("inf"))
+    order = list(fns.items())
+    for round_ in range(repeat):
+        for name, fn in order if round_ % 2 == 0 else reversed(order):
+            start = clock()
+            made = fn()
+            elapsed = clock() - start
+            del made
+            gc.collect()
+            best[name] = min(best[name], elapsed)
+    return best
 
 
 def models(names: list[str]) -> list[tuple[str, torch.nn.Module, Any]]:
