@@ -109,6 +109,8 @@ class _ConcreteProxy(fx.Proxy):
         if name in _STATIC_ATTRIBUTES or name in _STATIC_METHODS:
             value = self.tracer.values.get(self.node)
             if isinstance(value, torch.Tensor):
+                if name == "device":
+                    return self.tracer.device_of(self.node, value)
                 if self.node.meta.get("qready_state"):
                     return getattr(value, name)  # a buffer's shape is the model's, whatever the input
                 if name in _SIZE_QUESTIONS:
@@ -220,6 +222,10 @@ class ConcreteTracer(fx.Tracer):
         self.specialized: list[tuple[str | None, int | None, Any]] = []
         self.fixed_sizes: list[tuple[str | None, int | None]] = []
         self._evaluating = 0
+        # the devices read from traced tensors (``x.device``), by id: one given to a call becomes the graph's
+        # own read of that tensor's device, so that the prepared model runs where it is moved
+        self._device_reads: dict[int, tuple[torch.device, Node]] = {}
+        self._device_nodes: dict[Node, Node] = {}
         self.cwd = os.getcwd()  # where the user's files are shown from: asked once, not for each node
 
     # -- which modules are traced through -------------------------------------------------
@@ -287,9 +293,37 @@ class ConcreteTracer(fx.Tracer):
         kind = type(a)
         if kind is _ConcreteProxy:
             return a.node
+        if kind is torch.device:
+            return self._device_arg(a)
         if kind in _ATOMS:
             return a
         return super().create_arg(a)
+
+    def device_of(self, node: Node, value: torch.Tensor) -> torch.device:
+        """``x.device`` of a traced tensor: the device the model runs on (the example's, where ``value`` is
+        a stand-in on the meta device), a Python value as eager's, so that ``x.device.type == "cuda"`` is
+        answered; given to a call (``torch.arange(n, device=x.device)``), it is read in the graph."""
+        device = self.device_probe.device if value.is_meta else value.device
+        self._device_reads[id(device)] = (device, node)
+        return device
+
+    def _device_arg(self, device: torch.device) -> Any:
+        """A device given to a call: the graph's read of the device of the tensor it was read from (the
+        prepared model moved to another device computes there, as the source does); any other device
+        (``torch.device("cpu")`` in the source) as itself."""
+        found = self._device_reads.get(id(device))
+        if found is None or found[0] is not device or found[1].graph is not self.graph:
+            return device
+        origin = found[1]
+        node = self._device_nodes.get(origin)
+        if node is None or node.graph is not self.graph:
+            node = self._device_nodes[origin] = self.create_node("call_function", getattr, (origin, "device"), {})
+            self.values[node] = device
+            # a device, the same on every call: what is computed from it and the model's buffers alone
+            # (``self.inv_freq.to(x.device)``) keeps its real values, as with the device as a constant
+            node.meta["qready_state"] = True
+            node.meta["qready_tensor"] = False
+        return node
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
@@ -305,6 +339,10 @@ class ConcreteTracer(fx.Tracer):
         # fx's recording and the node's evaluation ask isinstance thousands of times, and never of a
         # proxy standing for a tensor: the builtin answers them, not the stand-in the user's code meets
         stand_in, builtins.isinstance = builtins.isinstance, _real_isinstance
+        if kind == "call_function" and target in _SIZES_AS_ARGUMENTS and len(args) > 1:
+            # ``torch.zeros(B, 1, 8)`` as ``torch.zeros((B, 1, 8))``: the same call, that a plain fx trace
+            # of the prepared code (qready.load's, a toolkit's own) can record when B is a graph value
+            args = (tuple(args),)
         try:
             proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
             try:
@@ -594,6 +632,8 @@ def _dynamic_output(func: Any, args: tuple) -> bool:
 _SIZE_METHODS = frozenset({"size", "numel", "nelement", "stride"})
 # argument values that stand for themselves: a call whose arguments are these and nodes needs no
 # container rebuilt around its values
+# torch's factories that take a shape as their positional arguments, one size each
+_SIZES_AS_ARGUMENTS = frozenset({torch.zeros, torch.ones, torch.empty, torch.rand, torch.randn})
 _ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format})
 
 
