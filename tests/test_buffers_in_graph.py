@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 import qready
+from qready.source import display_path
 
 
 class Positions(nn.Module):
@@ -66,6 +67,22 @@ class Counting(nn.Module):
         self.calls.add_(1)
         self.last_mean[:] = x.mean((0, 1))
         return self.proj(x) + self.last_mean * self.calls
+
+
+class CountingOut(nn.Module):
+    """Writes into its buffers through a function's ``out=``: a write, as ``add_`` is (the first from its
+    buffers alone, which the trace computes on real values unless it knows it for a write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("steps", torch.zeros(()))
+        self.register_buffer("total", torch.zeros(8))
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        torch.add(self.steps, 1, out=self.steps)
+        torch.add(self.total, x.mean((0, 1)), out=self.total)
+        return self.proj(x) * self.steps + self.total
 
 
 class Streaming(nn.Module):
@@ -137,12 +154,33 @@ def test_a_write_into_a_buffer_is_a_step_of_the_graph_and_the_trace_leaves_the_b
     assert torch.equal(prepared.get_buffer("inner.last_mean"), twin.inner.last_mean)
 
 
+@pytest.mark.parametrize("inner", [Counting, CountingOut])
+def test_a_forward_that_reads_what_it_wrote_into_its_buffers_is_verified_from_the_same_state(
+    inner: type[nn.Module],
+) -> None:
+    """The original's runs and the prepared model's each start from the buffers as they were: the output
+    depends on them, and the verified copy carries them on call after call as eager does."""
+    model, twin = _pair(inner)
+    before = {name: tensor.clone() for name, tensor in model.named_buffers()}
+    prepared = qready.prepare(model, (torch.randn(2, 3, 8),))
+    result = prepared.prepare_result
+    assert result.verified and result.leaves == [], result.summary()
+    assert all(torch.equal(tensor, before[name]) for name, tensor in model.named_buffers())  # the user's, untouched
+    assert all(torch.equal(tensor, before[name]) for name, tensor in prepared.named_buffers())  # the trace wrote none
+    with torch.no_grad():
+        for length in (3, 5, 2):
+            x = torch.randn(2, length, 8)
+            assert torch.equal(prepared(x), twin(x))
+    assert all(torch.equal(prepared.get_buffer(name), tensor) for name, tensor in twin.named_buffers())
+
+
 def test_a_forward_that_keeps_a_traced_value_as_its_buffer_stays_whole() -> None:
     model, twin = _pair(Streaming)
     before = model.inner.cache.clone()
     prepared = qready.prepare(model, (torch.randn(1, 3, 8),))
     [leaf] = prepared.prepare_result.leaves
     assert leaf.module == "inner" and "buffer 'inner.cache'" in leaf.reason and "from one call to the next" in leaf.reason
+    assert (leaf.file, leaf.line) == _line_of("self.cache = torch.cat")  # the line that computes what it keeps
     assert isinstance(prepared.get_buffer("inner.cache"), Tensor)  # no stand-in of the trace left behind
     assert torch.equal(model.inner.cache, before)
     with torch.no_grad():  # its state carried from call to call, as eager carries it
@@ -156,7 +194,8 @@ def test_a_root_that_keeps_a_traced_value_as_its_buffer_keeps_its_forward() -> N
     model = Streaming().eval()
     twin = copy.deepcopy(model)
     prepared = qready.prepare(model, (torch.randn(1, 3, 8),))
-    assert [leaf.module for leaf in prepared.prepare_result.leaves] == [""]
+    [leaf] = prepared.prepare_result.leaves
+    assert leaf.module == "" and (leaf.file, leaf.line) == _line_of("self.cache = torch.cat")
     with torch.no_grad():
         for length in (3, 2):
             x = torch.randn(1, length, 8)
@@ -242,3 +281,10 @@ def test_a_saved_model_reads_its_buffers_after_a_load_in_a_new_process(tmp_path:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=elsewhere, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "equal", done.stderr[-2000:]
+
+
+def _line_of(text: str) -> tuple[str, int]:
+    """This file, as qready shows it, and the line of ``text`` in it."""
+    lines = Path(__file__).read_text().splitlines()
+    shown = display_path(__file__)
+    return shown, next(number for number, line in enumerate(lines, 1) if text in line)

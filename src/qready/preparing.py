@@ -73,8 +73,10 @@ def prepare_model(
         if verify:
             fresh = fresh_like(example, seed=1)
             try:
-                with preserved(model):  # its buffers back as they were before the copy below reads them
-                    originals = (example.call(model), fresh.call(model))
+                # each run from the buffers as they are, given back after it: the prepared model's runs start
+                # from them too (a forward that reads what it wrote, a counter, computes the same on both),
+                # and the copy below reads them as they were
+                originals = (_run_preserved(model, example), _run_preserved(model, fresh))
             except Exception as error:  # the user's forward: theirs to fix
                 raise blame_forward(model, example, error) from error
             require_tensor_output(model, originals[0])
@@ -144,6 +146,11 @@ def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module
             f"cannot copy {type(model).__name__} to prepare it ({type(error).__name__}: {error}); "
             "make its attributes deep-copyable"
         ) from error
+
+
+def _run_preserved(model: torch.nn.Module, example: Example) -> Any:
+    with preserved(model):
+        return example.call(model)
 
 
 def _with_flags_of(model: torch.nn.Module, prepared: Prepared) -> Prepared:

@@ -660,8 +660,8 @@ def _state_only(node: Node) -> bool:
 def _writes(node: Node) -> bool:
     if node.op == "call_method":
         name = str(node.target)
-        return name.endswith("_") and not name.endswith("__")
-    return node.op == "call_function" and node.target in _WRITING_OPERATORS
+        return (name.endswith("_") and not name.endswith("__")) or "out" in node.kwargs
+    return node.op == "call_function" and (node.target in _WRITING_OPERATORS or "out" in node.kwargs)
 
 
 _WRITING_OPERATORS = frozenset({
@@ -737,8 +737,9 @@ def trace_with_leaves(
             finally:
                 keeper = _put_back_buffers(buffers)
             if keeper is not None:
-                owner, name = keeper
-                raise _KeepsState(next(path for path, module in root.named_modules() if module is owner), name)
+                owner, name, where = keeper
+                path = next(path for path, module in root.named_modules() if module is owner)
+                raise _KeepsState(path, name, where)
             _constants_are_not_state(root, graph)
             return graph, tracer, failures
         except _KeepsState as kept:  # a graph keeps nothing from one call to the next: the module stays whole
@@ -748,8 +749,8 @@ def trace_with_leaves(
                 "to the next, which a graph cannot hold)"
             )
             if not kept.path or kept.path in leaves:  # the root's own buffer, or a caller writing a leaf's
-                raise RootNotTraceable(TraceFailure("", reason, None, None), type(root).__name__) from None
-            failures.append(TraceFailure(kept.path, reason, None, None))
+                raise RootNotTraceable(TraceFailure("", reason, *kept.where), type(root).__name__) from None
+            failures.append(TraceFailure(kept.path, reason, *kept.where))
             leaves.add(kept.path)
         except _NeedsRealValues:
             meta = False
@@ -784,21 +785,24 @@ def trace_with_leaves(
 class _KeepsState(Exception):
     """A forward assigned a traced value to a buffer: ``self.cache = torch.cat([self.cache, x])``."""
 
-    def __init__(self, path: str, buffer: str) -> None:
+    def __init__(self, path: str, buffer: str, where: tuple[str | None, int | None]) -> None:
         super().__init__(path, buffer)
-        self.path, self.buffer = path, buffer
+        self.path, self.buffer, self.where = path, buffer, where
 
 
-def _put_back_buffers(held: list[tuple[torch.nn.Module, dict[str, Any]]]) -> tuple[torch.nn.Module, str] | None:
+def _put_back_buffers(
+    held: list[tuple[torch.nn.Module, dict[str, Any]]],
+) -> tuple[torch.nn.Module, str, tuple[str | None, int | None]] | None:
     """Give each module its buffers from before the trace where a traced value replaced one (torch lets a
-    module hold anything with ``__torch_function__`` as a buffer, a proxy too); the first such module and
-    buffer name, or None."""
+    module hold anything with ``__torch_function__`` as a buffer, a proxy too); the first such module,
+    buffer name and the user's line that computed the value it held, or None."""
     found = None
     for module, buffers in held:
         for name, tensor in buffers.items():
-            if _real_type(module._buffers.get(name)) is _ConcreteProxy:
+            kept = module._buffers.get(name)
+            if _real_type(kept) is _ConcreteProxy:
                 module._buffers[name] = tensor
-                found = found or (module, name)
+                found = found or (module, name, kept.node.meta.get("qready_location", (None, None)))
     return found
 
 

@@ -234,8 +234,12 @@ def _has_submodule(model: torch.nn.Module, path: str) -> bool:
 
 
 def _difference_between_runs(model: torch.nn.Module, example: Example) -> float:
-    """The largest difference between two runs of ``model`` on ``example`` (both from one random state)."""
-    with preserved(model), torch.no_grad():
-        first, second = flatten(example.call(model))[0], flatten(example.call(model))[0]
+    """The largest difference between two runs of ``model`` on ``example`` (both from one random state,
+    and from the same buffers: a forward that counts its calls computes the same from the same count)."""
+    with torch.no_grad():
+        with preserved(model):
+            first = flatten(example.call(model))[0]
+        with preserved(model):
+            second = flatten(example.call(model))[0]
     diffs = compare_exact("again", [""] * len(first), first, second)
     return max((d.max_abs_diff for d in diffs if not d.equal), default=0.0)
