@@ -271,6 +271,9 @@ def _non_tensor_values(where: str, value: Any) -> Iterator[tuple[str, str, str]]
     """Yield (path, kind, description) for each value that is not a tensor or tuple of tensors."""
     if isinstance(value, torch.Tensor):
         return
+    if _numbers(value):  # sizes, a padding: as constant as a number, and said as one value
+        yield where, "scalar", f"{type(value).__name__} of {len(value)} {_element_kind(value)} {value!r}"
+        return
     if isinstance(value, tuple) and not _is_record(value):
         for i, item in enumerate(value):
             yield from _non_tensor_values(f"{where}[{i}]", item)
@@ -291,6 +294,11 @@ def _non_tensor_values(where: str, value: Any) -> Iterator[tuple[str, str, str]]
         yield where, "record", f"{type(value).__name__} (a structured record)"
     else:
         yield where, "object", type(value).__qualname__
+
+
+def _numbers(value: Any) -> bool:
+    """A plain list or tuple of Python numbers (a padding, a kernel size)."""
+    return type(value) in (list, tuple) and bool(value) and all(type(v) in (bool, int, float) for v in value)
 
 
 def _is_record(value: Any) -> bool:

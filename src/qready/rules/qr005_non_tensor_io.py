@@ -22,15 +22,17 @@ class NonTensorIO(Rule):
     list, a dataclass or ``ModelOutput``, ``None`` or a string at a module
     boundary cannot be given an encoding, breaks ONNX and TorchScript input and
     output signatures, and hides which tensor a quantizer belongs to. Python
-    scalars passed as arguments are baked in as constants: a warning, not an
-    error.
+    numbers passed as arguments, alone or as a list or tuple of them (a size,
+    a padding), are baked in as constants: a warning, not an error.
 
     Fix by hand: take each tensor as its own argument (``forward(self,
     image_rgb, image_bw)``) and return a tuple of tensors.
 
     Prepare: ``qready prepare`` gives the prepared model a flat signature of
     tensors (names kept) and can rebuild the original output structure;
-    inside the traced graph, submodule boundaries carry only tensors.
+    inside the traced graph, submodule boundaries carry only tensors, and
+    numbers where the source computes them from the input's size (a padding
+    of ``x.shape[-1] // 8``: a warning on the module that takes it).
     """
 
     code = "QR005"
