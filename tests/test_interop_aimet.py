@@ -102,3 +102,29 @@ def test_quantsim_builds_on_functional_modules_that_take_their_weights_as_inputs
     assert len(norm.input_quantizers) == 1  # the activation; running statistics and affine stay unquantized
     with torch.no_grad():
         assert (sim.model(x) - prepared(x)).abs().max() < 0.2
+
+
+def test_quantsim_builds_on_a_prepared_model_that_slices_its_buffers_by_the_input_length() -> None:
+    """DistilBERT's ``position_ids[:, :length]`` is read by the graph: the sim AIMET builds around it runs at
+    another batch size and length than the example's, within quantization noise of the float model."""
+    transformers = pytest.importorskip("transformers", reason="transformers is in the test extras")
+    from qready.example_inputs import Example
+    from qready.targets import get_target
+
+    config = transformers.DistilBertConfig(
+        vocab_size=300, dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64
+    )
+    torch.manual_seed(0)
+    model = transformers.DistilBertModel(config).eval()
+    ids = torch.randint(3, 300, (2, 12))
+    prepared = qready.prepare(model, {"input_ids": ids}, target="aimet").eval()
+    assert prepared.prepare_result.leaves == [] and prepared.prepare_result.verified
+    assert any(n.op == "get_attr" and n.target.endswith("position_ids") for n in prepared.graph.nodes)
+    sim = get_target("aimet").build_sim(prepared, Example(prepared.flatten_inputs(input_ids=ids)))
+    sim.compute_encodings(lambda m: m(*prepared.flatten_inputs(input_ids=ids)))
+    other = torch.randint(3, 300, (3, 20))
+    with torch.no_grad():
+        quantized = prepared.unflatten_outputs(sim.model(*prepared.flatten_inputs(input_ids=other)))
+        expected = model(input_ids=other).last_hidden_state
+    assert quantized.last_hidden_state.shape == (3, 20, 32)
+    assert 0 < (quantized.last_hidden_state - expected).abs().max().item() < 0.5
