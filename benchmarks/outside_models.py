@@ -228,11 +228,11 @@ def _torchaudio_wav2letter() -> torch.nn.Module:
     return Wav2Letter(num_classes=10, input_type="mfcc", num_features=13)
 
 
-def _ultralytics(config: str) -> Build:
+def _ultralytics(config: str, task: str = "DetectionModel") -> Build:
     def build() -> torch.nn.Module:
-        from ultralytics.nn.tasks import DetectionModel
+        from ultralytics.nn import tasks
 
-        return DetectionModel(config, verbose=False)  # the scale letter in the name picks the smallest widths
+        return getattr(tasks, task)(config, verbose=False)  # the scale letter in the name picks the smallest widths
 
     return build
 
@@ -371,6 +371,106 @@ def _geffnet(name: str) -> Build:
     return build
 
 
+def _torchaudio_emformer() -> torch.nn.Module:
+    from torchaudio.models import Emformer
+
+    return Emformer(input_dim=16, num_heads=2, ffn_dim=32, num_layers=2, segment_length=4, right_context_length=1)
+
+
+def _torchaudio_wavernn() -> torch.nn.Module:
+    from torchaudio.models import WaveRNN
+
+    return WaveRNN(upsample_scales=[2, 2], n_classes=16, hop_length=4, n_res_block=1, n_rnn=16, n_fc=16,
+                   kernel_size=3, n_freq=8, n_hidden=8, n_output=8)
+
+
+def _torchaudio_wavlm() -> torch.nn.Module:
+    from torchaudio.models import wavlm_model
+
+    return wavlm_model(
+        extractor_mode="layer_norm", extractor_conv_layer_config=[(16, 10, 5), (16, 3, 2), (16, 2, 2)],
+        extractor_conv_bias=True, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
+        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_num_buckets=32,
+        encoder_max_distance=64, encoder_attention_dropout=0.0, encoder_ff_interm_features=64,
+        encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_norm_first=True, encoder_layer_drop=0.0,
+        aux_num_out=None,
+    )
+
+
+def _torchaudio_hdemucs() -> torch.nn.Module:
+    from torchaudio.models import HDemucs
+
+    # two branches: the STFT spectrogram (complex values as channels) and the waveform
+    return HDemucs(sources=["drums", "vocals"], channels=4, nfft=256, depth=3, dconv_depth=1)
+
+
+def _torchaudio_squim() -> torch.nn.Module:
+    from torchaudio.models import squim_objective_model
+
+    return squim_objective_model(feat_dim=16, win_len=8, d_model=16, nhead=2, hidden_dim=16, num_blocks=1,
+                                 rnn_type="LSTM", chunk_size=8)
+
+
+def _diffusers_controlnet() -> torch.nn.Module:
+    from diffusers import ControlNetModel
+
+    return ControlNetModel(
+        in_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), cross_attention_dim=32, norm_num_groups=8,
+        attention_head_dim=8, conditioning_embedding_out_channels=(8, 16),
+    )
+
+
+def _diffusers_pixart() -> torch.nn.Module:
+    from diffusers import PixArtTransformer2DModel
+
+    return PixArtTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
+                                    num_layers=2, cross_attention_dim=16, sample_size=8, patch_size=2,
+                                    caption_channels=16, use_additional_conditions=False)
+
+
+def _diffusers_flux() -> torch.nn.Module:
+    from diffusers import FluxTransformer2DModel
+
+    return FluxTransformer2DModel(patch_size=1, in_channels=8, num_layers=1, num_single_layers=1, attention_head_dim=8,
+                                  num_attention_heads=2, joint_attention_dim=16, pooled_projection_dim=8,
+                                  axes_dims_rope=(2, 2, 4))
+
+
+def _flux_inputs() -> tuple[torch.Tensor, ...]:
+    image_ids = torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1)
+    return (torch.randn(1, 16, 8), torch.randn(1, 5, 16), torch.randn(1, 8), torch.tensor([0.5]),
+            image_ids.reshape(16, 3), torch.zeros(5, 3))
+
+
+def _monai_dynunet() -> torch.nn.Module:
+    from monai.networks.nets import DynUNet
+
+    return DynUNet(spatial_dims=2, in_channels=1, out_channels=2, kernel_size=(3, 3, 3), strides=(1, 2, 2),
+                   upsample_kernel_size=(2, 2), filters=(8, 16, 32), res_block=True)
+
+
+def _x_transformers_encoder_decoder() -> torch.nn.Module:
+    from x_transformers import XTransformer
+
+    return XTransformer(dim=32, enc_num_tokens=64, enc_depth=1, enc_heads=2, enc_max_seq_len=16, dec_num_tokens=64,
+                        dec_depth=1, dec_heads=2, dec_max_seq_len=16, tie_token_emb=True)
+
+
+def _speechbrain_conformer_asr() -> torch.nn.Module:
+    from speechbrain.lobes.models.transformer.TransformerASR import TransformerASR
+
+    return TransformerASR(tgt_vocab=20, input_size=24, d_model=32, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                          d_ffn=64, encoder_module="conformer", attention_type="RelPosMHAXL", normalize_before=True,
+                          causal=False)
+
+
+def _kornia_keynet() -> torch.nn.Module:
+    from kornia.feature import KeyNet
+
+    return KeyNet(pretrained=False)
+
+
 def _tokens(*shape: int, high: int = 64) -> Callable[[], tuple[torch.Tensor, ...]]:
     return lambda: (torch.randint(0, high, shape),)
 
@@ -437,6 +537,28 @@ MODELS: list[tuple[str, str, Build, Callable[[], Any]]] = [
     ("facenet_pytorch/MTCNN-ONet", "facenet_pytorch", _facenet_onet, _tensors((2, 3, 48, 48))),
     ("geffnet/mobilenetv3_large_100", "geffnet", _geffnet("mobilenetv3_large_100"), _tensors((1, 3, 64, 64))),
     ("geffnet/tf_efficientnet_lite0", "geffnet", _geffnet("tf_efficientnet_lite0"), _tensors((1, 3, 64, 64))),
+    ("torchaudio/Emformer", "torchaudio", _torchaudio_emformer,
+     # 12 utterance frames and the one frame of right context after them
+     lambda: (torch.randn(2, 13, 16), torch.tensor([12, 12]))),
+    ("torchaudio/WaveRNN", "torchaudio", _torchaudio_wavernn, _tensors((1, 1, 32), (1, 1, 8, 10))),
+    ("torchaudio/WavLM", "torchaudio", _torchaudio_wavlm, _tensors((1, 800))),
+    ("torchaudio/HDemucs", "torchaudio", _torchaudio_hdemucs, _tensors((1, 2, 1024))),
+    ("torchaudio/SquimObjective", "torchaudio", _torchaudio_squim, _tensors((1, 800))),
+    ("diffusers/ControlNetModel", "diffusers", _diffusers_controlnet,
+     lambda: (torch.randn(1, 4, 16, 16), torch.tensor([10]), torch.randn(1, 5, 32), torch.randn(1, 3, 32, 32))),
+    ("diffusers/PixArtTransformer2DModel", "diffusers", _diffusers_pixart,
+     lambda: (torch.randn(1, 4, 8, 8), torch.randn(1, 5, 16), torch.tensor([10]))),
+    ("diffusers/FluxTransformer2DModel", "diffusers", _diffusers_flux, _flux_inputs),
+    ("monai/DynUNet", "monai", _monai_dynunet, _tensors((1, 1, 32, 32))),
+    ("ultralytics/yolov8n-seg", "ultralytics", _ultralytics("yolov8n-seg.yaml", "SegmentationModel"),
+     _tensors((1, 3, 64, 64))),
+    ("ultralytics/yolov8n-pose", "ultralytics", _ultralytics("yolov8n-pose.yaml", "PoseModel"),
+     _tensors((1, 3, 64, 64))),
+    ("x_transformers/XTransformer", "x_transformers", _x_transformers_encoder_decoder,
+     lambda: (torch.randint(0, 64, (1, 16)), torch.randint(0, 64, (1, 16)))),
+    ("speechbrain/TransformerASR-conformer", "speechbrain", _speechbrain_conformer_asr,
+     lambda: (torch.randn(2, 20, 24), torch.randint(1, 20, (2, 6)))),
+    ("kornia/KeyNet", "kornia", _kornia_keynet, _tensors((1, 1, 32, 32))),
 ]
 
 
