@@ -3,12 +3,15 @@
 Prepared on the CPU and moved to another device, the model makes its positions, masks and zeros on
 the device it runs on, as the source does, instead of on the example's device baked in as a constant.
 The meta device stands for the other device here: a model that computes on the CPU next to tensors
-on the meta device fails the same way as one that mixes the CPU and a GPU.
+on the meta device fails the same way as one that mixes the CPU and a GPU. A dtype read from a tensor
+stays the example's (torch's dtypes are one object each, so ``x.dtype`` cannot be told from the source's
+own ``torch.float32``): casting the prepared model says so.
 """
 
 from __future__ import annotations
 
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -132,3 +135,21 @@ def test_a_prepared_llama_makes_positions_and_masks_where_it_runs() -> None:
     torch.testing.assert_close(prepared.unflatten_outputs(prepared(other)).logits, expected, rtol=0, atol=0)
     moved = prepared.unflatten_outputs(prepared.to("meta")(other.to("meta"))).logits
     assert moved.device.type == "meta" and moved.shape == expected.shape
+
+
+def test_a_dtype_read_from_the_input_is_the_examples_and_a_cast_of_the_model_says_so() -> None:
+    """``dtype=x.dtype`` is a constant of the graph (a dtype cannot be told from the source's own
+    ``torch.float32``): casting the prepared model warns, naming the first such line; a model whose
+    graph names no dtype casts silently, and so does a move to another device."""
+    prepared = qready.prepare(Positional().eval(), (torch.randn(2, 5, 8),))
+    with pytest.warns(UserWarning, match=r"traced in float32, and its graph names float32 as a constant at 1 step") as caught:
+        prepared.to(torch.float64)
+    line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1) if "dtype=x.dtype" in text)
+    assert f"test_device_in_graph.py:{line})" in str(caught[0].message)
+    assert caught[0].filename == __file__  # said at the user's own call
+    plain = qready.prepare(nn.Sequential(nn.Linear(8, 8), nn.ReLU()).eval(), (torch.randn(2, 8),))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain.to(torch.float64)
+        assert plain(torch.randn(3, 8, dtype=torch.float64)).dtype == torch.float64
+        plain.to("meta")

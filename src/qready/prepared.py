@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 import inspect
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -319,6 +320,16 @@ class PreparedModule(Prepared, fx.GraphModule):
             return None
         return super().recompile()
 
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> Any:
+        # ``.to(torch.bfloat16)``, ``.half()``: a dtype the trace read from a tensor is the example's in
+        # the graph, so the steps that convert to it keep converting to the old one; said when it happens
+        before = _floating_dtype(self)
+        result = super()._apply(fn, recurse)
+        after = _floating_dtype(self)
+        if before is not None and after is not None and after != before:
+            _warn_fixed_dtype(self.graph, before, after)
+        return result
+
     def hide_tied_copies(self, aliases: dict[str, str]) -> None:
         """Keep the state dict to the original's keys: an unrolled copy's shared tensors are
         left out of ``state_dict()`` and filled from the original's key on ``load_state_dict()``."""
@@ -372,6 +383,35 @@ class PreparedModule(Prepared, fx.GraphModule):
                 f"({', '.join(self.input_names)}); pass inputs structured like the example it was prepared with"
             )
         return tuple(leaves)
+
+
+def _floating_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first floating-point parameter or buffer, if it has one."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def _warn_fixed_dtype(graph: fx.Graph, before: torch.dtype, after: torch.dtype) -> None:
+    """Warn when ``graph`` converts to ``before`` as a constant, now that the model's weights are ``after``."""
+    steps = [
+        node for node in graph.nodes
+        if node.op in ("call_function", "call_method", "call_module")
+        and any(a is before for a in (*node.args, *node.kwargs.values()))
+    ]
+    if not steps:
+        return
+    file, line = steps[0].meta.get("qready_location", (None, None))
+    where = f" (the first at {file}:{line})" if file else f" (the first: {steps[0].format_node()})"
+    old, new = str(before).removeprefix("torch."), str(after).removeprefix("torch.")
+    warnings.warn(
+        f"this prepared model was traced in {old}, and its graph names {old} as a constant at "
+        f"{counted(len(steps), 'step')}{where}: where the source converts to a tensor's own dtype (`x.to(x.dtype)`), it now "
+        f"converts to {old}, not {new}; prepare the model again in {new} (qready.prepare(model.to(torch.{new}), "
+        "inputs)) to run it in that dtype",
+        stacklevel=4,  # the user's call: theirs -> Module.to -> _apply -> here
+    )
 
 
 def _aliases_of(module: torch.nn.Module) -> dict[str, str]:
