@@ -301,9 +301,11 @@ class ConcreteTracer(fx.Tracer):
 
     def device_of(self, node: Node, value: torch.Tensor) -> torch.device:
         """``x.device`` of a traced tensor: the device the model runs on (the example's, where ``value`` is
-        a stand-in on the meta device), a Python value as eager's, so that ``x.device.type == "cuda"`` is
-        answered; given to a call (``torch.arange(n, device=x.device)``), it is read in the graph."""
-        device = self.device_probe.device if value.is_meta else value.device
+        a stand-in on the meta device; a buffer's own), a Python value as eager's, so that
+        ``x.device.type == "cuda"`` is answered; given to a call (``torch.arange(n, device=x.device)``),
+        it is read in the graph."""
+        stand_in = value.is_meta and not node.meta.get("qready_state")
+        device = self.device_probe.device if stand_in else value.device
         self._device_reads[id(device)] = (device, node)
         return device
 
@@ -630,10 +632,10 @@ def _dynamic_output(func: Any, args: tuple) -> bool:
 
 
 _SIZE_METHODS = frozenset({"size", "numel", "nelement", "stride"})
-# argument values that stand for themselves: a call whose arguments are these and nodes needs no
-# container rebuilt around its values
 # torch's factories that take a shape as their positional arguments, one size each
 _SIZES_AS_ARGUMENTS = frozenset({torch.zeros, torch.ones, torch.empty, torch.rand, torch.randn})
+# argument values that stand for themselves: a call whose arguments are these and nodes needs no
+# container rebuilt around its values
 _ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format})
 
 
