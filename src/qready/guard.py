@@ -25,7 +25,7 @@ from qready.source import error_location, raised_by_qready
 from qready.walks import modules_of
 
 __all__ = [
-    "preserved", "require_runnable", "require_tensor_output", "blame_forward",
+    "preserved", "call_preserved", "require_runnable", "require_tensor_output", "blame_forward",
     "nesting_depth", "nested_too_deep", "too_deep",
 ]
 
@@ -48,6 +48,13 @@ def preserved(model: torch.nn.Module, *, buffers: bool = True) -> Iterator[None]
             if module.training is not training:
                 module.training = training
         _put_back(kept)
+
+
+def call_preserved(model: torch.nn.Module, example: Example) -> Any:
+    """``example.call(model)`` in eval mode, its flags and buffers given back afterwards: every such run starts
+    from the model's state as it is (a forward that counts its calls computes the same each time)."""
+    with preserved(model):
+        return example.call(model)
 
 
 _Kept = tuple[torch.nn.Module, str, torch.Tensor, int, torch.Tensor]

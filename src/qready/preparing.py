@@ -28,7 +28,9 @@ from qready.copying import copy_parameters, deepcopy_module
 from qready.dispatch import DispatchCallSites
 from qready.errors import ModelError, QreadyError, VerificationError
 from qready.example_inputs import Example, fresh_like
-from qready.guard import blame_forward, nested_too_deep, preserved, require_tensor_output, too_deep
+from qready.guard import (
+    blame_forward, call_preserved, nested_too_deep, preserved, require_tensor_output, too_deep,
+)
 from qready.ops import is_leaf_module
 from qready.passes.base import Change, PassManager
 from qready.passes.eliminate_dead_code import EliminateDeadCode
@@ -76,7 +78,7 @@ def prepare_model(
                 # each run from the buffers as they are, given back after it: the prepared model's runs start
                 # from them too (a forward that reads what it wrote, a counter, computes the same on both),
                 # and the copy below reads them as they were
-                originals = (_run_preserved(model, example), _run_preserved(model, fresh))
+                originals = (call_preserved(model, example), call_preserved(model, fresh))
             except Exception as error:  # the user's forward: theirs to fix
                 raise blame_forward(model, example, error) from error
             require_tensor_output(model, originals[0])
@@ -146,11 +148,6 @@ def private_copy(model: torch.nn.Module, share_weights: bool) -> torch.nn.Module
             f"cannot copy {type(model).__name__} to prepare it ({type(error).__name__}: {error}); "
             "make its attributes deep-copyable"
         ) from error
-
-
-def _run_preserved(model: torch.nn.Module, example: Example) -> Any:
-    with preserved(model):
-        return example.call(model)
 
 
 def _with_flags_of(model: torch.nn.Module, prepared: Prepared) -> Prepared:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from qready.example_inputs import Example, fresh_like, tensor_leaves
-from qready.guard import preserved
+from qready.guard import call_preserved
 
 __all__ = ["other_sizes"]
 
@@ -31,8 +31,8 @@ def other_sizes(original: torch.nn.Module, example: Example) -> list[tuple[str, 
         grown = _map_tensors(example, lambda t, dim=dim, grows=grows: torch.cat([t, t.narrow(dim, 0, 1)], dim) if grows(t) else t)
         inputs = fresh_like(grown, seed=2)
         try:
-            with preserved(original), torch.no_grad():
-                expected = inputs.call(original)
+            with torch.no_grad():
+                expected = call_preserved(original, inputs)
         except Exception:  # the original's own sizes are fixed here: nothing to hold the prepared model to
             continue
         runs.append((name, inputs, expected))

@@ -16,7 +16,7 @@ from qready.caches import own_copy, traced_differently
 from qready.errors import VerificationError
 from qready.example_inputs import Example, as_example
 from qready.findings import Finding
-from qready.guard import preserved
+from qready.guard import call_preserved, preserved
 from qready.prepared import OutputDiff, Prepared, result_of
 from qready.randomness import require_deterministic, same_draws
 from qready.rules import run_rules, select_rules
@@ -237,9 +237,6 @@ def _difference_between_runs(model: torch.nn.Module, example: Example) -> float:
     """The largest difference between two runs of ``model`` on ``example`` (both from one random state,
     and from the same buffers: a forward that counts its calls computes the same from the same count)."""
     with torch.no_grad():
-        with preserved(model):
-            first = flatten(example.call(model))[0]
-        with preserved(model):
-            second = flatten(example.call(model))[0]
+        first, second = flatten(call_preserved(model, example))[0], flatten(call_preserved(model, example))[0]
     diffs = compare_exact("again", [""] * len(first), first, second)
     return max((d.max_abs_diff for d in diffs if not d.equal), default=0.0)
