@@ -169,3 +169,31 @@ def test_arithmetic_on_sizes_is_told_apart_from_the_tensor_op(copy_model: Callab
         "-        return self.conv(x) * (x.shape[2] * 0.5)\n+        return self.mul(self.conv(x), (x.shape[2] * 0.5))\n"
         in result.diffs["unfixable.py"]
     )
+
+
+COUNTING = '''import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls.add_(1)
+        return F.relu(self.conv(x)) * self.calls
+'''
+
+
+def test_a_model_that_reads_what_it_wrote_into_its_buffers_is_verified_from_the_same_state(workdir: Path) -> None:
+    """Both sides of the fix's check start each run from the buffers as they were: the counter the output
+    reads is 1 on every run of the original and of the fixed model, and the user's model keeps its own."""
+    (workdir / "counting.py").write_text(COUNTING)
+    result = fix("counting.py:Counting", IMAGE)
+    assert (result.failure, result.written) == (None, ["counting.py"]), result.failure
+    assert "F.relu(" not in (workdir / "counting.py").read_text()
+    fixed = build("counting.py:Counting")
+    assert fixed.get_buffer("calls").item() == 0

@@ -47,13 +47,14 @@ def verify_in_fresh_process(
     ``remaining`` are the QR003/QR004 findings the rewrite does not claim to fix;
     anything else the child's check reports is a failure.
     """
-    from qready.guard import preserved
+    from qready.guard import call_preserved
 
     fresh = fresh_like(example, seed=1)
-    with preserved(model), torch.no_grad():
-        model.eval()
-        references = [tensor_leaves(example.call(model)), tensor_leaves(fresh.call(model))]
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # the state the child starts from, and each reference run from it too: a forward that reads what it
+    # wrote into its buffers (a call counter) computes the same on both sides
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        references = [tensor_leaves(call_preserved(model, inputs)) for inputs in (example, fresh)]
     with tempfile.TemporaryDirectory(prefix="qready-fix-") as job:
         torch.save(
             {
@@ -127,6 +128,7 @@ def _serve_sources(sources: Mapping[str, str]) -> None:
 def _child(job_dir: str) -> dict[str, Any]:
     from qready.api import check
     from qready.errors import QreadyError
+    from qready.guard import call_preserved
     from qready.inputs import load_model
     from qready.verify import compare_exact, first_difference
 
@@ -148,7 +150,7 @@ def _child(job_dir: str) -> dict[str, Any]:
     for run, (args, kwargs), expected in zip(("example", "fresh"), (job["example"], job["fresh"]), job["references"]):
         try:
             with torch.no_grad():
-                got = tensor_leaves(Example(tuple(args), dict(kwargs)).call(model))
+                got = tensor_leaves(call_preserved(model, Example(tuple(args), dict(kwargs))))
         except Exception as error:
             return {"reason": f"the fixed model's forward raised {type(error).__name__}: {str(error).strip()[:160]}"}
         names = [f"output {i}" for i in range(len(expected))]
