@@ -197,15 +197,22 @@ def _smp_pspnet() -> torch.nn.Module:
     return smp.PSPNet(encoder_name="resnet18", encoder_weights=None, classes=2)
 
 
+# the small encoder both of torchaudio's speech builders below take: a three-layer feature extractor, two
+# transformer layers of width 32, no dropout
+_SMALL_SPEECH_ENCODER: dict[str, Any] = dict(
+    extractor_conv_layer_config=[(16, 10, 5), (16, 3, 2), (16, 2, 2)], encoder_embed_dim=32,
+    encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16, encoder_pos_conv_groups=4, encoder_num_layers=2,
+    encoder_num_heads=2, encoder_attention_dropout=0.0, encoder_ff_interm_features=64, encoder_ff_interm_dropout=0.0,
+    encoder_dropout=0.0, encoder_layer_drop=0.0,
+)
+
+
 def _torchaudio_wav2vec2() -> torch.nn.Module:
     from torchaudio.models import wav2vec2_model
 
     return wav2vec2_model(
-        extractor_mode="group_norm", extractor_conv_layer_config=[(16, 10, 5), (16, 3, 2), (16, 2, 2)],
-        extractor_conv_bias=False, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
-        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_attention_dropout=0.0,
-        encoder_ff_interm_features=64, encoder_ff_interm_dropout=0.0, encoder_dropout=0.0,
-        encoder_layer_norm_first=False, encoder_layer_drop=0.0, aux_num_out=10,
+        extractor_mode="group_norm", extractor_conv_bias=False, encoder_layer_norm_first=False, aux_num_out=10,
+        **_SMALL_SPEECH_ENCODER,
     )
 
 
@@ -388,12 +395,8 @@ def _torchaudio_wavlm() -> torch.nn.Module:
     from torchaudio.models import wavlm_model
 
     return wavlm_model(
-        extractor_mode="layer_norm", extractor_conv_layer_config=[(16, 10, 5), (16, 3, 2), (16, 2, 2)],
-        extractor_conv_bias=True, encoder_embed_dim=32, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16,
-        encoder_pos_conv_groups=4, encoder_num_layers=2, encoder_num_heads=2, encoder_num_buckets=32,
-        encoder_max_distance=64, encoder_attention_dropout=0.0, encoder_ff_interm_features=64,
-        encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_norm_first=True, encoder_layer_drop=0.0,
-        aux_num_out=None,
+        extractor_mode="layer_norm", extractor_conv_bias=True, encoder_num_buckets=32, encoder_max_distance=64,
+        encoder_layer_norm_first=True, aux_num_out=None, **_SMALL_SPEECH_ENCODER,
     )
 
 
